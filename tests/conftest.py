@@ -1,0 +1,60 @@
+"""Shared fixtures. Real data comes from ../shared beside the checkout; tests that need it skip with
+the reason when it is absent (a user's fresh clone has none)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PHOTOS = SHARED / "data" / "photos"
+LFW = SHARED / "data" / "lfw"
+MINI_PACK = SHARED / "models" / "insightface-mini"
+PACKS = ("sface", "insightface-mini")
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests use the shared test data beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def photos() -> Path:
+    return need(PHOTOS)
+
+
+@pytest.fixture(scope="session")
+def manifest(photos: Path) -> list[dict[str, str]]:
+    with open(photos / "MANIFEST.tsv", newline="") as file:
+        return list(csv.DictReader(file, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def mini_pack() -> Path:
+    return need(MINI_PACK)
+
+
+_engines: dict = {}
+
+
+def engine_for(pack_name: str):
+    """One engine per pack for the whole session: loading and checking models takes a second."""
+    from face_engine.engine import FaceEngine
+    from models.packs import resolve_pack
+
+    if pack_name not in _engines:
+        source = pack_name if pack_name == "sface" else str(need(MINI_PACK))
+        _engines[pack_name] = FaceEngine(resolve_pack(source), device="cpu")
+    return _engines[pack_name]
+
+
+@pytest.fixture(scope="session", params=PACKS)
+def engine(request):
+    return engine_for(request.param)
+
+
+@pytest.fixture(scope="session")
+def sface_engine():
+    return engine_for("sface")

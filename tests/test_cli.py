@@ -1,0 +1,74 @@
+"""`index-builder embed`: tables, JSON lines, and bad files that never stop the run."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from index_builder.cli import main
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, photos: Path) -> Path:
+    """Good photos in awkward forms between bad files, in a folder with a Chinese name."""
+    folder = tmp_path / "展会照片"
+    folder.mkdir()
+    shutil.copy(photos / "fr_obama.jpg", folder / "01_奥巴马.jpg")
+    (folder / "02_empty.jpg").write_bytes(b"")
+    Image.open(photos / "fr_obama.jpg").convert("CMYK").save(folder / "03_cmyk.jpg")
+    (folder / "04_notes.jpg").write_text("not a photo")
+    sideways = Image.open(photos / "fr_obama.jpg").transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to display"
+    sideways.save(folder / "05_exif_rotated.jpg", exif=exif)
+    data = (photos / "fr_obama.jpg").read_bytes()
+    (folder / "06_truncated.jpg").write_bytes(data[: len(data) // 3])
+    shutil.copy(photos / "chelsea.png", folder / "07_cat.png")
+    return folder
+
+
+def test_json_lines_report_every_file_and_bad_ones_do_not_stop_the_run(mixed_folder: Path, capsys):
+    files = sorted(str(p) for p in mixed_folder.iterdir()) + [str(mixed_folder / "08_missing.jpg")]
+    assert main(["embed", "--json", *files]) == 1
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["image"] for r in records] == files
+    by_name = {Path(r["image"]).name: r for r in records}
+    for name in ("01_奥巴马.jpg", "03_cmyk.jpg", "05_exif_rotated.jpg"):
+        faces = by_name[name]["faces"]
+        assert len(faces) == 1, name
+        left_eye, right_eye, _, left_mouth, _ = faces[0]["landmarks"]
+        assert left_eye[1] < left_mouth[1], f"{name}: the face is found upright"
+        assert len(faces[0]["embedding"]) == 128
+        assert by_name[name]["pack"] == "sface" and by_name[name]["providers"] == ["CPUExecutionProvider"]
+    assert by_name["07_cat.png"]["faces"] == []
+    for name, reason in (("02_empty.jpg", "empty"), ("04_notes.jpg", "not_an_image"),
+                         ("06_truncated.jpg", "corrupt"), ("08_missing.jpg", "missing")):
+        assert by_name[name]["error"].startswith(reason), name
+        assert f"{name}: " in err
+    assert len(err.strip().splitlines()) == 4, "one line per bad file"
+
+
+def test_the_table_names_each_face(photos: Path, capsys):
+    assert main(["embed", str(photos / "if_t1.jpg"), str(photos / "coffee.png")]) == 0
+    out = capsys.readouterr().out
+    assert "if_t1.jpg: 6 faces" in out and "coffee.png: 0 faces" in out
+    assert "pack sface, 128-d, CPU" in out
+
+
+def test_the_insightface_layout_pack_works_from_its_folder(photos: Path, mini_pack: Path, capsys):
+    assert main(["embed", "--json", "--pack", str(mini_pack), str(photos / "fr_two_people.jpg")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["pack"] == "insightface-mini" and len(record["faces"]) == 2
+
+
+def test_asking_for_cuda_without_it_is_a_clear_error(photos: Path, capsys):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime offers CUDA")
+    assert main(["embed", "--device", "cuda", str(photos / "fr_obama.jpg")]) == 2
+    assert "--device cuda" in capsys.readouterr().err
