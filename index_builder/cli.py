@@ -18,6 +18,7 @@ from models.packs import PackError, install_pack, list_packs, models_dir, resolv
 EPILOG = """\
 examples:
   index-builder embed photo.jpg                     faces and embeddings, as a table
+  index-builder embed --demo                        the same on sample photos shipped with the install
   index-builder embed --json corpus/*.jpg > out.jsonl
   index-builder embed --pack buffalo_l --device cuda photo.jpg
   index-builder models list                         packs, their files, SHA-256 status, licenses
@@ -57,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "A file that cannot be read gets a one-line error and the next file is processed; the "
         "exit status is 1 when any file failed, 0 otherwise. A photo with no face is not an error.",
     )
-    embed.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF, ...)")
+    embed.add_argument("images", nargs="*", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF, ...)")
+    embed.add_argument("--demo", action="store_true",
+                       help="embed the sample photos that ship inside the installed insightface package")
     add_engine_options(embed)
     embed.add_argument("--json", action="store_true",
                        help="one JSON object per image per line, with full embeddings")
@@ -95,9 +98,13 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 def run_embed(args: argparse.Namespace) -> int:
     from face_engine.engine import FaceEngine
 
+    images = args.images + (demo_photos() if args.demo else [])
+    if not images:
+        print("index-builder embed: give one or more IMAGE files, or --demo", file=sys.stderr)
+        return 2
     engine = FaceEngine(resolve_pack(args.pack), args.device)
     failed = 0
-    for image in args.images:
+    for image in images:
         try:
             faces = engine.analyze(image)
         except ImageError as error:
@@ -113,6 +120,14 @@ def run_embed(args: argparse.Namespace) -> int:
         else:
             print_faces(image, faces, engine)
     return 1 if failed else 0
+
+
+def demo_photos() -> list[str]:
+    """Photos shipped inside an installed package, so a fresh machine has something real to show."""
+    from importlib import resources
+
+    folder = resources.files("insightface") / "data" / "images"
+    return [str(folder / name) for name in ("t1.jpg", "Tom_Hanks_54745.png")]
 
 
 def print_faces(image: str, faces: list, engine) -> None:
