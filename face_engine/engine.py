@@ -15,7 +15,7 @@ from face_engine import graphs
 from face_engine.detectors import Detections, Detector, ScrfdDetector, YuNetDetector
 from face_engine.imaging import read_image
 from face_engine.providers import create_session
-from face_engine.recognizers import Recognizer, align, probe_crops
+from face_engine.recognizers import CROP_SIZE, Recognizer, align, probe_crops
 from models.packs import ModelPack
 
 log = logging.getLogger(__name__)
@@ -37,36 +37,13 @@ class Face:
         }
 
 
-class FaceEngine:
-    """Owns the detector and recognizer sessions of one model pack on one device.
+class FaceDetector:
+    """The pack's detector on one device, with the engine's one detection policy."""
 
-    Not thread-safe by contract: one thread (the kiosk's inference worker, a builder process) owns
-    an engine. `providers` holds what onnxruntime really applied, per model.
-    """
-
-    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> None:
-        pack.check()
-        self.pack = pack
-        detector_session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads)
-        recognizer_session = create_session(_load_graph(pack.recognizer_path, batch_dynamic=True), device, threads)
-        self.providers = {
-            "detector": list(detector_session.get_providers()),
-            "recognizer": list(recognizer_session.get_providers()),
-        }
-        self.detector: Detector = (
-            YuNetDetector(detector_session) if pack.detector_kind == "yunet" else ScrfdDetector(detector_session)
-        )
-        norm = pack.normalisation
-        self.recognizer = Recognizer(recognizer_session, norm.mean, norm.std, norm.rgb, batch_size)
-        self.recognizer.check_batching(probe_crops())
-        self.dim = self.recognizer.dim
-        log.info("engine ready: pack %s, providers %s, embedding batch %d", pack.id, self.providers,
-                 self.recognizer.batch_size)
-
-    @property
-    def applied_providers(self) -> list[str]:
-        """The providers used by both models, in the order the recognizer reports them."""
-        return list(dict.fromkeys(self.providers["recognizer"] + self.providers["detector"]))
+    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0) -> None:
+        session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads)
+        self.providers = list(session.get_providers())
+        self.detector: Detector = YuNetDetector(session) if pack.detector_kind == "yunet" else ScrfdDetector(session)
 
     def detect(self, image: np.ndarray) -> Detections:
         found = self.detector.detect(image)
@@ -81,10 +58,52 @@ class FaceEngine:
         found = self.detector.detect(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT))
         return Detections(found.boxes - pad, found.scores, found.landmarks - pad)
 
+
+def open_recognizer(pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> Recognizer:
+    """The pack's recognizer, batching only where the graph was checked to allow it."""
+    session = create_session(_load_graph(pack.recognizer_path, batch_dynamic=True), device, threads)
+    norm = pack.normalisation
+    recognizer = Recognizer(session, norm.mean, norm.std, norm.rgb, batch_size)
+    recognizer.check_batching(probe_crops())
+    return recognizer
+
+
+def crops_of(image: np.ndarray, detections: Detections) -> np.ndarray:
+    """(n,112,112,3) aligned crops of the detected faces, in the same order."""
+    if len(detections.boxes) == 0:
+        return np.zeros((0, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    return np.stack([align(image, landmarks) for landmarks in detections.landmarks])
+
+
+class FaceEngine:
+    """Owns the detector and recognizer sessions of one model pack on one device.
+
+    Not thread-safe by contract: one thread (the kiosk's inference worker, a builder process) owns
+    an engine. `providers` holds what onnxruntime really applied, per model.
+    """
+
+    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> None:
+        pack.check()
+        self.pack = pack
+        self.detector = FaceDetector(pack, device, threads)
+        self.recognizer = open_recognizer(pack, device, threads, batch_size)
+        self.providers = {"detector": self.detector.providers,
+                          "recognizer": list(self.recognizer.session.get_providers())}
+        self.dim = self.recognizer.dim
+        log.info("engine ready: pack %s, providers %s, embedding batch %d", pack.id, self.providers,
+                 self.recognizer.batch_size)
+
+    @property
+    def applied_providers(self) -> list[str]:
+        """The providers used by both models, in the order the recognizer reports them."""
+        return list(dict.fromkeys(self.providers["recognizer"] + self.providers["detector"]))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.detector.detect(image)
+
     def embed(self, image: np.ndarray, detections: Detections) -> np.ndarray:
         """(n, dim) embeddings of the detected faces of `image`, in the same order."""
-        crops = np.stack([align(image, landmarks) for landmarks in detections.landmarks]) if len(detections.boxes) else np.zeros((0, 112, 112, 3), np.uint8)
-        return self.recognizer.embed(crops)
+        return self.recognizer.embed(crops_of(image, detections))
 
     def analyze(self, source: str | os.PathLike | bytes | np.ndarray) -> list[Face]:
         """All faces of a photo (path, encoded bytes or BGR array), largest first.

@@ -10,8 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from face_engine.engine import FaceEngine
+from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError
+from index_builder.build import BuildError, BuildOptions, build
+from index_builder.corpus import CorpusError
+from index_builder.publish import PublishError, gallery_home
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
 from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
 
@@ -23,6 +28,9 @@ examples:
   index-builder embed --pack buffalo_l --device cuda photo.jpg
   index-builder models list                         packs, their files, SHA-256 status, licenses
   index-builder models install ~/buffalo_l.zip      install an insightface pack staff supplied
+  index-builder build ~/corpus --out galleries/main  build, resume or update a gallery
+  index-builder search galleries/main visitor.jpg   the five most alike faces, with timings
+  index-builder info galleries/main                 what a gallery holds and how it was made
   index-builder doctor                              what this machine runs on, and whether it is sound
 """
 
@@ -36,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.run(args)
-    except (PackError, DeviceError) as error:
+    except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError) as error:
         print(f"index-builder: {error}", file=sys.stderr)
         return 2
 
@@ -82,6 +90,54 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--license", help="the models' terms, when this tool does not know them")
     install.set_defaults(run=run_models_install)
 
+    build = commands.add_parser(
+        "build",
+        help="build (or update) a gallery from a photo corpus, and publish it atomically",
+        description="Embed every photo of CORPUS and publish a searchable gallery at GALLERY. CORPUS is "
+        "a folder tree (a photo's identity is its parent folder's name, as in LFW) or a manifest (.csv "
+        "or .jsonl with `path` and optional `name`, `caption`, `source`). Rerunning the same command "
+        "resumes an interrupted build or updates the gallery: only new or changed photos are embedded "
+        "and photos gone from the corpus leave it. Bad files are counted by reason, never fatal. "
+        "The live gallery is replaced only by a complete, validated one.",
+    )
+    build.add_argument("corpus", type=Path, metavar="CORPUS")
+    build.add_argument("--out", type=Path, required=True, metavar="GALLERY",
+                       help="the gallery path readers open (a link swapped on publish; state lives in GALLERY.d/)")
+    add_engine_options(build)
+    build.add_argument("--workers", type=int, default=BuildOptions.workers,
+                       help=f"decode/detect processes (default: one per core, {BuildOptions.workers})")
+    build.add_argument("--batch", type=int, default=BuildOptions.batch, help="faces per recognizer batch (default: 32)")
+    build.add_argument("--faces", choices=("largest", "all"), default="largest",
+                       help="keep only each photo's largest face (default) or all of them")
+    build.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+                       help="skip faces whose box is smaller than PX pixels on its shorter side")
+    build.add_argument("--min-score", type=float, default=0.0, metavar="S",
+                       help="skip faces with a detection score below S (0..1)")
+    build.add_argument("--fresh", action="store_true", help="forget earlier runs and embed everything again")
+    build.add_argument("--shard-size", type=int, default=BuildOptions.shard_size, metavar="N",
+                       help="faces per shard written to disk; a killed build redoes at most one shard")
+    build.add_argument("--latency-budget", type=float, default=BuildOptions.budget_ms, metavar="MS",
+                       help="single-query search time under which exact search is kept (default: 20 ms)")
+    build.set_defaults(run=run_build)
+
+    search = commands.add_parser(
+        "search", help="find the gallery faces most like the largest face in a photo",
+        description="The kiosk's query path without a window: decode, detect, embed the largest face, "
+        "search. With --json one object: image, faces, matches (rank, score, identity, caption, image, "
+        "thumbnail) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
+    search.add_argument("gallery", type=Path, metavar="GALLERY")
+    search.add_argument("image", metavar="IMAGE")
+    search.add_argument("--k", type=int, default=5, help="number of matches (default: 5)")
+    search.add_argument("--pack", help="model pack (default: the one that built the gallery)")
+    search.add_argument("--device", default="auto", choices=DEVICES)
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.set_defaults(run=run_search)
+
+    info = commands.add_parser("info", help="show a gallery's manifest, readably")
+    info.add_argument("gallery", type=Path, metavar="GALLERY")
+    info.add_argument("--json", action="store_true", help="print the manifest as it is")
+    info.set_defaults(run=run_info)
+
     doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
     doctor.set_defaults(run=run_doctor)
     return parser
@@ -96,8 +152,6 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from face_engine.engine import FaceEngine
-
     images = args.images + (demo_photos() if args.demo else [])
     if not images:
         print("index-builder embed: give one or more IMAGE files, or --demo", file=sys.stderr)
@@ -142,6 +196,71 @@ def print_faces(image: str, faces: list, engine) -> None:
         size = f"{x2 - x1:.0f}x{y2 - y1:.0f}"
         head = " ".join(f"{v:+.3f}" for v in face.embedding[:4])
         print(f"  {number:>2}  {box:<24} {size:>9}  {face.score:5.2f}  {head} ...")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
+                           workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
+                           min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
+                           budget_ms=args.latency_budget)
+    report = build(options)
+    if report.get("up_to_date"):
+        print(f"{args.out} is up to date: no photo was added, changed or removed since it was published")
+        return 0
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report["skipped"].items())) or "none"
+    rate = f"{report['faces_per_second']} faces/s" if report["faces_per_second"] else "nothing new to embed"
+    print(f"published {args.out} -> {report['published']}")
+    print(f"  {report['gallery_faces']} faces of {report['identities']} identities from "
+          f"{report['photos_in_corpus']} photos; this run embedded {report['faces_embedded_this_run']} ({rate})")
+    print(f"  skipped photos: {skipped}")
+    print(f"  took {report['wall_seconds']} s; report: {gallery_home(args.out) / 'work' / 'report.json'}")
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from index_builder.query import search_photo
+
+    gallery = Gallery(args.gallery)
+    engine = FaceEngine(resolve_pack(args.pack or gallery.manifest["pack_source"]), args.device)
+    gallery.check_compatible(engine.pack.recognizer_id)
+    try:
+        result = search_photo(engine, gallery, args.image, args.k)
+    except ImageError as error:
+        print(f"error: {args.image}: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    timings = ", ".join(f"{stage} {ms:.1f}" for stage, ms in result["timings_ms"].items())
+    print(f"{args.image}: {result['faces']} face(s); matches for the largest ({timings} ms)")
+    for match in result["matches"]:
+        caption = f"  \"{match['caption']}\"" if match["caption"] else ""
+        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['identity'] or '(no name)':<28} {match['image']}{caption}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    gallery = Gallery(args.gallery, use_gpu=False)
+    manifest = gallery.manifest
+    if args.json:
+        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        return 0
+    build_report = manifest["build"]
+    index = manifest["index"]
+    print(f"gallery      {args.gallery} -> {gallery.root}")
+    print(f"built        {manifest['built_at']} from {build_report['corpus']}")
+    print(f"pack         {manifest['pack']} (recognizer {manifest['recognizer']}, {manifest['dim']}-d, {manifest['metric']})")
+    print(f"faces        {manifest['count']} of {manifest['identities']} identities "
+          f"({build_report['photos_with_faces']} of {build_report['photos_in_corpus']} photos)")
+    print(f"index        {index['factory']} {index['search_params'] or ''}".rstrip())
+    print(f"             {index['reason']}")
+    print(f"recall       {manifest['recall']}")
+    skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
+    print(f"skipped      {skipped}")
+    print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
+          f"({build_report['faces_per_second']} faces/s), {build_report['workers']} workers, "
+          f"providers {', '.join(build_report['providers'])}")
+    return 0
 
 
 def run_models_list(args: argparse.Namespace) -> int:

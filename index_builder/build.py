@@ -1,0 +1,254 @@
+"""`index-builder build`: corpus -> embeddings (resumable, incremental) -> index -> published gallery.
+
+Stages: worker processes read, decode, detect and align photos (index_builder.worker); this process
+embeds their crops in batches, writes shards as it goes (index_builder.state), then chooses and
+fills the index (index_builder.indexes) and publishes atomically (index_builder.publish).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from face_engine.engine import open_recognizer
+from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, THUMBNAILS
+from index_builder.corpus import CorpusItem, display_name, read_corpus
+from index_builder.indexes import choose_index, held_out_strangers, train_and_add
+from index_builder.publish import face_record, gallery_home, publish, write_gallery
+from index_builder.state import BuildState
+from index_builder.worker import FaceFilter, PhotoResult, init_worker, process_photo
+from models.packs import resolve_pack
+
+log = logging.getLogger(__name__)
+
+
+IN_FLIGHT_PER_WORKER = 32
+
+
+class BuildError(RuntimeError):
+    """The build cannot go on; the live gallery is untouched."""
+
+
+@dataclass
+class BuildOptions:
+    corpus: Path
+    out: Path
+    pack: str = "sface"
+    device: str = "auto"
+    workers: int = max(1, os.cpu_count() or 1)
+    batch: int = 32
+    faces: str = "largest"
+    min_face: float = 0.0
+    min_score: float = 0.0
+    fresh: bool = False
+    shard_size: int = 1024
+    budget_ms: float = 20.0
+    progress: bool = True
+
+
+def build(options: BuildOptions) -> dict[str, Any]:
+    """Run the whole build and return its report (also written to the work folder and manifest)."""
+    started = time.time()
+    pack = resolve_pack(options.pack)
+    pack.check()
+    work = gallery_home(options.out) / "work"
+    if options.fresh and work.exists():
+        shutil.rmtree(work)
+    state = BuildState(work)
+    try:
+        settings = {"recognizer": pack.recognizer_id, "detector": pack.detector_path.name,
+                    "faces": options.faces, "min_face": str(options.min_face), "min_score": str(options.min_score)}
+        previous = state.settings()
+        if previous and previous != settings:
+            changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
+            raise BuildError(f"the work folder {work} holds a build made with other settings ({changed}); "
+                             "rerun with --fresh to start over")
+        state.save_settings(settings)
+        corpus = read_corpus(options.corpus)
+        todo, removed = state.sync(corpus)
+        state.remove_unreferenced_shards()
+        log.info("corpus %s: %d photos, %d to process, %d removed since the last build",
+                 options.corpus, len(corpus), len(todo), removed)
+
+        embed_started = time.time()
+        recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
+        embedded = _embed_photos(todo, state, recognizer, pack, options)
+        embed_seconds = time.time() - embed_started
+
+        rows = state.gallery_rows()
+        if not rows:
+            raise BuildError("no face was found in the corpus: nothing to publish")
+        content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows])).encode()).hexdigest()
+        live = _live_manifest(options.out)
+        if not todo and not removed and live and live["build"].get("content_id") == content_id:
+            return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
+                    "up_to_date": True, "published": str(options.out.resolve()),
+                    "wall_seconds": round(time.time() - started, 2)}
+        by_key = {item.key: item for item in corpus}
+        xb = state.vectors(rows)
+        identities = [by_key[row[0]].identity for row in rows]
+        use_gpu = faiss.get_num_gpus() > 0
+        strangers = held_out_strangers(identities, np.random.default_rng(0))
+        rest = np.setdiff1d(np.arange(len(xb)), strangers)
+        choice = choose_index(xb[rest] if len(rest) else xb, xb[strangers], options.budget_ms, use_gpu)
+        index = train_and_add(choice.factory, xb, use_gpu)
+
+        skipped = state.skip_counts()
+        report = {
+            "corpus": str(options.corpus),
+            "photos_in_corpus": len(corpus),
+            "photos_processed_this_run": len(todo),
+            "photos_removed_since_last_build": removed,
+            "faces_embedded_this_run": embedded,
+            "gallery_faces": len(rows),
+            "identities": len({name for name in identities if name}),
+            "photos_with_faces": len({row[0] for row in rows}),
+            "skipped": skipped,
+            "embed_seconds": round(embed_seconds, 2),
+            "faces_per_second": round(embedded / embed_seconds, 2) if embedded else None,
+            "photos_per_second": round(len(todo) / embed_seconds, 2) if todo else None,
+            "wall_seconds": None,
+            "workers": options.workers,
+            "device": options.device,
+            "providers": list(recognizer.session.get_providers()),
+            "faiss_gpus": faiss.get_num_gpus(),
+            "content_id": content_id,
+        }
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "pack": pack.id,
+            "pack_source": options.pack,
+            "recognizer": pack.recognizer_id,
+            "detector": pack.detector_path.name,
+            "dim": int(xb.shape[1]),
+            "metric": "inner_product",
+            "count": len(rows),
+            "identities": report["identities"],
+            "index": {"factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
+                      "measurements": choice.measurements, "stranger_queries": len(strangers)},
+            "recall": {"recall@5_vs_exact_on_strangers": next(
+                m["recall@5"] for m in choice.measurements
+                if m["factory"] == choice.factory and m["params"] == choice.search_params)},
+            "build": report,
+            "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress",)},
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS},
+        }
+        faces = [
+            face_record(i, image=by_key[key].path, identity=by_key[key].identity,
+                        display_name=display_name(by_key[key].identity), caption=by_key[key].caption,
+                        source=by_key[key].source, x1=x1, y1=y1, x2=x2, y2=y2, score=score)
+            for i, (key, _, _, _, x1, y1, x2, y2, score, _) in enumerate(rows)
+        ]
+        report["wall_seconds"] = round(time.time() - started, 2)
+        version = publish(options.out, xb, lambda folder: write_gallery(
+            folder, manifest, index, faces, [row[9] for row in rows]))
+        report["published"] = str(version)
+        (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        return report
+    finally:
+        state.close()
+
+
+def _live_manifest(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, options: BuildOptions) -> int:
+    """Process `todo` through the worker pool; embed crops as they arrive, a recognizer batch at a
+    time, so detection in the workers overlaps embedding here; commit a shard every shard_size faces."""
+    if not todo:
+        return 0
+    by_key = {item.key: item for item in todo}
+    batch = _Batch(recognizer, options.batch)
+    embedded = 0
+    face_filter = FaceFilter(options.faces, options.min_face, options.min_score)
+    # Pool.imap would read all of `todo` ahead and pile up results faster than they are embedded;
+    # these slots bound the photos in flight, so memory stays flat on a corpus of any size.
+    slots = threading.BoundedSemaphore(IN_FLIGHT_PER_WORKER * options.workers)
+
+    def feed():
+        for item in todo:
+            slots.acquire()
+            yield item
+
+    context = multiprocessing.get_context("spawn")  # no forked copies of onnxruntime's threads
+    with context.Pool(options.workers, initializer=init_worker, initargs=(pack, options.device, face_filter)) as pool:
+        bar = tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
+                   mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True)
+        for result in pool.imap(process_photo, feed(), chunksize=4):
+            slots.release()
+            batch.add(by_key[result.key], result, state)
+            if batch.faces >= options.shard_size:
+                embedded += batch.commit(state)
+            bar.update()
+            bar.set_postfix(faces=embedded + batch.faces, refresh=False)
+        embedded += batch.commit(state)
+        bar.close()
+    return embedded
+
+
+class _Batch:
+    """Photos processed since the last shard: their rows, their faces, and their embeddings,
+    computed a recognizer batch at a time as crops arrive."""
+
+    def __init__(self, recognizer, batch_size: int) -> None:
+        self.recognizer, self.batch_size = recognizer, batch_size
+        self.items: list[tuple] = []
+        self.faces_rows: list[tuple] = []
+        self.crops: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+        self.sha1s: dict[str, str] = {}
+
+    @property
+    def faces(self) -> int:
+        return len(self.faces_rows)
+
+    def add(self, item: CorpusItem, result: PhotoResult, state: BuildState) -> None:
+        row = [item.key, item.size, item.mtime_ns, result.sha1, result.reason, None]
+        if not result.reason:
+            original = self.sha1s.get(result.sha1) or state.original_of(result.sha1)
+            if original:
+                row[4:] = ["duplicate", original]
+            else:
+                self.sha1s[result.sha1] = item.key
+                for face in range(len(result.crops)):
+                    self.faces_rows.append((result.key, face, len(self.faces_rows), result.boxes[face],
+                                            result.scores[face], result.landmarks[face], result.thumbnails[face]))
+                    self.crops.append(result.crops[face])
+                if len(self.crops) >= self.batch_size:
+                    self._embed_pending()
+        self.items.append(tuple(row))
+
+    def _embed_pending(self) -> None:
+        if self.crops:
+            self.vectors.append(self.recognizer.embed(np.stack(self.crops)))
+            self.crops = []
+
+    def commit(self, state: BuildState) -> int:
+        """Write the shard and its rows; returns the number of faces committed."""
+        if not self.items:
+            return 0
+        self._embed_pending()
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.recognizer.dim), np.float32)
+        state.commit(state.next_shard_name(), vectors, self.items, self.faces_rows)
+        count = len(vectors)
+        self.__init__(self.recognizer, self.batch_size)
+        return count

@@ -1,0 +1,108 @@
+"""Write a gallery version beside the live one, validate it, then swap the link atomically.
+
+Layout for `--out galleries/lfw`:
+    galleries/lfw            -> a symlink to the live version (what readers open)
+    galleries/lfw.d/versions/<stamp>/   published versions (the live one and the one before it)
+    galleries/lfw.d/work/               the build's resumable state
+A failed or interrupted build never touches the link, so the last good gallery stays in use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from face_engine.gallery import INDEX_FILE, MANIFEST, METADATA_FILE, Gallery, thumbnail_path
+
+KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
+
+
+class PublishError(RuntimeError):
+    """The new gallery was not published; the live one is untouched."""
+
+
+def gallery_home(out: Path) -> Path:
+    return out.parent / f"{out.name}.d"
+
+
+def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict], thumbnails: list[bytes]) -> None:
+    """A complete gallery in `folder`: manifest, index, metadata and one thumbnail per vector."""
+    folder.mkdir(parents=True)
+    faiss.write_index(index, str(folder / INDEX_FILE))
+    db = sqlite3.connect(folder / METADATA_FILE)
+    with db:
+        db.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY, image TEXT, identity TEXT, display_name TEXT, "
+                   "caption TEXT, source TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail TEXT)")
+        db.executemany(
+            "INSERT INTO faces VALUES (:id, :image, :identity, :display_name, :caption, :source, "
+            ":x1, :y1, :x2, :y2, :score, :thumbnail)", faces)
+    db.close()
+    for face, data in zip(faces, thumbnails):
+        path = folder / face["thumbnail"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def validate(folder: Path, xb: np.ndarray) -> None:
+    """It opens, its counts agree, and known faces find themselves."""
+    gallery = Gallery(folder, use_gpu=False)
+    try:
+        rows = gallery.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        if not gallery.count == rows == gallery.manifest["count"] == len(xb):
+            raise PublishError(f"counts disagree: index {gallery.count}, metadata {rows}, "
+                               f"manifest {gallery.manifest['count']}, vectors {len(xb)}")
+        probes = np.unique(np.linspace(0, len(xb) - 1, num=min(10, len(xb))).astype(int))
+        D, I = gallery.search(xb[probes], 1)
+        if (D[:, 0] < 0.99).any():
+            raise PublishError(f"known faces did not find themselves: best scores {D[:, 0].round(3).tolist()}")
+        missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist())) if not Path(face["thumbnail"]).is_file()]
+        if missing:
+            raise PublishError(f"thumbnails missing for vectors {missing}")
+    finally:
+        gallery.close()
+
+
+def publish(out: Path, xb: np.ndarray, write: Callable[[Path], None]) -> Path:
+    """Write with `write(folder)`, validate against xb, then point `out` at it. Returns the version folder."""
+    if out.exists() and not out.is_symlink():
+        raise PublishError(f"{out} exists and is not a gallery link made by index-builder; choose another --out")
+    versions = gallery_home(out) / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    for partial in versions.glob(".*.partial"):
+        shutil.rmtree(partial)  # left by a build that was killed while writing
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    staging = versions / f".{stamp}.partial"
+    try:
+        write(staging)
+        validate(staging, xb)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final = versions / stamp
+    suffix = 1
+    while final.exists():
+        final, suffix = versions / f"{stamp}-{suffix}", suffix + 1
+    os.rename(staging, final)
+    link = out.parent / f".{out.name}.link-{os.getpid()}"
+    os.symlink(os.path.relpath(final, out.parent), link)
+    os.replace(link, out)
+    _prune(versions, live=final)
+    return final
+
+
+def _prune(versions: Path, live: Path) -> None:
+    older = sorted((p for p in versions.iterdir() if not p.name.startswith(".") and p != live), reverse=True)
+    for stale in older[KEEP_VERSIONS - 1:]:
+        shutil.rmtree(stale)
+
+
+def face_record(face_id: int, **fields) -> dict:
+    return {"id": face_id, "thumbnail": thumbnail_path(face_id), **fields}

@@ -1,0 +1,103 @@
+"""The per-photo stage, run in worker processes: read, decode, detect, filter, align, thumbnail.
+
+Embedding is not done here: the parent embeds the crops of many photos in batches, which is where
+a recognizer (and a GPU) is efficient. A bad photo becomes a counted reason, never an exception.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from face_engine.engine import FaceDetector, crops_of
+from face_engine.imaging import ImageError, read_image
+from index_builder.corpus import CorpusItem
+from models.packs import ModelPack
+
+THUMBNAIL_SIZE = 160
+
+
+@dataclass(frozen=True)
+class FaceFilter:
+    faces: str = "largest"  # "largest" or "all"
+    min_face: float = 0.0  # shorter side of the face box, in pixels
+    min_score: float = 0.0
+
+
+@dataclass
+class PhotoResult:
+    key: str
+    sha1: str = ""
+    reason: str = ""  # why the photo adds no face; "" when it does
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
+    crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 112, 112, 3), np.uint8))
+    thumbnails: list[bytes] = field(default_factory=list)
+
+
+_detector: FaceDetector | None = None
+_filter = FaceFilter()
+
+
+def init_worker(pack: ModelPack, device: str, face_filter: FaceFilter) -> None:
+    """Pool initializer: one detector per process, single-threaded (the processes are the parallelism)."""
+    global _detector, _filter
+    cv2.setNumThreads(1)
+    _detector = FaceDetector(pack, device, threads=1)
+    _filter = face_filter
+
+
+def process_photo(item: CorpusItem) -> PhotoResult:
+    assert _detector is not None, "init_worker was not called in this process"
+    try:
+        with open(item.path, "rb") as file:
+            data = file.read()
+    except IsADirectoryError:
+        return PhotoResult(item.key, reason="directory")
+    except OSError:
+        return PhotoResult(item.key, reason="missing")
+    sha1 = hashlib.sha1(data).hexdigest()
+    try:
+        image = read_image(data)
+    except ImageError as error:
+        return PhotoResult(item.key, sha1, reason=error.reason)
+    found = _detector.detect(image)
+    keep = _select(found.boxes, found.scores)
+    if isinstance(keep, str):
+        return PhotoResult(item.key, sha1, reason=keep)
+    boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
+    kept = type(found)(boxes, scores, landmarks)
+    return PhotoResult(item.key, sha1, "", boxes, scores, landmarks, crops_of(image, kept),
+                       [thumbnail(image, box) for box in boxes])
+
+
+def _select(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray | str:
+    """Indices of the faces to keep (largest first), or the reason none is kept."""
+    if len(boxes) == 0:
+        return "no_face"
+    if _filter.faces == "largest":
+        boxes, scores = boxes[:1], scores[:1]
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    big = sides >= _filter.min_face
+    if not big.any():
+        return "face_too_small"
+    confident = big & (scores >= _filter.min_score)
+    if not confident.any():
+        return "low_score"
+    return np.flatnonzero(confident)
+
+
+def thumbnail(image: np.ndarray, box: np.ndarray) -> bytes:
+    """A square JPEG of the face with some hair and chin around it, for the results screen."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * 1.4
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    scale = THUMBNAIL_SIZE / side
+    matrix = np.array([[scale, 0, THUMBNAIL_SIZE / 2 - cx * scale],
+                       [0, scale, THUMBNAIL_SIZE / 2 - cy * scale]], np.float32)
+    crop = cv2.warpAffine(image, matrix, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), flags=cv2.INTER_AREA,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()

@@ -1,0 +1,182 @@
+"""`index-builder build / search / info` on small real corpora made from LFW and the test photos."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import LFW, need
+from face_engine.gallery import Gallery
+from index_builder.build import BuildError, BuildOptions, build
+from index_builder.cli import main
+from index_builder.publish import PublishError
+
+PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 6, "Zico": 3, "Hugo_Chavez": 5}
+
+
+def copy_people(target: Path, people: dict[str, int]) -> list[Path]:
+    source = need(LFW) / "images_deepfunneled"
+    copied = []
+    for person, count in people.items():
+        (target / person).mkdir(parents=True, exist_ok=True)
+        for photo in sorted((source / person).iterdir())[:count]:
+            copied.append(Path(shutil.copy(photo, target / person / photo.name)))
+    return copied
+
+
+def options(corpus: Path, out: Path, **overrides) -> BuildOptions:
+    return BuildOptions(corpus=corpus, out=out, workers=2, progress=False, **overrides)
+
+
+def gallery_contents(out: Path) -> tuple[np.ndarray, list[tuple]]:
+    gallery = Gallery(out, use_gpu=False)
+    vectors = gallery.index.reconstruct_n(0, gallery.count)
+    rows = gallery.db.execute("SELECT id, image, identity, x1, y1, x2, y2, score FROM faces ORDER BY id").fetchall()
+    gallery.close()
+    return vectors, rows
+
+
+@pytest.fixture
+def messy_corpus(tmp_path: Path, photos: Path) -> tuple[Path, list[Path]]:
+    """Real photos mixed with every kind of bad file a corpus holds."""
+    corpus = tmp_path / "corpus"
+    good = copy_people(corpus, PEOPLE)
+    chinese = corpus / "张伟"
+    chinese.mkdir()
+    good.append(Path(shutil.copy(photos / "fr_obama.jpg", chinese / "照片一.jpg")))
+    data = good[0].read_bytes()
+    bad = corpus / "Tony_Blair"
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (bad / "corrupt.jpg").write_bytes(data[:700] + bytes(reversed(data[700:])))
+    (bad / "notes.txt").write_text("photographer: unknown\n")
+    (bad / "copy_of_first.jpg").write_bytes(data)
+    shutil.copy(photos / "chelsea.png", bad / "cat.png")
+    return corpus, good
+
+
+def test_a_messy_corpus_builds_counting_each_bad_file_and_losing_no_good_photo(tmp_path, messy_corpus, capsys):
+    corpus, good = messy_corpus
+    out = tmp_path / "gallery"
+    assert main(["build", str(corpus), "--out", str(out), "--workers", "2"]) == 0
+    assert f"published {out}" in capsys.readouterr().out
+    report = json.loads((tmp_path / "gallery.d" / "work" / "report.json").read_text())
+    assert report["skipped"] == {"empty": 1, "corrupt": 2, "not_an_image": 1, "duplicate": 1, "no_face": 1}
+    assert report["gallery_faces"] == len(good)
+    _, rows = gallery_contents(out)
+    assert sorted(row[1] for row in rows) == sorted(str(path) for path in good)
+    assert "张伟" in {row[2] for row in rows}
+
+
+def test_search_finds_the_person_and_reports_timings(tmp_path, messy_corpus, photos, capsys):
+    corpus, _ = messy_corpus
+    out = tmp_path / "gallery"
+    build(options(corpus, out))
+    query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0100.jpg"  # not in the gallery
+    assert main(["search", str(out), str(query), "--json", "--k", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["faces"] >= 1
+    assert [m["rank"] for m in result["matches"]] == [1, 2, 3]
+    assert result["matches"][0]["identity"] == "Tony Blair"
+    assert Path(result["matches"][0]["thumbnail"]).is_file()
+    assert set(result["timings_ms"]) == {"decode", "detect", "embed", "search"}
+    assert main(["search", str(out), str(photos / "coffee.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["matches"] == []
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "index        Flat" in info and "skipped      corrupt 2" in info
+
+
+def test_a_gallery_is_refused_by_an_engine_with_another_recognizer(tmp_path, messy_corpus, mini_pack, photos, capsys):
+    corpus, _ = messy_corpus
+    out = tmp_path / "gallery"
+    build(options(corpus, out))
+    assert main(["search", str(out), str(photos / "fr_obama.jpg"), "--pack", str(mini_pack)]) == 2
+    assert "cannot be compared" in capsys.readouterr().err
+
+
+def test_an_update_embeds_only_new_photos_and_drops_removed_ones(tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_people(corpus, {"Tony_Blair": 4, "Zico": 3})
+    first = build(options(corpus, out))
+    assert first["faces_embedded_this_run"] == 7
+    shutil.rmtree(corpus / "Zico")
+    copy_people(corpus, {"Hugo_Chavez": 2})
+    second = build(options(corpus, out))
+    assert (second["faces_embedded_this_run"], second["photos_removed_since_last_build"]) == (2, 3)
+    _, rows = gallery_contents(out)
+    assert sorted({row[2] for row in rows}) == ["Hugo_Chavez", "Tony_Blair"]
+    assert build(options(corpus, out))["up_to_date"] is True
+
+
+def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeypatch):
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_people(corpus, {"Zico": 3})
+    build(options(corpus, out))
+    live = out.resolve()
+    shutil.copy(photos / "fr_obama.jpg", corpus / "Zico" / "extra.jpg")
+
+    def broken_validation(folder, xb):
+        raise PublishError("simulated: the new index does not open")
+
+    monkeypatch.setattr("index_builder.publish.validate", broken_validation)
+    with pytest.raises(PublishError):
+        build(options(corpus, out))
+    assert out.resolve() == live and Gallery(out).count == 3
+    assert not list((tmp_path / "gallery.d" / "versions").glob(".*")), "no half-written version left"
+
+    for photo in (corpus / "Zico").iterdir():
+        shutil.copy(photos / "coffee.png", photo)  # every photo now shows no face
+    with pytest.raises(BuildError, match="no face"):
+        build(options(corpus, out))
+    assert out.resolve() == live
+
+
+def test_changed_settings_need_fresh(tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_people(corpus, {"Zico": 2})
+    build(options(corpus, out))
+    with pytest.raises(BuildError, match="--fresh"):
+        build(options(corpus, out, faces="all"))
+    assert build(options(corpus, out, faces="all", fresh=True))["faces_embedded_this_run"] == 2
+
+
+def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
+    corpus = tmp_path / "corpus"
+    copy_people(corpus, {"Tony_Blair": 20, "Colin_Powell": 20, "Hugo_Chavez": 10})
+    command = [sys.executable, "-m", "index_builder.cli", "build", str(corpus), "--workers", "2", "--shard-size", "4"]
+    killed_out = tmp_path / "killed"
+    process = subprocess.Popen(command + ["--out", str(killed_out)], start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path / "killed.d" / "work" / "state.sqlite"
+    deadline = time.time() + 120
+    committed = 0
+    while time.time() < deadline and committed < 12:
+        time.sleep(0.2)
+        if state.exists():
+            try:
+                committed = sqlite3.connect(state).execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass  # the schema is still being created
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    committed = sqlite3.connect(state).execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+    assert 12 <= committed < 50, f"the build was not killed midway ({committed} faces committed)"
+    assert not killed_out.exists(), "nothing is published before the build completes"
+
+    resumed = build(options(corpus, killed_out))
+    assert resumed["faces_embedded_this_run"] == 50 - committed
+    build(options(corpus, tmp_path / "straight"))
+    killed_vectors, killed_rows = gallery_contents(killed_out)
+    straight_vectors, straight_rows = gallery_contents(tmp_path / "straight")
+    assert killed_rows == straight_rows
+    np.testing.assert_allclose(killed_vectors, straight_vectors, atol=1e-5)
