@@ -218,7 +218,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from index_builder.query import search_photo
+    from face_engine.query import search_photo
 
     gallery = Gallery(args.gallery)
     engine = FaceEngine(resolve_pack(args.pack or gallery.manifest["pack_source"]), args.device)

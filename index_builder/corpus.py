@@ -27,7 +27,7 @@ class CorpusItem:
 def read_corpus(corpus: Path) -> list[CorpusItem]:
     """Every photo of the corpus, sorted by key. Missing files in a manifest are kept (they are
     reported as `missing` by the build, like any unreadable photo)."""
-    corpus = Path(corpus)
+    corpus = Path(corpus).resolve()  # galleries record absolute photo paths: readers run from anywhere
     if corpus.is_dir():
         items = _read_tree(corpus)
     elif corpus.suffix.lower() in (".csv", ".jsonl"):

@@ -1,0 +1,70 @@
+"""One query through the kiosk's path: decode, detect, embed the largest face, search; timed per stage."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from face_engine.detectors import Detections
+from face_engine.engine import FaceEngine
+from face_engine.gallery import Gallery
+from face_engine.imaging import read_image
+
+CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
+
+
+class Stopwatch:
+    """Milliseconds per named stage, in order."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = round((now - self._clock) * 1e3, 2)
+        self._clock = now
+
+
+def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
+               watch: Stopwatch) -> tuple[Detections, list[dict[str, Any]]]:
+    """The detections of `image` and the k gallery faces most like its largest face, best first.
+    With `distinct`, each named person appears once."""
+    detections = engine.detect(image)
+    watch.lap("detect")
+    largest = Detections(detections.boxes[:1], detections.scores[:1], detections.landmarks[:1])
+    xq = engine.embed(image, largest)
+    watch.lap("embed")
+    matches: list[dict[str, Any]] = []
+    if len(xq):
+        D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
+        seen = set()
+        for score, face in zip(D[0], gallery.faces(I[0].tolist())):
+            who = face["identity"] or face["id"]  # a face without a name is a person of its own
+            if distinct and who in seen:
+                continue
+            seen.add(who)
+            matches.append({**face, "score": float(score)})
+            if len(matches) == k:
+                break
+    watch.lap("search")
+    return detections, matches
+
+
+def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike | bytes | np.ndarray,
+                 k: int, distinct: bool = False) -> dict[str, Any]:
+    """The `search --json` object for one photo. Raises ImageError for an unusable file."""
+    watch = Stopwatch()
+    image = read_image(source)
+    watch.lap("decode")
+    detections, matches = lookalikes(engine, gallery, image, k, distinct, watch)
+    return {
+        "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
+        "faces": len(detections.boxes),
+        "matches": [{"rank": rank, "score": round(m["score"], 4), "identity": m["display_name"],
+                     "caption": m["caption"], "image": m["image"], "thumbnail": m["thumbnail"]}
+                    for rank, m in enumerate(matches, 1)],
+        "timings_ms": watch.ms,
+    }

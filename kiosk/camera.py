@@ -1,0 +1,132 @@
+"""Frame sources and the capture thread.
+
+A source is a camera index, a video file (looped) or a folder of photos (each held a few seconds,
+like a visitor standing there: the synthetic camera used by tests and the demo). The capture
+thread emits only the newest frame; when the source fails it says so and keeps trying to reconnect.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QThread, Signal
+
+from face_engine.imaging import ImageError, read_image
+
+log = logging.getLogger(__name__)
+
+RECONNECT_SECONDS = 1.0
+
+
+class CameraError(RuntimeError):
+    pass
+
+
+class OpenCvSource:
+    """A camera (by index) or a video file, through OpenCV."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.capture: cv2.VideoCapture | None = None
+        self.is_file = not spec.isdigit()
+        self.fps = 30.0
+
+    def open(self) -> None:
+        self.capture = cv2.VideoCapture(self.spec if self.is_file else int(self.spec))
+        if not self.capture.isOpened():
+            raise CameraError(f"cannot open camera {self.spec}")
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def read(self) -> np.ndarray:
+        assert self.capture is not None
+        ok, frame = self.capture.read()
+        if not ok and self.is_file:  # a video loops
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.capture.read()
+        if not ok:
+            raise CameraError(f"camera {self.spec} stopped sending frames")
+        if self.is_file:
+            time.sleep(1 / self.fps)
+        return frame
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+
+
+class FolderSource:
+    """Real photos from a folder, in name order, each held `hold_seconds`, at `fps` frames a second."""
+
+    def __init__(self, folder: str, hold_seconds: float = 4.0, fps: float = 15.0) -> None:
+        self.folder = Path(folder)
+        self.hold_seconds, self.fps = hold_seconds, fps
+        self.frames: list[np.ndarray] = []
+        self.started = 0.0
+
+    def open(self) -> None:
+        self.frames = []
+        for path in sorted(self.folder.iterdir()):
+            try:
+                self.frames.append(read_image(path))
+            except ImageError:
+                continue
+        if not self.frames:
+            raise CameraError(f"no readable photo in {self.folder}")
+        self.started = time.monotonic()
+
+    def read(self) -> np.ndarray:
+        time.sleep(1 / self.fps)
+        shown = int((time.monotonic() - self.started) / self.hold_seconds) % len(self.frames)
+        return self.frames[shown].copy()
+
+    def close(self) -> None:
+        self.frames = []
+
+
+def open_source(spec: str) -> OpenCvSource | FolderSource:
+    return FolderSource(spec) if Path(spec).is_dir() else OpenCvSource(spec)
+
+
+class CaptureThread(QThread):
+    frame_ready = Signal(object)  # np.ndarray, BGR
+    camera_lost = Signal(str)
+    camera_back = Signal()
+
+    def __init__(self, source, parent=None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.frames = 0
+
+    def run(self) -> None:
+        lost = False
+        while not self.isInterruptionRequested():
+            try:
+                self.source.open()
+                if lost:
+                    log.info("camera back")
+                    self.camera_back.emit()
+                    lost = False
+                while not self.isInterruptionRequested():
+                    frame = self.source.read()
+                    self.frames += 1
+                    self.frame_ready.emit(frame)
+            except CameraError as error:
+                if not lost:
+                    log.warning("camera lost: %s", error)
+                    self.camera_lost.emit(str(error))
+                    lost = True
+            finally:
+                self.source.close()
+            self._sleep(RECONNECT_SECONDS)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.isInterruptionRequested():
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.requestInterruption()
+        self.wait()

@@ -1,0 +1,160 @@
+"""`kiosk`: the fullscreen lookalike kiosk, its headless query path, and staff set-up commands."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from face_engine.providers import DEVICES, DeviceError
+from kiosk.config import KioskConfig, default_config_path, hash_pin, load_config, save_config
+from kiosk.i18n import LANGUAGES
+from models.packs import PackError
+
+EPILOG = """\
+examples:
+  kiosk --demo                                 a small built-in gallery; the camera, or sample photos
+  kiosk --gallery galleries/main --fullscreen  the exhibition: camera 0, fullscreen
+  kiosk --gallery galleries/main --camera clip.mp4 --lang en
+  kiosk --headless --gallery galleries/main --image visitor.jpg --json
+  kiosk --set-pin                              choose the staff PIN (stored hashed in the config file)
+  kiosk --install-autostart                    start fullscreen after every login
+
+Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN.
+Settings come from the config file (default %s), then from these options.
+""" % default_config_path()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Meet the other me (遇见另一个我): show "
+                                     "visitors the people in a gallery who look most like them.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=None, help="settings file (TOML)")
+    parser.add_argument("--gallery", help="gallery built by `index-builder build` (the path given as --out)")
+    parser.add_argument("--camera", help="camera index (0, 1...), a video file, or a folder of photos")
+    parser.add_argument("--pack", help="model pack (default: the one that built the gallery)")
+    parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
+    parser.add_argument("--fullscreen", action="store_true", default=None, help="fill the screen")
+    parser.add_argument("--lang", choices=LANGUAGES, help="first language on screen (default zh)")
+    parser.add_argument("--demo", action="store_true", help="use a small gallery made from photos shipped "
+                        "in the installed packages (built on first use)")
+    parser.add_argument("--headless", action="store_true", help="no window: query one --image and print the result")
+    parser.add_argument("--image", help="with --headless: the photo to query")
+    parser.add_argument("--json", action="store_true", help="with --headless: the JSON of `index-builder search`")
+    parser.add_argument("--k", type=int, help="with --headless: number of lookalikes (default: the config's)")
+    parser.add_argument("--set-pin", action="store_true", help="set the staff PIN, then exit")
+    parser.add_argument("--install-autostart", action="store_true",
+                        help="start the kiosk fullscreen at login (an XDG autostart entry), then exit")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    config_path = args.config or default_config_path()
+    try:
+        config = load_config(config_path)
+    except (ValueError, OSError) as error:
+        print(f"kiosk: {error}", file=sys.stderr)
+        return 2
+    if args.set_pin:
+        return set_pin(config, config_path)
+    if args.install_autostart:
+        return install_autostart(config_path)
+    overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "lang")
+                 if getattr(args, name) is not None}
+    if args.demo:
+        from kiosk.demo import demo_camera, demo_gallery
+
+        overrides.setdefault("gallery", str(demo_gallery()))
+        overrides.setdefault("camera", demo_camera())
+    config = replace(config, **overrides)
+    if not config.gallery:
+        print("kiosk: no gallery: give --gallery (see `index-builder build --help`) or try --demo", file=sys.stderr)
+        return 2
+    try:
+        if args.headless:
+            return headless(config, args)
+        return run_window(config, config_path)
+    except (PackError, DeviceError, RuntimeError) as error:
+        print(f"kiosk: {error}", file=sys.stderr)
+        return 2
+
+
+def headless(config: KioskConfig, args: argparse.Namespace) -> int:
+    """The kiosk's query path with no window; the same JSON as `index-builder search`."""
+    from face_engine.engine import FaceEngine
+    from face_engine.gallery import Gallery
+    from face_engine.imaging import ImageError
+    from face_engine.query import search_photo
+    from models.packs import resolve_pack
+
+    if not args.image:
+        print("kiosk: --headless needs --image", file=sys.stderr)
+        return 2
+    gallery = Gallery(config.gallery)
+    engine = FaceEngine(resolve_pack(config.pack or gallery.manifest["pack_source"]), config.device)
+    gallery.check_compatible(engine.pack.recognizer_id)
+    try:
+        result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, distinct=True)
+    except ImageError as error:
+        print(f"error: {args.image}: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for match in result["matches"]:
+            print(f"{match['rank']}. {config.percent(match['score'])}%  {match['identity']}  {match['image']}")
+        if not result["matches"]:
+            print("no face found")
+    return 0
+
+
+def run_window(config: KioskConfig, config_path: Path) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from kiosk.window import KioskWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = KioskWindow(config, config_path)
+    if config.fullscreen:
+        window.showFullScreen()
+    else:
+        window.resize(1280, 720)
+        window.show()
+    return app.exec()
+
+
+def set_pin(config: KioskConfig, config_path: Path) -> int:
+    pin = getpass.getpass("new staff PIN (digits): ")
+    if not pin.isdigit() or len(pin) < 4:
+        print("kiosk: the PIN must be at least 4 digits", file=sys.stderr)
+        return 2
+    if getpass.getpass("again: ") != pin:
+        print("kiosk: the two entries differ; nothing changed", file=sys.stderr)
+        return 2
+    save_config(replace(config, pin_hash=hash_pin(pin)), config_path)
+    print(f"staff PIN saved (hashed) in {config_path}")
+    return 0
+
+
+def install_autostart(config_path: Path) -> int:
+    autostart = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autostart"
+    autostart.mkdir(parents=True, exist_ok=True)
+    entry = autostart / "other-me-kiosk.desktop"
+    command = f"{Path(sys.executable).parent / 'kiosk'} --config {config_path} --fullscreen"
+    entry.write_text("[Desktop Entry]\nType=Application\nName=Meet the other me\nName[zh_CN]=遇见另一个我\n"
+                     f"Exec={command}\nX-GNOME-Autostart-enabled=true\n", encoding="utf-8")
+    print(f"autostart entry written: {entry}\n  runs: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The built-in demo: a small real gallery made on first use from photos that ship inside installed
+packages (insightface's and scikit-image's sample photos), so a fresh machine can run the kiosk."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from index_builder.build import BuildOptions, build
+
+log = logging.getLogger(__name__)
+
+# (package, resource, name, caption): the people in them, as far as their packages say
+PHOTOS = (
+    ("insightface", "data/images/t1.jpg", "", "insightface sample photo"),
+    ("insightface", "data/images/Tom_Hanks_54745.png", "Tom Hanks", "Actor"),
+    ("skimage", "data/astronaut.png", "Eileen Collins", "NASA astronaut"),
+)
+
+
+def demo_home() -> Path:
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "other-me" / "demo"
+
+
+def demo_gallery() -> Path:
+    """The demo gallery, built the first time it is asked for (a few seconds)."""
+    home = demo_home()
+    gallery = home / "gallery"
+    if (gallery / "manifest.json").is_file():
+        return gallery
+    corpus = home / "photos"
+    corpus.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for package, resource, name, caption in PHOTOS:
+        source = Path(str(resources.files(package).joinpath(resource)))
+        shutil.copy(source, corpus / source.name)
+        rows.append({"path": source.name, "name": name, "caption": caption, "source": f"{package} package data"})
+    manifest = corpus / "manifest.jsonl"
+    manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    log.info("building the demo gallery in %s", gallery)
+    build(BuildOptions(corpus=manifest, out=gallery, workers=1, faces="all", progress=False))
+    return gallery
+
+
+def demo_camera() -> str:
+    """A real camera when one is plugged in, else the demo photos as a synthetic camera."""
+    return "0" if Path("/dev/video0").exists() else str(demo_home() / "photos")

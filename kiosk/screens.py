@@ -1,0 +1,387 @@
+"""The screens. Each shows plain data it is given and knows nothing of threads or models."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from kiosk.config import KioskConfig
+from kiosk.i18n import LANGUAGES, tr
+from kiosk.worker import SearchOutcome
+
+SMALL_MATCHES = 4
+
+
+def to_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
+    rgb = np.ascontiguousarray(rgb)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(image.copy()).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                  Qt.TransformationMode.SmoothTransformation)
+
+
+def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> QLabel:
+    widget = QLabel()
+    widget.setObjectName(name)
+    widget.setAlignment(align)
+    widget.setWordWrap(wrap)
+    return widget
+
+
+class Page(QWidget):
+    """A screen whose texts follow the chosen language."""
+
+    def retranslate(self, lang: str) -> None:
+        raise NotImplementedError
+
+
+class MessagePage(Page):
+    """A title, a line under it and the privacy line: splash, attract and camera-wait screens."""
+
+    language_clicked = Signal()
+
+    def __init__(self, title_key: str, line_key: str, with_language: bool = False) -> None:
+        super().__init__()
+        self.title_key, self.line_key = title_key, line_key
+        self.title, self.subtitle, self.line = label("title"), label("subtitle"), label("invite")
+        self.privacy = label("privacy")
+        self.language = QPushButton()
+        self.language.setObjectName("language")
+        self.language.clicked.connect(self.language_clicked)
+        self.language.setVisible(with_language)
+        top = QHBoxLayout()
+        top.addStretch()
+        top.addWidget(self.language)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addStretch(3)
+        for widget in (self.title, self.subtitle):
+            layout.addWidget(widget)
+        layout.addSpacing(40)
+        layout.addWidget(self.line)
+        layout.addStretch(4)
+        layout.addWidget(self.privacy)
+
+    def retranslate(self, lang: str) -> None:
+        self.title.setText(tr(lang, self.title_key))
+        self.subtitle.setText(tr(lang, "subtitle") if self.title_key == "title" else "")
+        self.subtitle.setVisible(self.title_key == "title")
+        self.line.setText(tr(lang, self.line_key))
+        self.privacy.setText(tr(lang, "privacy"))
+        self.language.setText(tr(lang, "language"))
+
+
+class LivePage(Page):
+    """The mirrored camera picture with an oval face guide, the hint, and the countdown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frame: np.ndarray | None = None
+        self.hint = ""
+        self.countdown = 0
+        self.ready = False
+        self.searching = False
+        self.lang = "zh"
+        self.painted_frames = 0
+
+    def retranslate(self, lang: str) -> None:
+        self.lang = lang
+        self.update()
+
+    def show_frame(self, frame: np.ndarray) -> None:
+        self.frame = frame
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width, height = self.width(), self.height()
+        painter.fillRect(self.rect(), QColor("#0d1326"))
+        if self.frame is not None:
+            rgb = np.ascontiguousarray(self.frame[:, ::-1, ::-1])  # mirrored, BGR -> RGB
+            image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
+            scale = max(width / rgb.shape[1], height / rgb.shape[0])
+            target = QRectF((width - rgb.shape[1] * scale) / 2, (height - rgb.shape[0] * scale) / 2,
+                            rgb.shape[1] * scale, rgb.shape[0] * scale)
+            painter.drawImage(target, image)
+            self.painted_frames += 1
+        guide = QRectF(width / 2 - height * 0.22, height * 0.14, height * 0.44, height * 0.58)
+        shade = QPainterPath()
+        shade.addRect(QRectF(self.rect()))
+        oval = QPainterPath()
+        oval.addEllipse(guide)
+        painter.fillPath(shade.subtracted(oval), QColor(13, 19, 38, 150))
+        colour = QColor("#5fd38d") if self.ready else QColor("#f5c451") if self.hint else QColor("#ffffff")
+        painter.setPen(QPen(colour, max(4, height // 160)))
+        painter.drawEllipse(guide)
+        scale = height / 1080
+        if self.searching:
+            text = tr(self.lang, "searching")
+        elif self.countdown:
+            text = ""
+        else:
+            text = tr(self.lang, self.hint) if self.hint else tr(self.lang, "tap_to_capture")
+        if text:
+            self._banner(painter, text, QRectF(width * 0.15, height * 0.78, width * 0.7, height * 0.1), scale)
+        if self.countdown and not self.searching:
+            font = QFont(self.font())
+            font.setPixelSize(int(260 * scale))
+            font.setBold(True)
+            painter.setFont(font)
+            painter.setPen(QColor("#ffffff"))
+            painter.drawText(guide, Qt.AlignmentFlag.AlignCenter, str(self.countdown))
+        font = QFont(self.font())
+        font.setPixelSize(int(26 * scale))
+        painter.setFont(font)
+        painter.setPen(QColor("#c9cde0"))
+        painter.drawText(QRectF(0, height * 0.93, width, height * 0.05), Qt.AlignmentFlag.AlignCenter,
+                         tr(self.lang, "privacy"))
+        painter.end()
+
+    def _banner(self, painter: QPainter, text: str, box: QRectF, scale: float) -> None:
+        path = QPainterPath()
+        path.addRoundedRect(box, box.height() / 2, box.height() / 2)
+        painter.fillPath(path, QColor(13, 19, 38, 215))
+        font = QFont(self.font())
+        font.setPixelSize(int(44 * scale))
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+
+class ResultsPage(Page):
+    """The visitor beside the best lookalike, large; the next ones small; one touch to try again."""
+
+    try_again = Signal()
+    drawn = Signal(float)  # perf_counter() time of the first paint of a new outcome
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome: SearchOutcome | None = None
+        self.config = KioskConfig()
+        self.lang = "zh"
+        self._announce = False
+        self.heading = label("heading")
+        self.you, self.you_caption = label("visitor"), label("caption")
+        self.best, self.best_name = label("portrait"), label("name")
+        self.percent, self.best_caption = label("percent"), label("caption")
+        self.more = label("caption")
+        self.button = QPushButton()
+        self.button.clicked.connect(self.try_again)
+        self.privacy = label("privacy")
+        self.small = [(label("small_portrait"), label("small_name"), label("small_percent")) for _ in range(SMALL_MATCHES)]
+
+        pair = QHBoxLayout()
+        pair.addStretch(1)
+        for portrait, caption in ((self.you, self.you_caption), (self.best, None)):
+            column = QVBoxLayout()
+            column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
+            if caption is not None:
+                column.addWidget(caption)
+            column.addStretch()
+            pair.addLayout(column)
+            pair.addSpacing(30)
+        about = QVBoxLayout()
+        about.addStretch()
+        for widget in (self.percent, self.best_name, self.best_caption):
+            widget.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+            about.addWidget(widget)
+        about.addStretch()
+        pair.addLayout(about, 2)
+        pair.addStretch(1)
+
+        row = QHBoxLayout()
+        row.addStretch()
+        for portrait, name, percent in self.small:
+            column = QVBoxLayout()
+            for widget in (portrait, name, percent):
+                column.addWidget(widget, alignment=Qt.AlignmentFlag.AlignCenter)
+            row.addLayout(column)
+            row.addSpacing(24)
+        row.addStretch()
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.privacy, 1)
+        bottom.addWidget(self.button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.heading)
+        layout.addLayout(pair, 5)
+        layout.addWidget(self.more)
+        layout.addLayout(row, 3)
+        layout.addLayout(bottom)
+
+    def retranslate(self, lang: str) -> None:
+        self.lang = lang
+        self.heading.setText(tr(lang, "best_match"))
+        self.you_caption.setText(tr(lang, "you"))
+        self.more.setText(tr(lang, "more_matches"))
+        self.button.setText(tr(lang, "try_again"))
+        self.privacy.setText(tr(lang, "privacy"))
+        self._fill()
+
+    def show_outcome(self, outcome: SearchOutcome | None, config: KioskConfig) -> None:
+        self.outcome, self.config = outcome, config
+        self._announce = outcome is not None
+        self._fill()
+
+    def _fill(self) -> None:
+        outcome = self.outcome
+        big, little = int(self.height() * 0.42) or 400, int(self.height() * 0.17) or 160
+        if outcome is None or not outcome.matches or outcome.visitor is None:
+            for widget in (self.you, self.best):
+                widget.clear()
+            for widgets in self.small:
+                for widget in widgets:
+                    widget.clear()
+            self.best_name.clear()
+            self.best_caption.clear()
+            self.percent.clear()
+            return
+        best = outcome.matches[0]
+        self.you.setPixmap(to_pixmap(outcome.visitor, big))
+        self.best.setPixmap(to_pixmap(best.portrait, big))
+        self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(best.score)))
+        self.best_name.setText(best.name)
+        self.best_caption.setText(best.caption)
+        others = outcome.matches[1:1 + SMALL_MATCHES]
+        self.more.setVisible(bool(others))
+        for index, (portrait, name, percent) in enumerate(self.small):
+            if index < len(others):
+                portrait.setPixmap(to_pixmap(others[index].portrait, little))
+                name.setText(others[index].name)
+                percent.setText(f"{self.config.percent(others[index].score)}%")
+            else:
+                for widget in (portrait, name, percent):
+                    widget.clear()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fill()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self._announce:
+            self._announce = False
+            self.drawn.emit(time.perf_counter())
+
+
+class PinPage(Page):
+    """A touch keypad for the staff PIN."""
+
+    entered = Signal(str)
+    cancelled = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.digits = ""
+        self.heading, self.shown, self.message = label("heading"), label("name"), label("warning")
+        grid = QGridLayout()
+        for position, key in enumerate("123456789C0✓"):
+            button = QPushButton(key)
+            button.setObjectName("key")
+            button.clicked.connect(lambda _=False, k=key: self.press(k))
+            grid.addWidget(button, position // 3, position % 3)
+        self.cancel = QPushButton()
+        self.cancel.setObjectName("secondary")
+        self.cancel.clicked.connect(self.cancelled)
+        panel = QFrame()
+        panel.setObjectName("panel")
+        inner = QVBoxLayout(panel)
+        for widget in (self.heading, self.shown, self.message):
+            inner.addWidget(widget)
+        inner.addLayout(grid)
+        inner.addWidget(self.cancel)
+        layout = QHBoxLayout(self)
+        layout.addStretch()
+        layout.addWidget(panel)
+        layout.addStretch()
+
+    def press(self, key: str) -> None:
+        if key == "C":
+            self.digits = ""
+        elif key == "✓":
+            self.entered.emit(self.digits)
+            self.digits = ""
+        elif len(self.digits) < 12:
+            self.digits += key
+        self.shown.setText("•" * len(self.digits) or " ")
+
+    def reset(self, message: str = "") -> None:
+        self.digits = ""
+        self.shown.setText(" ")
+        self.message.setText(message)
+
+    def retranslate(self, lang: str) -> None:
+        self.heading.setText(tr(lang, "enter_pin"))
+        self.cancel.setText(tr(lang, "cancel"))
+
+
+class StaffPage(Page):
+    """Camera, language, number of lookalikes, gallery, providers, live performance, quit."""
+
+    apply = Signal(str, str, int)  # camera, language, lookalikes
+    closed = Signal()
+    quit = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heading = label("heading")
+        self.camera = QComboBox()
+        self.camera.setEditable(True)
+        self.language = QComboBox()
+        self.language.addItems(["中文 (zh)", "English (en)"])
+        self.lookalikes = QSpinBox()
+        self.lookalikes.setRange(1, 1 + SMALL_MATCHES)
+        self.labels = {key: label("caption", Qt.AlignmentFlag.AlignLeft) for key in
+                       ("camera", "language", "lookalikes", "gallery", "providers", "performance")}
+        self.gallery, self.providers, self.performance = (label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(3))
+        self.warning = label("warning", Qt.AlignmentFlag.AlignLeft)
+        self.close_button, self.quit_button = QPushButton(), QPushButton()
+        self.quit_button.setObjectName("secondary")
+        self.close_button.clicked.connect(self._apply_and_close)
+        self.quit_button.clicked.connect(self.quit)
+        panel = QFrame()
+        panel.setObjectName("panel")
+        grid = QGridLayout(panel)
+        grid.addWidget(self.heading, 0, 0, 1, 2)
+        rows = (("camera", self.camera), ("language", self.language), ("lookalikes", self.lookalikes),
+                ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance))
+        for row, (key, widget) in enumerate(rows, 1):
+            grid.addWidget(self.labels[key], row, 0)
+            grid.addWidget(widget, row, 1)
+        grid.addWidget(self.warning, len(rows) + 1, 0, 1, 2)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.quit_button)
+        buttons.addStretch()
+        buttons.addWidget(self.close_button)
+        grid.addLayout(buttons, len(rows) + 2, 0, 1, 2)
+        grid.setColumnStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(panel)
+
+    def load(self, config: KioskConfig, cameras: list[str]) -> None:
+        self.camera.clear()
+        self.camera.addItems(list(dict.fromkeys([config.camera, *cameras])))
+        self.language.setCurrentIndex(LANGUAGES.index(config.lang))
+        self.lookalikes.setValue(config.lookalikes)
+
+    def show_status(self, gallery: str, providers: str, performance: str, warning: str) -> None:
+        self.gallery.setText(gallery)
+        self.providers.setText(providers)
+        self.performance.setText(performance)
+        self.warning.setText(warning)
+
+    def _apply_and_close(self) -> None:
+        self.apply.emit(self.camera.currentText(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
+        self.closed.emit()
+
+    def retranslate(self, lang: str) -> None:
+        self.heading.setText(tr(lang, "staff_panel"))
+        for key, widget in self.labels.items():
+            widget.setText(tr(lang, key))
+        self.close_button.setText(tr(lang, "close"))
+        self.quit_button.setText(tr(lang, "quit"))

@@ -1,0 +1,178 @@
+"""The inference worker: the one thread that owns the onnxruntime sessions and the gallery's index.
+
+It receives frames (the window drops frames while it is busy) and answers with plain data: an
+Analysis for the live view, a SearchOutcome for a capture. New galleries are loaded on a helper
+thread, then handed to this worker, which swaps them in when told the visitor has gone.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from face_engine.engine import FaceEngine
+from face_engine.gallery import Gallery, GalleryError
+from face_engine.imaging import ImageError, read_image
+from face_engine.query import Stopwatch, lookalikes
+from kiosk.hints import analyse
+from models.packs import resolve_pack
+
+log = logging.getLogger(__name__)
+
+PORTRAIT_SIZE = 480
+
+
+@dataclass
+class Match:
+    score: float
+    name: str
+    caption: str
+    image: str
+    portrait: np.ndarray  # RGB, square
+
+
+@dataclass
+class SearchOutcome:
+    faces: int
+    visitor: np.ndarray | None  # RGB square crop of the visitor's face, mirrored as they saw it
+    matches: list[Match] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    frame_time: float = 0.0     # time.perf_counter() when the frame was captured
+
+
+class InferenceWorker(QObject):
+    ready = Signal(dict)          # what is running: pack, providers, gallery
+    failed = Signal(str)          # start-up failed: the message for staff
+    analysed = Signal(object)     # Analysis
+    searched = Signal(object)     # SearchOutcome
+    gallery_changed = Signal(dict)
+    gallery_refused = Signal(str)
+
+    def __init__(self, gallery_path: str, pack: str, device: str) -> None:
+        super().__init__()
+        self.gallery_path, self.pack_name, self.device = gallery_path, pack, device
+        self.engine: FaceEngine | None = None
+        self.gallery: Gallery | None = None
+        self._pending: Gallery | None = None
+        self._previous_centre = None
+        self.latency_ms: dict[str, float] = {}
+
+    @Slot()
+    def start_up(self) -> None:
+        """Load and warm models and gallery, so the first visitor waits for nothing."""
+        try:
+            gallery = Gallery(self.gallery_path)
+            pack = resolve_pack(self.pack_name or gallery.manifest["pack_source"])
+            self.engine = FaceEngine(pack, self.device)
+            gallery.check_compatible(self.engine.pack.recognizer_id)
+            self.gallery = gallery
+            warm = np.full((480, 640, 3), 127, np.uint8)
+            self.engine.detect(warm)
+            self.engine.recognizer.embed(np.zeros((1, 112, 112, 3), np.uint8))
+            self.gallery.search(np.zeros((1, self.engine.dim), np.float32), 1)
+        except Exception as error:  # staff must see any start-up failure on screen, not a dead kiosk
+            log.exception("start-up failed")
+            self.failed.emit(str(error))
+            return
+        self.ready.emit(self.info())
+
+    def info(self) -> dict[str, Any]:
+        assert self.engine is not None and self.gallery is not None
+        manifest = self.gallery.manifest
+        return {"pack": self.engine.pack.id, "providers": self.engine.providers, "gallery": str(self.gallery.root),
+                "faces": manifest["count"], "identities": manifest["identities"], "built_at": manifest["built_at"],
+                "index": manifest["index"]["factory"]}
+
+    @Slot(object)
+    def analyse(self, frame: np.ndarray) -> None:
+        assert self.engine is not None
+        start = time.perf_counter()
+        found = self.engine.detect(frame)
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
+        self.latency_ms["analyse"] = (time.perf_counter() - start) * 1e3
+        self.analysed.emit(analysis)
+
+    @Slot(object, int, float)
+    def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
+        assert self.engine is not None and self.gallery is not None
+        watch = Stopwatch()
+        detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch)
+        visitor = None
+        if len(detections.boxes):
+            visitor = portrait(frame, detections.boxes[0])[:, ::-1].copy()
+        matches = [Match(m["score"], m["display_name"], m["caption"], m["image"], self._portrait_of(m)) for m in found]
+        watch.lap("portraits")
+        self.latency_ms.update({f"search_{stage}": ms for stage, ms in watch.ms.items()})
+        self.searched.emit(SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time))
+
+    def _portrait_of(self, match: dict) -> np.ndarray:
+        """A sharp square crop of the face from its original photo; the thumbnail when that is gone."""
+        try:
+            return portrait(read_image(match["image"]), np.array([match["x1"], match["y1"], match["x2"], match["y2"]]))
+        except ImageError:
+            return read_image(match["thumbnail"])[..., ::-1].copy()
+
+    @Slot(object)
+    def offer_gallery(self, gallery: Gallery) -> None:
+        """A newly published gallery, opened on the loader thread: keep it for the next visitor."""
+        assert self.engine is not None
+        try:
+            gallery.check_compatible(self.engine.pack.recognizer_id)
+        except GalleryError as error:
+            gallery.close()
+            self.gallery_refused.emit(str(error))
+            return
+        self._pending = gallery
+
+    @Slot()
+    def between_visitors(self) -> None:
+        """Swap in a pending gallery now that nobody is looking at results."""
+        if self._pending is None:
+            return
+        old, self.gallery, self._pending = self.gallery, self._pending, None
+        if old is not None:
+            old.close()
+        log.info("gallery swapped in: %s", self.gallery.root)
+        self.gallery_changed.emit(self.info())
+
+
+def portrait(image: np.ndarray, box: np.ndarray, size: int = PORTRAIT_SIZE) -> np.ndarray:
+    """Square RGB crop around a face box, with room for hair and chin."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * 1.6
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * 0.05
+    scale = size / side
+    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+
+
+class GalleryWatcher:
+    """Notices when the gallery link points somewhere new and opens that version off the GUI and
+    worker threads; `deliver` receives the opened Gallery (a queued signal to the worker)."""
+
+    def __init__(self, path: str, deliver, refuse) -> None:
+        self.path, self.deliver, self.refuse = Path(path), deliver, refuse
+        self.current = self.path.resolve()
+
+    def check(self) -> None:
+        target = self.path.resolve()
+        if target == self.current:
+            return
+        self.current = target
+        threading.Thread(target=self._load, args=(target,), daemon=True, name="gallery-loader").start()
+
+    def _load(self, target: Path) -> None:
+        try:
+            self.deliver(Gallery(target))
+        except (GalleryError, OSError, RuntimeError) as error:
+            self.refuse(str(error))
