@@ -5,6 +5,7 @@ Time is passed in, so tests drive it without waiting.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -88,7 +89,7 @@ class Flow:
 
     def countdown_left(self, now: float) -> int:
         """Whole seconds still to count, shown on screen (3, 2, 1)."""
-        return max(1, int(self.timing.countdown_seconds - (now - self._since)) + 1)
+        return max(1, math.ceil(self.timing.countdown_seconds - (now - self._since)))
 
     def tick(self, now: float) -> bool:
         """Advance with the clock; True when the countdown just finished (capture now)."""

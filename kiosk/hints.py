@@ -23,7 +23,7 @@ def analyse(gray: np.ndarray, found: Detections, previous_centre: np.ndarray | N
     face_height = (y2 - y1) / height
     centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2]) / width
     steady = previous_centre is not None and float(np.linalg.norm(centre - previous_centre)) < STEADY
-    near = face_height >= NEAR
+    near = bool(face_height >= NEAR)
     heights = (found.boxes[:, 3] - found.boxes[:, 1]) / height
     crowd = int((heights >= SECOND_FACE * face_height).sum())
     left_eye, right_eye, nose = found.landmarks[0][:3]

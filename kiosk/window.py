@@ -54,6 +54,7 @@ class KioskWindow(QMainWindow):
         self.gallery_warning = ""
         self.staff_open = False
         self.frames_seen = 0
+        self.analyses = 0
         self.fps = 0.0
         self.results_latency_ms: list[float] = []
         self._fps_mark = (time.perf_counter(), 0)
@@ -94,6 +95,7 @@ class KioskWindow(QMainWindow):
         self.worker.failed.connect(self.on_worker_failed)
         self.worker.analysed.connect(self.on_analysed)
         self.worker.searched.connect(self.on_searched)
+        self.worker.gallery_waiting.connect(self.on_gallery_waiting)
         self.worker.gallery_changed.connect(self.on_gallery_changed)
         self.worker.gallery_refused.connect(self.on_gallery_refused)
         self.request_analyse.connect(self.worker.analyse)
@@ -146,6 +148,7 @@ class KioskWindow(QMainWindow):
 
     def on_analysed(self, analysis: Analysis) -> None:
         self.worker_busy = False
+        self.analyses += 1
         self.flow.analysed(analysis, time.monotonic())
         self.show_state()
 
@@ -166,6 +169,10 @@ class KioskWindow(QMainWindow):
     def on_results_drawn(self, when: float) -> None:
         if self.results.outcome is not None:
             self.results_latency_ms.append((when - self.results.outcome.frame_time) * 1e3)
+
+    def on_gallery_waiting(self) -> None:
+        if self.flow.forgets_visitor:
+            self.request_between_visitors.emit()
 
     def on_gallery_changed(self, info: dict) -> None:
         self.info, self.gallery_warning = info, ""

@@ -52,6 +52,7 @@ class InferenceWorker(QObject):
     failed = Signal(str)          # start-up failed: the message for staff
     analysed = Signal(object)     # Analysis
     searched = Signal(object)     # SearchOutcome
+    gallery_waiting = Signal()    # a new gallery is ready to be swapped in between visitors
     gallery_changed = Signal(dict)
     gallery_refused = Signal(str)
 
@@ -130,7 +131,10 @@ class InferenceWorker(QObject):
             gallery.close()
             self.gallery_refused.emit(str(error))
             return
+        if self._pending is not None:
+            self._pending.close()
         self._pending = gallery
+        self.gallery_waiting.emit()
 
     @Slot()
     def between_visitors(self) -> None:

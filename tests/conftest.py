@@ -3,9 +3,12 @@ the reason when it is absent (a user's fresh clone has none)."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests run without a screen
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = SHARED / "data" / "photos"

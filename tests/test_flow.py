@@ -1,0 +1,93 @@
+"""The visitor's journey, driven with a fake clock (no Qt, no waiting)."""
+from __future__ import annotations
+
+from kiosk.flow import Analysis, Flow, State, Timing
+
+READY = Analysis(faces=1, near=True, ready=True, steady=True)
+CLOSER = Analysis(faces=1, near=True, hint="hint_come_closer")
+NOBODY = Analysis(faces=0)
+
+
+def started(timing: Timing = Timing()) -> Flow:
+    flow = Flow(timing)
+    assert flow.state is State.SPLASH
+    flow.ready(0.0)
+    assert flow.state is State.ATTRACT
+    return flow
+
+
+def test_a_face_coming_near_opens_the_live_view_and_a_still_face_counts_down_to_a_capture():
+    flow = started()
+    flow.analysed(Analysis(faces=1, near=False), 1.0)
+    assert flow.state is State.ATTRACT
+    flow.analysed(CLOSER, 1.1)
+    assert (flow.state, flow.hint) == (State.LIVE, "")
+    flow.analysed(CLOSER, 1.2)
+    assert flow.hint == "hint_come_closer"
+    flow.analysed(READY, 2.0)
+    flow.analysed(READY, 2.5)
+    assert flow.state is State.LIVE, "not still for long enough yet"
+    flow.analysed(READY, 3.0)
+    assert flow.state is State.COUNTDOWN
+    assert [flow.countdown_left(t) for t in (3.0, 4.1, 5.1)] == [3, 2, 1]
+    assert flow.tick(5.9) is False
+    assert flow.tick(6.0) is True
+    assert flow.state is State.SEARCHING
+    flow.results(True, 6.3)
+    assert flow.state is State.RESULTS
+
+
+def test_moving_away_during_the_countdown_goes_back_to_the_live_view():
+    flow = started()
+    flow.touch(1.0)
+    flow.analysed(READY, 1.0)
+    flow.analysed(READY, 2.0)
+    assert flow.state is State.COUNTDOWN
+    flow.analysed(Analysis(faces=2, near=True, hint="hint_one_person"), 2.5)
+    assert (flow.state, flow.hint) == (State.LIVE, "hint_one_person")
+
+
+def test_touch_starts_from_attract_captures_in_live_and_tries_again_from_results():
+    flow = started()
+    assert flow.touch(1.0) is False and flow.state is State.LIVE
+    assert flow.touch(2.0) is True and flow.state is State.SEARCHING
+    assert flow.touch(2.1) is False and flow.state is State.SEARCHING
+    flow.results(True, 2.5)
+    assert flow.touch(3.0) is False and flow.state is State.LIVE
+
+
+def test_a_capture_without_a_face_says_so_in_the_live_view():
+    flow = started()
+    flow.touch(1.0)
+    flow.touch(2.0)
+    flow.results(False, 2.2)
+    assert (flow.state, flow.hint) == (State.LIVE, "hint_no_face")
+
+
+def test_idle_screens_go_back_to_attract_and_forget_the_visitor():
+    flow = started(Timing(idle_seconds=10, results_seconds=15))
+    flow.touch(1.0)
+    flow.analysed(NOBODY, 5.0)
+    flow.tick(10.9)
+    assert flow.state is State.LIVE
+    flow.tick(11.0)
+    assert flow.state is State.ATTRACT and flow.forgets_visitor
+    flow.touch(20.0)
+    flow.touch(21.0)
+    flow.results(True, 21.5)
+    flow.analysed(READY, 30.0)  # the visitor is still there, but results do not stay forever
+    flow.tick(36.4)
+    assert flow.state is State.RESULTS
+    flow.tick(36.5)
+    assert flow.state is State.ATTRACT
+
+
+def test_a_camera_failure_shows_the_wait_screen_until_it_is_back():
+    flow = started()
+    flow.touch(1.0)
+    flow.camera_lost(2.0)
+    assert flow.state is State.CAMERA_WAIT and flow.forgets_visitor
+    flow.touch(3.0)
+    assert flow.state is State.CAMERA_WAIT
+    flow.camera_back(4.0)
+    assert flow.state is State.ATTRACT

@@ -1,0 +1,202 @@
+"""The kiosk window on the offscreen platform: real models, a real gallery built from LFW, and a
+synthetic camera made of real photos."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from conftest import LFW, need
+from index_builder.build import BuildOptions, build
+from index_builder.cli import main as builder_main
+from kiosk.camera import CameraError, FolderSource
+from kiosk.cli import main as kiosk_main
+from kiosk.config import KioskConfig, hash_pin
+from kiosk.flow import State
+from kiosk.window import KioskWindow
+
+WAIT_MS = 60_000
+
+
+def make_corpus(folder: Path, people: dict[str, int]) -> Path:
+    source = need(LFW) / "images_deepfunneled"
+    for person, count in people.items():
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        for photo in sorted((source / person).iterdir())[:count]:
+            shutil.copy(photo, folder / person / photo.name)
+    return folder
+
+
+def publish(corpus: Path, out: Path, **options) -> None:
+    build(BuildOptions(corpus=corpus, out=out, workers=1, progress=False, **options))
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> tuple[Path, Path]:
+    corpus = make_corpus(tmp_path / "corpus", {"Tony_Blair": 4, "Colin_Powell": 4, "Zico": 2, "Hugo_Chavez": 2})
+    out = tmp_path / "gallery"
+    publish(corpus, out)
+    return corpus, out
+
+
+def camera_of(tmp_path: Path, *photos: Path, name: str = "camera") -> FolderSource:
+    folder = tmp_path / name
+    folder.mkdir()
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    return FolderSource(str(folder), hold_seconds=3600, fps=30)
+
+
+class FlakyCamera(FolderSource):
+    """A camera that can be unplugged and plugged back in by the test."""
+
+    unplugged = False
+
+    def open(self) -> None:
+        if self.unplugged:
+            raise CameraError("camera unplugged")
+        super().open()
+
+    def read(self) -> np.ndarray:
+        if self.unplugged:
+            raise CameraError("camera unplugged")
+        return super().read()
+
+
+def make_window(qtbot, gallery_path: Path, source, **settings) -> KioskWindow:
+    config = KioskConfig(gallery=str(gallery_path), **{"countdown_seconds": 0.5, **settings})
+    window = KioskWindow(config, None, source)
+    qtbot.addWidget(window)
+    window.resize(1280, 720)
+    window.show()
+    qtbot.waitUntil(lambda: window.worker_ready, timeout=WAIT_MS)
+    return window
+
+
+def test_a_visitor_is_shown_their_lookalikes(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "fr_obama.jpg"))
+    qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
+    outcome = window.results.outcome
+    names = [match.name for match in outcome.matches]
+    assert len(names) == 4 and len(set(names)) == 4, "each person once"
+    assert outcome.visitor.shape[2] == 3 and outcome.matches[0].portrait.shape[2] == 3
+    assert window.results.percent.text().startswith("相似度")
+    qtbot.waitUntil(lambda: bool(window.results_latency_ms), timeout=WAIT_MS)
+    assert 0 < window.analyses < window.frames_seen, "frames are dropped while the worker is busy"
+
+
+def test_an_idle_kiosk_forgets_the_visitor(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "fr_obama.jpg"), results_seconds=1.0)
+    qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
+    window.start_camera(camera_of(tmp_path, photos / "coffee.png", name="empty_room"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    assert window.results.outcome is None
+    assert window.stack.currentWidget() is window.attract
+
+
+def test_live_hints_guide_the_visitor(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "if_t1.jpg"))
+    qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    qtbot.waitUntil(lambda: window.flow.hint == "hint_one_person", timeout=WAIT_MS)
+    assert window.flow.state is State.LIVE
+
+
+def test_the_language_switches_by_touch(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    assert window.attract.title.text() == "遇见世界上的另一个我"
+    qtbot.mouseClick(window.attract.language, Qt.MouseButton.LeftButton)
+    assert window.attract.title.text() == "Meet the other me"
+    assert window.attract.privacy.text() == "No photo is kept"
+
+
+def test_a_new_gallery_is_swapped_in_between_visitors_and_another_packs_is_refused(
+        qtbot, tmp_path, gallery, photos, mini_pack):
+    corpus, out = gallery
+    window = make_window(qtbot, out, camera_of(tmp_path, photos / "coffee.png"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    assert window.info["faces"] == 12
+    make_corpus(corpus, {"Gerhard_Schroeder": 3})
+    publish(corpus, out)
+    window.watcher.check()
+    qtbot.waitUntil(lambda: window.info["faces"] == 15, timeout=WAIT_MS)
+
+    publish(corpus, out, pack=str(mini_pack), fresh=True)
+    window.watcher.check()
+    qtbot.waitUntil(lambda: bool(window.gallery_warning), timeout=WAIT_MS)
+    assert "cannot be compared" in window.gallery_warning
+    assert window.info["faces"] == 15 and window.worker.gallery.manifest["pack"] == "sface"
+
+
+def test_the_camera_reconnects_after_a_failure(qtbot, tmp_path, gallery, photos):
+    folder = camera_of(tmp_path, photos / "coffee.png").folder
+    camera = FlakyCamera(str(folder), hold_seconds=3600, fps=30)
+    window = make_window(qtbot, gallery[1], camera)
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    camera.unplugged = True
+    qtbot.waitUntil(lambda: window.flow.state is State.CAMERA_WAIT, timeout=WAIT_MS)
+    assert window.stack.currentWidget() is window.camera_wait
+    camera.unplugged = False
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+
+
+def long_press_corner(qtbot, window: KioskWindow) -> None:
+    target = window.stack.currentWidget()
+    QTest.mousePress(target, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    qtbot.wait(3300)
+    QTest.mouseRelease(target, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+
+
+def test_the_staff_panel_needs_the_pin(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    long_press_corner(qtbot, window)
+    assert window.stack.currentWidget() is window.pin
+    for key in "1111✓":
+        window.pin.press(key)
+    assert window.pin.message.text() == "密码错误"
+    assert window.stack.currentWidget() is window.pin
+    for key in "2468✓":
+        window.pin.press(key)
+    assert window.stack.currentWidget() is window.staff
+    assert "CPU" in window.staff.providers.text() and "12 faces" in window.staff.gallery.text()
+    qtbot.mouseClick(window.staff.close_button, Qt.MouseButton.LeftButton)
+    assert window.stack.currentWidget() is window.attract
+
+
+def test_without_a_pin_the_staff_panel_stays_locked(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    long_press_corner(qtbot, window)
+    for key in "0000✓":
+        window.pin.press(key)
+    assert window.stack.currentWidget() is window.pin
+    assert "--set-pin" in window.pin.message.text()
+
+
+def test_headless_gives_the_search_json_with_each_person_once(tmp_path, gallery, capsys):
+    query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0050.jpg"
+    assert kiosk_main(["--headless", "--gallery", str(gallery[1]), "--image", str(query), "--json"]) == 0
+    kiosk = json.loads(capsys.readouterr().out)
+    assert builder_main(["search", str(gallery[1]), str(query), "--json"]) == 0
+    builder = json.loads(capsys.readouterr().out)
+    assert set(kiosk) == set(builder) and set(kiosk["matches"][0]) == set(builder["matches"][0])
+    assert kiosk["matches"][0]["identity"] == "Tony Blair"
+    assert len({m["identity"] for m in kiosk["matches"]}) == len(kiosk["matches"]) == 4
+
+
+def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, capsys):
+    from importlib import resources
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    astronaut = str(resources.files("skimage").joinpath("data/astronaut.png"))
+    assert kiosk_main(["--demo", "--headless", "--image", astronaut, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["matches"][0]["identity"] == "Eileen Collins" and result["matches"][0]["score"] > 0.9
+    assert (tmp_path / "other-me" / "demo" / "gallery" / "manifest.json").is_file()
