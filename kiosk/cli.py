@@ -125,7 +125,7 @@ def run_window(config: KioskConfig, config_path: Path) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = KioskWindow(config, config_path)
     if config.fullscreen:
-        window.showFullScreen()
+        window.show_fullscreen()
     else:
         window.resize(1280, 720)
         window.show()

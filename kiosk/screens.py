@@ -208,6 +208,7 @@ class ResultsPage(Page):
         bottom.addWidget(self.button)
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(48, 24, 48, 32)
         layout.addWidget(self.heading)
         layout.addLayout(pair, 5)
         layout.addWidget(self.more)
@@ -337,7 +338,7 @@ class StaffPage(Page):
         self.lookalikes = QSpinBox()
         self.lookalikes.setRange(1, 1 + SMALL_MATCHES)
         self.labels = {key: label("caption", Qt.AlignmentFlag.AlignLeft) for key in
-                       ("camera", "language", "lookalikes", "gallery", "providers", "performance")}
+                       ("camera", "language_setting", "lookalikes", "gallery", "providers", "performance")}
         self.gallery, self.providers, self.performance = (label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(3))
         self.warning = label("warning", Qt.AlignmentFlag.AlignLeft)
         self.close_button, self.quit_button = QPushButton(), QPushButton()
@@ -348,7 +349,7 @@ class StaffPage(Page):
         panel.setObjectName("panel")
         grid = QGridLayout(panel)
         grid.addWidget(self.heading, 0, 0, 1, 2)
-        rows = (("camera", self.camera), ("language", self.language), ("lookalikes", self.lookalikes),
+        rows = (("camera", self.camera), ("language_setting", self.language), ("lookalikes", self.lookalikes),
                 ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance))
         for row, (key, widget) in enumerate(rows, 1):
             grid.addWidget(self.labels[key], row, 0)

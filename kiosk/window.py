@@ -55,9 +55,9 @@ class KioskWindow(QMainWindow):
         self.staff_open = False
         self.frames_seen = 0
         self.analyses = 0
-        self.fps = 0.0
+        self.rates = {"camera": 0.0, "drawn": 0.0, "analysed": 0.0}  # per second, over the last second
         self.results_latency_ms: list[float] = []
-        self._fps_mark = (time.perf_counter(), 0)
+        self._rates_mark = (time.perf_counter(), 0, 0, 0)
         self._shown_state: State | None = None
 
         self.splash = MessagePage("title", "getting_ready")
@@ -117,6 +117,11 @@ class KioskWindow(QMainWindow):
         QApplication.instance().installEventFilter(self)
         self.retranslate()
         self.show_state()
+
+    def show_fullscreen(self) -> None:
+        """Fullscreen even without a window manager (a bare X session on a kiosk)."""
+        self.setGeometry(self.screen().geometry())
+        self.showFullScreen()
 
     # camera ---------------------------------------------------------------------------------
     def start_camera(self, source) -> None:
@@ -188,10 +193,12 @@ class KioskWindow(QMainWindow):
 
     def tick(self) -> None:
         now = time.monotonic()
-        frames_then, mark = self._fps_mark[1], self._fps_mark[0]
-        if time.perf_counter() - mark >= 1.0:
-            self.fps = (self.live.painted_frames - frames_then) / (time.perf_counter() - mark)
-            self._fps_mark = (time.perf_counter(), self.live.painted_frames)
+        elapsed = time.perf_counter() - self._rates_mark[0]
+        if elapsed >= 1.0:
+            counts = (self.frames_seen, self.live.painted_frames, self.analyses)
+            self.rates = {name: (count - before) / elapsed for name, count, before
+                          in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:])}
+            self._rates_mark = (time.perf_counter(), *counts)
             if self.staff_open:
                 self.refresh_staff()
         if self.staff_open:
@@ -264,7 +271,8 @@ class KioskWindow(QMainWindow):
         providers = ", ".join(f"{model}: {'/'.join(p.replace('ExecutionProvider', '') for p in used)}"
                               for model, used in self.info.get("providers", {}).items())
         latency = ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.worker.latency_ms.items())
-        performance = f"{self.fps:.0f} fps; {latency}"
+        rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in self.rates.items())
+        performance = f"frames: {rates}\n{latency}"
         self.staff.show_status(gallery, f"{self.info.get('pack', '')} — {providers}", performance, self.gallery_warning)
 
     def apply_staff_settings(self, camera: str, lang: str, lookalikes: int) -> None:

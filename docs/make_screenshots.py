@@ -1,0 +1,149 @@
+"""Screenshots of every kiosk screen in both languages, from a real window on an X server.
+
+    .venv/bin/python docs/make_screenshots.py --gallery galleries/lfw [--out docs/screenshots]
+
+Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) when no DISPLAY is set, shows the
+kiosk fullscreen at 1920x1080 with a scripted camera of real photos, walks the visitor's journey
+and grabs the X screen at each step (saved at 1280x720 to keep the repository small).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
+
+
+class ScriptedCamera:
+    """Shows whichever real photo the script chooses; can be 'unplugged'."""
+
+    fps = 15.0
+
+    def __init__(self) -> None:
+        from face_engine.imaging import read_image
+
+        self.read_image = read_image
+        self.frame = None
+        self.unplugged = False
+
+    def show(self, photo: Path) -> None:
+        self.frame = self.read_image(photo)
+
+    def open(self) -> None:
+        from kiosk.camera import CameraError
+
+        if self.unplugged:
+            raise CameraError("unplugged")
+
+    def read(self) -> np.ndarray:
+        from kiosk.camera import CameraError
+
+        time.sleep(1 / self.fps)
+        if self.unplugged:
+            raise CameraError("unplugged")
+        return self.frame.copy()
+
+    def close(self) -> None:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gallery", required=True)
+    parser.add_argument("--out", type=Path, default=HERE / "screenshots")
+    args = parser.parse_args()
+    xvfb = None
+    if not os.environ.get("DISPLAY"):
+        xvfb = subprocess.Popen(["Xvfb", ":97", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"])
+        os.environ["DISPLAY"] = ":97"
+        time.sleep(1.5)
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    try:
+        take_screenshots(args.gallery, args.out)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+
+
+def take_screenshots(gallery: str, out: Path) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from kiosk.config import KioskConfig, hash_pin
+    from kiosk.flow import State
+    from kiosk.window import KioskWindow
+
+    app = QApplication(sys.argv[:1])
+    out.mkdir(parents=True, exist_ok=True)
+
+    def wait(condition, seconds: float = 60) -> None:
+        deadline = time.time() + seconds
+        while not condition():
+            if time.time() > deadline:
+                raise TimeoutError("the kiosk did not reach the expected screen")
+            app.processEvents()
+            time.sleep(0.01)
+
+    def settle(seconds: float = 0.6) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+
+    def grab(name: str) -> None:
+        settle()
+        shot = app.primaryScreen().grabWindow(0)
+        shot.scaled(1280, 720, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation) \
+            .save(str(out / f"{name}.png"))
+        print(f"  {out / name}.png")
+
+    for lang in ("zh", "en"):
+        camera = ScriptedCamera()
+        camera.show(PHOTOS / "coffee.png")
+        config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
+                             idle_seconds=600, pin_hash=hash_pin("2468"))
+        window = KioskWindow(config, None, camera)
+        window.show_fullscreen()
+        grab(f"{lang}_1_splash")
+        wait(lambda: window.flow.state is State.ATTRACT)
+        grab(f"{lang}_2_attract")
+        camera.show(PHOTOS / "if_t1.jpg")
+        window.on_try_again()  # a touch on the attract screen
+        wait(lambda: window.flow.hint == "hint_one_person")
+        grab(f"{lang}_3_live_one_person")
+        camera.show(PHOTOS / "mtcnn_ivan.jpg")
+        wait(lambda: window.flow.hint == "hint_come_closer")
+        grab(f"{lang}_4_live_come_closer")
+        camera.show(PHOTOS / "fr_lin_manuel_miranda.png")
+        wait(lambda: window.flow.state is State.COUNTDOWN)
+        settle(0.8)
+        grab(f"{lang}_5_countdown")
+        wait(lambda: window.flow.state is State.RESULTS)
+        wait(lambda: bool(window.results_latency_ms))
+        grab(f"{lang}_6_results")
+        camera.unplugged = True
+        wait(lambda: window.flow.state is State.CAMERA_WAIT)
+        grab(f"{lang}_7_camera_wait")
+        camera.unplugged = False
+        wait(lambda: window.flow.state is State.ATTRACT)
+        window.open_staff()
+        for key in "24":
+            window.pin.press(key)
+        grab(f"{lang}_8_staff_pin")
+        for key in "68✓":
+            window.pin.press(key)
+        settle(1.2)
+        grab(f"{lang}_9_staff_panel")
+        window.close()
+        settle(0.5)
+
+
+if __name__ == "__main__":
+    main()
