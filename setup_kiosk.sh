@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'TXT'
-Usage: ./setup_kiosk.sh [--cpu | --gpu] [--python PYTHON]
+Usage: ./setup_kiosk.sh [--cpu | --gpu] [--python PYTHON] [--no-system] [--autostart]
 
 Creates .venv, installs the kiosk and index builder (CPU or GPU variant), checks the default
 model files by SHA-256 and prints what it chose. Run it again at any time: when nothing changed
@@ -14,17 +14,24 @@ it only verifies.
   --cpu       install onnxruntime + faiss-cpu even where an NVIDIA GPU is present
   --gpu       install onnxruntime-gpu + faiss-gpu (needs an NVIDIA driver and CUDA 12 libraries)
   --python P  the interpreter to build .venv from (default: python3; 3.11 or newer)
+  --no-system do not install the Debian/Ubuntu packages a real kiosk window needs
+              (Qt's xcb libraries, a CJK font, Xvfb); without root they are only listed
+  --autostart also start the kiosk fullscreen at login (an XDG autostart entry)
 Without --cpu/--gpu the variant is auto-detected: GPU when `nvidia-smi -L` lists a GPU.
 TXT
 }
 
 variant=""
 python=python3
+system=yes
+autostart=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) variant=cpu ;;
     --gpu) variant=gpu ;;
     --python) python="$2"; shift ;;
+    --no-system) system=no ;;
+    --autostart) autostart=yes ;;
     -h|--help) usage; exit 0 ;;
     *) echo "setup_kiosk.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -81,5 +88,27 @@ else
   echo "==> .venv is up to date; verifying only"
 fi
 
+# What a real PySide6 window needs on Debian/Ubuntu (without them Qt aborts with "could not load
+# the Qt platform plugin xcb"), a font that renders Chinese, and Xvfb for screens without a display.
+window_packages=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 fonts-wqy-microhei xvfb)
+if [ "$system" = yes ] && command -v dpkg-query >/dev/null 2>&1; then
+  missing=()
+  for package in "${window_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing window packages: ${missing[*]}"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "==> for a real window, install: sudo apt-get install ${missing[*]}"
+    fi
+  fi
+fi
+
 echo "==> checking model files and runtime"
 .venv/bin/index-builder doctor
+
+if [ "$autostart" = yes ]; then
+  .venv/bin/kiosk --install-autostart
+fi

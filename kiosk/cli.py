@@ -118,6 +118,11 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
 
 
 def run_window(config: KioskConfig, config_path: Path) -> int:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        print("kiosk: no screen here (DISPLAY is not set). On a machine without a display run it on a "
+              "virtual one: xvfb-run -a kiosk ...; or query without a window: kiosk --headless --image X",
+              file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
     from kiosk.window import KioskWindow

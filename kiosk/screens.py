@@ -85,7 +85,8 @@ class LivePage(Page):
         self.ready = False
         self.searching = False
         self.lang = "zh"
-        self.painted_frames = 0
+        self.painted_frames = 0  # distinct camera frames drawn
+        self._last_painted: np.ndarray | None = None
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
@@ -107,7 +108,9 @@ class LivePage(Page):
             target = QRectF((width - rgb.shape[1] * scale) / 2, (height - rgb.shape[0] * scale) / 2,
                             rgb.shape[1] * scale, rgb.shape[0] * scale)
             painter.drawImage(target, image)
-            self.painted_frames += 1
+            if self.frame is not self._last_painted:
+                self._last_painted = self.frame
+                self.painted_frames += 1
         guide = QRectF(width / 2 - height * 0.22, height * 0.14, height * 0.44, height * 0.58)
         shade = QPainterPath()
         shade.addRect(QRectF(self.rect()))
