@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -107,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, default=BuildOptions.workers,
                        help=f"decode/detect processes (default: one per core, {BuildOptions.workers})")
     build.add_argument("--batch", type=int, default=BuildOptions.batch, help="faces per recognizer batch (default: 32)")
-    build.add_argument("--faces", choices=("largest", "all"), default="largest",
-                       help="keep only each photo's largest face (default) or all of them")
+    build.add_argument("--faces", choices=("largest", "central", "all"), default="largest",
+                       help="keep each photo's largest face (default); its central one, large and near the "
+                       "middle (for subject-centred photos such as news photos or LFW); or all of them")
     build.add_argument("--min-face", type=float, default=0.0, metavar="PX",
                        help="skip faces whose box is smaller than PX pixels on its shorter side")
     build.add_argument("--min-score", type=float, default=0.0, metavar="S",
@@ -138,9 +140,91 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the manifest as it is")
     info.set_defaults(run=run_info)
 
+    add_bench_parser(commands)
+
     doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
     doctor.set_defaults(run=run_doctor)
     return parser
+
+
+def add_bench_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="measure recall, latency and scale; one JSON result per run (and a PNG)",
+        description="Each run writes one JSON result (machine, versions, parameters, raw timings) to --out "
+        "and draws its plot beside it; `bench plot RESULT.json` redraws a plot from a stored result.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  index-builder bench ann galleries/lfw --out benchmarks/results/ann_lfw.json\n"
+        "  index-builder bench identity galleries/lfw --pairs ../shared/data/lfw/pairs.txt\n"
+        "  index-builder bench scale --fit galleries/lfw --sizes 10000 100000 1000000\n"
+        "  index-builder bench e2e galleries/lfw --photos ../shared/data/photos\n"
+        "  index-builder bench exposure galleries/lfw --k 5\n")
+    modes = bench.add_subparsers(title="modes", required=True, metavar="MODE")
+
+    def mode(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = modes.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--out", type=Path, help=f"result file (default: bench_results/{name}-<time>.json)")
+        parser.set_defaults(run=run_bench, mode=name)
+        return parser
+
+    ann = mode("ann", "recall@1/5/10/100 of index types against exact search, swept over their search "
+               "parameters, for strangers and for people in the gallery; single-query latency and batch throughput")
+    ann.add_argument("gallery", metavar="GALLERY")
+    ann.add_argument("--index", action="append", metavar="FACTORY",
+                     help="a faiss index factory string to measure (repeatable; default: Flat, SQfp16, SQ8, "
+                     "HNSW32 and IVF swept, and the gallery's own)")
+    identity = mode("identity", "rank-1/rank-5 identification (each query left out) and LFW 10-fold verification")
+    identity.add_argument("gallery", metavar="GALLERY")
+    identity.add_argument("--pairs", type=Path, help="LFW pairs.txt, for verification accuracy")
+    scale = mode("scale", "synthetic face-like galleries of growing size: build time, memory, recall@10, latency")
+    scale.add_argument("--fit", required=True, metavar="GALLERY", help="the real gallery the synthetic faces imitate")
+    scale.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    scale.add_argument("--latency-budget", type=float, default=BuildOptions.budget_ms, metavar="MS")
+    e2e = mode("e2e", "the kiosk's query path on real photos: decode, detect, embed, search, p50/p95")
+    e2e.add_argument("gallery", metavar="GALLERY")
+    e2e.add_argument("--photos", type=Path, required=True, help="a folder of photos used as visitors")
+    e2e.add_argument("--repeats", type=int, default=3)
+    e2e.add_argument("--device", default="auto", choices=DEVICES)
+    exposure = mode("exposure", "how often each gallery face is shown: Gini coefficient, share never shown, hubs")
+    exposure.add_argument("gallery", metavar="GALLERY")
+    exposure.add_argument("--k", type=int, default=5, help="lookalikes shown per visitor (default: 5)")
+    plot = modes.add_parser("plot", help="draw the PNG of a stored result")
+    plot.add_argument("result", type=Path)
+    plot.set_defaults(run=run_bench_plot)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from index_builder.bench import ann, e2e, exposure, identity, scale
+    from index_builder.bench.common import write_result
+    from index_builder.bench.plots import plot_result
+
+    if args.mode == "ann":
+        specs = [(factory, [{}]) for factory in args.index] if args.index else None
+        parameters, results = {"gallery": args.gallery, "index": args.index}, ann.run_ann(args.gallery, specs)
+    elif args.mode == "identity":
+        parameters = {"gallery": args.gallery, "pairs": str(args.pairs) if args.pairs else None}
+        results = identity.run_identity(args.gallery, args.pairs)
+    elif args.mode == "scale":
+        parameters = {"fit": args.fit, "sizes": args.sizes, "latency_budget_ms": args.latency_budget}
+        results = scale.run_scale(args.fit, args.sizes, args.latency_budget)
+    elif args.mode == "e2e":
+        parameters = {"gallery": args.gallery, "photos": str(args.photos), "repeats": args.repeats, "device": args.device}
+        results = e2e.run_e2e(args.gallery, args.photos, args.repeats, args.device)
+    else:
+        parameters, results = {"gallery": args.gallery, "k": args.k}, exposure.run_exposure(args.gallery, args.k)
+    out = args.out or Path("bench_results") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_result(out, args.mode, parameters, results)
+    picture = plot_result(out)
+    print(f"wrote {out}" + (f" and {picture}" if picture else ""))
+    return 0
+
+
+def run_bench_plot(args: argparse.Namespace) -> int:
+    from index_builder.bench.plots import plot_result
+
+    picture = plot_result(args.result)
+    print(f"wrote {picture}" if picture else f"{args.result}: this benchmark has no plot")
+    return 0
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,141 @@
+"""`index-builder bench`: every reported number checked against an independent computation."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from conftest import LFW, need
+from index_builder.bench.ann import run_ann, split_queries
+from index_builder.bench.exposure import exposure_counts, gini
+from index_builder.bench.identity import best_threshold, read_pairs, verification
+from index_builder.bench.scale import fit, generate, run_scale
+from index_builder.cli import main
+from index_builder.indexes import train_and_add
+from index_builder.publish import face_record, write_gallery
+from test_indexes import brute_force, face_like
+
+
+def synthetic_gallery(folder: Path, xb: np.ndarray, names: list[str]) -> Path:
+    """A real gallery folder (index, metadata, thumbnails) around seeded synthetic vectors."""
+    manifest = {"format": "other-me-gallery", "format_version": 1, "pack": "sface", "pack_source": "sface",
+                "recognizer": "synthetic", "dim": xb.shape[1], "count": len(xb), "identities": len(set(names)),
+                "index": {"factory": "Flat", "search_params": {}}, "built_at": "now",
+                "files": {"index": "index.faiss", "metadata": "metadata.sqlite", "thumbnails": "thumbs"}}
+    faces = [face_record(i, image=f"{name}/{i}.jpg", identity=name, display_name=name, caption="", source="",
+                         x1=0, y1=0, x2=1, y2=1, score=1.0) for i, name in enumerate(names)]
+    write_gallery(folder, manifest, train_and_add("Flat", xb, use_gpu=False), faces, [b"jpeg"] * len(xb))
+    return folder
+
+
+def test_ann_recall_equals_an_independent_brute_force(tmp_path):
+    xb, names = face_like(4000, dim=32, people=800)
+    gallery = synthetic_gallery(tmp_path / "g", xb, names)
+    specs = [("Flat", [{}]), ("IVF32,Flat", [{"nprobe": 1}, {"nprobe": 4}])]
+    result = run_ann(str(gallery), specs)
+    base, strangers, known = split_queries(names, np.random.default_rng(0))
+    assert result["query_positions"] == {"strangers": strangers.tolist(), "in_gallery": known.tolist()}
+    assert not set(names[i] for i in strangers) & set(names[i] for i in base), "strangers are not in the base"
+    truth = brute_force(xb[strangers], xb[base], 10)
+    index = train_and_add("IVF32,Flat", xb[base], use_gpu=False)
+    for run in result["runs"]:
+        if run["factory"] == "Flat":
+            assert run["strangers"]["recall@10"] == 1.0 and run["strangers"]["best_score_loss"]["max"] <= 1e-6
+            continue
+        index.nprobe = run["params"]["nprobe"]
+        _, I = index.search(xb[strangers], 10)
+        expected = np.mean([len(set(I[q]) & set(truth[q])) / 10 for q in range(len(strangers))])
+        assert run["strangers"]["recall@10"] == pytest.approx(expected)
+        assert set(run["strangers"]["latency_ms"]) == {"p50", "p95", "p99", "mean"}
+        assert run["strangers"]["batch_queries_per_second"] > 0
+
+
+def test_verification_picks_each_folds_threshold_on_the_other_folds():
+    scores = np.array([0.9, 0.8, 0.2, 0.1] * 10)
+    same = np.array([True, True, False, False] * 10)
+    assert 0.2 < best_threshold(scores, same) < 0.8
+    assert verification(scores, same, folds=10)["accuracy_mean"] == 1.0
+    noisy = same.copy()
+    noisy[0] = False  # fold 0 holds the one mislabelled pair
+    folds = verification(scores, noisy, folds=10)["fold_accuracies"]
+    assert folds[0] == 0.75 and all(accuracy == 1.0 for accuracy in folds[1:])
+
+
+def test_lfw_pairs_are_read_as_the_protocol_defines():
+    pairs, folds = read_pairs(need(LFW) / "pairs.txt")
+    assert (len(pairs), folds) == (6000, 10)
+    assert sum(same for _, _, same in pairs) == 3000
+    assert pairs[0][0].endswith(".jpg") and "/" in pairs[0][0]
+
+
+def test_gini_and_exposure_counts():
+    assert gini(np.full(10, 3)) == pytest.approx(0.0)
+    assert gini(np.array([0] * 9 + [10])) == pytest.approx(0.9)
+    xb, names = face_like(1500, dim=32, people=300)
+    counts = exposure_counts(xb, names, k=5)
+    assert counts.sum() == 5 * len(xb), "each visitor sees five other people"
+    index = faiss.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    _, I = index.search(xb[:1], 64)
+    others = [i for i in I[0] if names[i] != names[0]]
+    assert counts[others[0]] >= 1, "the first visitor's best lookalike was shown"
+
+
+def test_synthetic_faces_follow_the_fitted_model():
+    xb, names = face_like(6000, dim=16, people=600, spread=0.3)
+    model = fit(xb, names)
+    synthetic, people = generate(model, 5000, np.random.default_rng(1))
+    assert synthetic.shape == (5000, 16) and np.allclose(np.linalg.norm(synthetic, axis=1), 1, atol=1e-5)
+    same = [i for i in range(1, 5000) if people[i] == people[i - 1]]
+    different = [i for i in range(1, 5000) if people[i] != people[i - 1]]
+    within = np.mean([synthetic[i] @ synthetic[i - 1] for i in same])
+    between = np.mean([synthetic[i] @ synthetic[i - 1] for i in different])
+    real_within = np.mean([xb[i] @ xb[j] for i in range(200) for j in range(200) if i < j and names[i] == names[j]])
+    assert within > between + 0.3
+    assert within == pytest.approx(real_within, abs=0.1)
+
+
+def test_scale_reports_each_size_at_the_chosen_operating_point(tmp_path):
+    xb, names = face_like(3000, dim=32, people=500)
+    gallery = synthetic_gallery(tmp_path / "g", xb, names)
+    result = run_scale(str(gallery), [2000, 8000], budget_ms=1000)
+    assert [row["vectors"] for row in result["sizes"]] == [2000, 8000]
+    for row in result["sizes"]:
+        assert row["factory"] == "Flat" and row["recall@10"] == 1.0
+        assert row["build_seconds"] >= 0 and row["index_bytes"] >= row["vectors"] * 32 * 4
+    assert set(result["fit_check"]) == {"real_stranger_best_score", "synthetic_stranger_best_score"}
+
+
+def test_bench_commands_write_results_and_plots(tmp_path, photos, capsys):
+    xb, names = face_like(2000, dim=32, people=400)
+    gallery = synthetic_gallery(tmp_path / "g", xb, names)
+    out = tmp_path / "exposure.json"
+    assert main(["bench", "exposure", str(gallery), "--k", "3", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == "exposure" and "machine" in result and 0 <= result["gini"] < 1
+    assert out.with_suffix(".png").stat().st_size > 1000
+    out.with_suffix(".png").unlink()
+    assert main(["bench", "plot", str(out)]) == 0
+    assert out.with_suffix(".png").is_file()
+
+
+def test_bench_e2e_times_every_stage_on_real_photos(tmp_path, photos):
+    corpus = tmp_path / "corpus" / "Tony_Blair"
+    corpus.mkdir(parents=True)
+    for photo in sorted((need(LFW) / "images_deepfunneled" / "Tony_Blair").iterdir())[:3]:
+        shutil.copy(photo, corpus / photo.name)
+    assert main(["build", str(corpus.parent), "--out", str(tmp_path / "g"), "--workers", "1"]) == 0
+    visitors = tmp_path / "visitors"
+    visitors.mkdir()
+    for name in ("fr_obama.jpg", "coffee.png"):
+        shutil.copy(photos / name, visitors / name)
+    out = tmp_path / "e2e.json"
+    assert main(["bench", "e2e", str(tmp_path / "g"), "--photos", str(visitors), "--repeats", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["queries"] == 4
+    assert set(result["ms"]) == {"decode", "detect", "embed", "search", "total"}
+    assert result["ms"]["total"]["p50"] >= result["ms"]["detect"]["p50"]
