@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'TXT'
-Usage: ./setup_kiosk.sh [--cpu | --gpu] [--python PYTHON] [--no-system] [--autostart]
+Usage: ./setup_kiosk.sh [--cpu | --gpu] [--ray] [--python PYTHON] [--no-system] [--autostart]
 
 Creates .venv, installs the kiosk and index builder (CPU or GPU variant), checks the default
 model files by SHA-256 and prints what it chose. Run it again at any time: when nothing changed
@@ -13,6 +13,7 @@ it only verifies.
 
   --cpu       install onnxruntime + faiss-cpu even where an NVIDIA GPU is present
   --gpu       install onnxruntime-gpu + faiss-gpu (needs an NVIDIA driver and CUDA 12 libraries)
+  --ray       also install Ray, for `index-builder build --engine ray` (build machines)
   --python P  the interpreter to build .venv from (default: python3; 3.11 or newer)
   --no-system do not install the Debian/Ubuntu packages a real kiosk window needs
               (Qt's xcb libraries, a CJK font, Xvfb); without root they are only listed
@@ -25,11 +26,13 @@ variant=""
 python=python3
 system=yes
 autostart=no
+ray=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) variant=cpu ;;
     --gpu) variant=gpu ;;
     --python) python="$2"; shift ;;
+    --ray) ray=yes ;;
     --no-system) system=no ;;
     --autostart) autostart=yes ;;
     -h|--help) usage; exit 0 ;;
@@ -47,7 +50,7 @@ if [ -z "$variant" ]; then
 else
   why="asked for --$variant"
 fi
-echo "==> variant: $variant ($why)"
+echo "==> variant: $variant ($why)$([ "$ray" = yes ] && echo ', with Ray')"
 
 if [ ! -x .venv/bin/python ]; then
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -59,10 +62,11 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check)
 
 # Reinstall only when the dependency list or the variant changed since the last good run.
 stamp=".venv/.other-me-setup"
-want="$variant $(sha256sum pyproject.toml | cut -c1-16)"
+want="$variant ray=$ray $(sha256sum pyproject.toml | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   extras="test"
-  [ "$variant" = gpu ] && extras="test,gpu"
+  [ "$variant" = gpu ] && extras="$extras,gpu"
+  [ "$ray" = yes ] && extras="$extras,ray"
   echo "==> installing the project and its dependencies ($extras)"
   "${pip[@]}" install --quiet --upgrade pip
   "${pip[@]}" install --quiet -e ".[$extras]"

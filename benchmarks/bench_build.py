@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_engine import machine
+from index_builder.bench.common import machine
 from face_engine.engine import FaceEngine, crops_of
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
 from face_engine.engine import FaceEngine
 from face_engine.imaging import read_image
 from face_engine.recognizers import align
+from index_builder.bench.common import machine
 from models.packs import resolve_pack
 
 HERE = Path(__file__).resolve().parent
@@ -59,12 +57,6 @@ def bench_pack(pack_name: str, images: list[np.ndarray], repeats: int, batch: in
         "embed_batch_size": recognizer.batch_size,
         "batched_speedup": batch_one / batched,
     }
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__, "providers_available": onnxruntime.get_available_providers()}
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_engine import machine
+from index_builder.bench.common import machine
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from bench_engine import machine
+from index_builder.bench.common import machine
 from face_engine.imaging import read_image
 from kiosk.worker import InferenceWorker
 

@@ -15,6 +15,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class BuildOptions:
     fresh: bool = False
     shard_size: int = 1024
     budget_ms: float = 20.0
+    engine: str = "local"  # or "ray"
+    address: str | None = None  # a Ray cluster; None starts a local Ray instance
     progress: bool = True
 
 
@@ -84,8 +87,14 @@ def build(options: BuildOptions) -> dict[str, Any]:
                  options.corpus, len(corpus), len(todo), removed)
 
         embed_started = time.time()
-        recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
-        embedded = _embed_photos(todo, state, recognizer, pack, options)
+        if options.engine == "ray":
+            from index_builder.ray_engine import embed_with_ray
+
+            embedded, providers = embed_with_ray(todo, state, pack, options, Batch(None, 0, options.batch))
+        else:
+            recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
+            embedded = _embed_photos(todo, state, recognizer, pack, options)
+            providers = list(recognizer.session.get_providers())
         embed_seconds = time.time() - embed_started
 
         rows = state.gallery_rows()
@@ -123,7 +132,8 @@ def build(options: BuildOptions) -> dict[str, Any]:
             "wall_seconds": None,
             "workers": options.workers,
             "device": options.device,
-            "providers": list(recognizer.session.get_providers()),
+            "engine": options.engine,
+            "providers": providers,
             "faiss_gpus": faiss.get_num_gpus(),
             "content_id": content_id,
         }
@@ -177,7 +187,7 @@ def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, o
     if not todo:
         return 0
     by_key = {item.key: item for item in todo}
-    batch = _Batch(recognizer, options.batch)
+    batch = Batch(recognizer.embed, recognizer.dim, options.batch)
     embedded = 0
     face_filter = FaceFilter(options.faces, options.min_face, options.min_score)
     # Pool.imap would read all of `todo` ahead and pile up results faster than they are embedded;
@@ -205,12 +215,12 @@ def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, o
     return embedded
 
 
-class _Batch:
+class Batch:
     """Photos processed since the last shard: their rows, their faces, and their embeddings,
     computed a recognizer batch at a time as crops arrive."""
 
-    def __init__(self, recognizer, batch_size: int) -> None:
-        self.recognizer, self.batch_size = recognizer, batch_size
+    def __init__(self, embed: Callable[[np.ndarray], np.ndarray] | None, dim: int, batch_size: int) -> None:
+        self.embed, self.dim, self.batch_size = embed, dim, batch_size
         self.items: list[tuple] = []
         self.faces_rows: list[tuple] = []
         self.crops: list[np.ndarray] = []
@@ -229,17 +239,22 @@ class _Batch:
                 row[4:] = ["duplicate", original]
             else:
                 self.sha1s[result.sha1] = item.key
-                for face in range(len(result.crops)):
+                for face in range(len(result.boxes)):
                     self.faces_rows.append((result.key, face, len(self.faces_rows), result.boxes[face],
                                             result.scores[face], result.landmarks[face], result.thumbnails[face]))
-                    self.crops.append(result.crops[face])
-                if len(self.crops) >= self.batch_size:
+                if result.vectors is not None:  # embedded already (by a Ray actor)
                     self._embed_pending()
+                    self.vectors.append(result.vectors)
+                else:
+                    self.crops.extend(result.crops)
+                    if len(self.crops) >= self.batch_size:
+                        self._embed_pending()
         self.items.append(tuple(row))
 
     def _embed_pending(self) -> None:
         if self.crops:
-            self.vectors.append(self.recognizer.embed(np.stack(self.crops)))
+            assert self.embed is not None, "crops arrived without a recognizer to embed them"
+            self.vectors.append(self.embed(np.stack(self.crops)))
             self.crops = []
 
     def commit(self, state: BuildState) -> int:
@@ -247,8 +262,8 @@ class _Batch:
         if not self.items:
             return 0
         self._embed_pending()
-        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.recognizer.dim), np.float32)
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dim), np.float32)
         state.commit(state.next_shard_name(), vectors, self.items, self.faces_rows)
         count = len(vectors)
-        self.__init__(self.recognizer, self.batch_size)
+        self.__init__(self.embed, self.dim, self.batch_size)
         return count

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--fresh", action="store_true", help="forget earlier runs and embed everything again")
     build.add_argument("--shard-size", type=int, default=BuildOptions.shard_size, metavar="N",
                        help="faces per shard written to disk; a killed build redoes at most one shard")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: worker processes on this machine (default); ray: Ray Data over a cluster "
+                       "(needs the ray extra: ./setup_kiosk.sh --ray)")
+    build.add_argument("--address", help="with --engine ray: the cluster to join (default: start a local Ray)")
     build.add_argument("--latency-budget", type=float, default=BuildOptions.budget_ms, metavar="MS",
                        help="single-query search time under which exact search is kept (default: 20 ms)")
     build.set_defaults(run=run_build)
@@ -286,7 +290,7 @@ def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
                            min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
-                           budget_ms=args.latency_budget)
+                           budget_ms=args.latency_budget, engine=args.engine, address=args.address)
     report = build(options)
     if report.get("up_to_date"):
         print(f"{args.out} is up to date: no photo was added, changed or removed since it was published")

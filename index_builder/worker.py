@@ -36,6 +36,7 @@ class PhotoResult:
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 112, 112, 3), np.uint8))
     thumbnails: list[bytes] = field(default_factory=list)
+    vectors: np.ndarray | None = None  # embeddings, when the stage that made this result embedded them
 
 
 _detector: FaceDetector | None = None
@@ -51,26 +52,37 @@ def init_worker(pack: ModelPack, device: str, face_filter: FaceFilter) -> None:
 
 
 def process_photo(item: CorpusItem) -> PhotoResult:
-    assert _detector is not None, "init_worker was not called in this process"
+    """The whole per-photo stage in one call (the local engine's worker processes)."""
+    read = read_photo(item.key, item.path)
+    return read if isinstance(read, PhotoResult) else find_faces(item.key, *read)
+
+
+def read_photo(key: str, path: str) -> tuple[str, np.ndarray] | PhotoResult:
+    """(sha1 of the file, decoded image), or a PhotoResult that says why the photo is unusable."""
     try:
-        with open(item.path, "rb") as file:
+        with open(path, "rb") as file:
             data = file.read()
     except IsADirectoryError:
-        return PhotoResult(item.key, reason="directory")
+        return PhotoResult(key, reason="directory")
     except OSError:
-        return PhotoResult(item.key, reason="missing")
+        return PhotoResult(key, reason="missing")
     sha1 = hashlib.sha1(data).hexdigest()
     try:
-        image = read_image(data)
+        return sha1, read_image(data)
     except ImageError as error:
-        return PhotoResult(item.key, sha1, reason=error.reason)
+        return PhotoResult(key, sha1, reason=error.reason)
+
+
+def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
+    """Detect, filter, align and thumbnail the faces of a decoded photo (init_worker first)."""
+    assert _detector is not None, "init_worker was not called in this process"
     found = _detector.detect(image)
     keep = _select(found.boxes, found.scores, image.shape[:2])
     if isinstance(keep, str):
-        return PhotoResult(item.key, sha1, reason=keep)
+        return PhotoResult(key, sha1, reason=keep)
     boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
     kept = type(found)(boxes, scores, landmarks)
-    return PhotoResult(item.key, sha1, "", boxes, scores, landmarks, crops_of(image, kept),
+    return PhotoResult(key, sha1, "", boxes, scores, landmarks, crops_of(image, kept),
                        [thumbnail(image, box) for box in boxes])
 
 

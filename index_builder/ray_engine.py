@@ -1,0 +1,120 @@
+"""`build --engine ray`: the same per-photo work spread over a Ray cluster with Ray Data.
+
+Reading and decoding is a CPU stage (plain tasks); detecting, aligning and embedding is an actor
+stage, each actor loading the models once (on a GPU where the cluster has them). Results stream
+back to this driver, which commits them to the same build state, in the same shards, as the local
+engine: resuming, updating and publishing work the same.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+
+from index_builder.corpus import CorpusItem
+from index_builder.state import BuildState
+from index_builder.worker import FaceFilter, PhotoResult, find_faces, init_worker, read_photo
+from models.packs import ModelPack
+
+log = logging.getLogger(__name__)
+
+DECODE_BATCH = 16
+
+
+def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """CPU stage: read and decode; unusable photos carry their reason instead of an image."""
+    sha1s, reasons, images = [], [], []
+    for key, path in zip(batch["key"], batch["path"]):
+        read = read_photo(str(key), str(path))
+        if isinstance(read, PhotoResult):
+            sha1s.append(read.sha1)
+            reasons.append(read.reason)
+            images.append(None)
+        else:
+            sha1s.append(read[0])
+            reasons.append("")
+            images.append(read[1])
+    return {"key": batch["key"], "sha1": np.array(sha1s, dtype=object), "reason": np.array(reasons, dtype=object),
+            "image": _objects(images)}
+
+
+class FaceEmbedder:
+    """Actor stage: the pack's detector and recognizer, loaded once per actor."""
+
+    def __init__(self, pack: ModelPack, device: str, face_filter: FaceFilter, batch: int) -> None:
+        from face_engine.engine import open_recognizer
+
+        init_worker(pack, device, face_filter)
+        self.recognizer = open_recognizer(pack, device, batch_size=batch)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = []
+        for key, sha1, reason, image in zip(batch["key"], batch["sha1"], batch["reason"], batch["image"]):
+            result = PhotoResult(str(key), str(sha1), str(reason)) if reason else find_faces(str(key), str(sha1), image)
+            results.append(result)
+        crops = [r.crops for r in results if len(r.crops)]
+        vectors = self.recognizer.embed(np.concatenate(crops)) if crops else np.zeros((0, self.recognizer.dim), np.float32)
+        out, start = [], 0
+        for result in results:
+            count = len(result.crops)
+            out.append({"key": result.key, "sha1": result.sha1, "reason": result.reason, "boxes": result.boxes,
+                        "scores": result.scores, "landmarks": result.landmarks, "thumbnails": result.thumbnails,
+                        "vectors": vectors[start:start + count]})
+            start += count
+        return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
+
+
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options, batch) -> tuple[int, list[str]]:
+    """Run the per-photo work on Ray and commit it through `batch` (a build.Batch); returns the
+    faces embedded and the providers the actors used."""
+    import ray
+    import ray.data
+
+    if not todo:
+        return 0, []
+    quiet = not log.isEnabledFor(logging.INFO)  # Ray's own progress lines only with -v
+    if quiet:
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    settings = {"log_to_driver": False, "configure_logging": False}
+    if options.address:
+        ray.init(address=options.address, **settings)
+    else:
+        ray.init(num_cpus=options.workers, include_dashboard=False, **settings)
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = options.progress and sys.stderr.isatty()
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        actors = gpus or max(1, options.workers // 2)
+        log.info("ray: %s, %d actor(s) on %s", ray.cluster_resources(), actors, "GPUs" if gpus else "CPUs")
+        items = ray.data.from_items([{"key": item.key, "path": item.path} for item in todo],
+                                    override_num_blocks=max(1, min(-(-len(todo) // DECODE_BATCH), 1000)))
+        decoded = items.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1)
+        embedded = decoded.map_batches(
+            FaceEmbedder, fn_constructor_args=(pack, options.device, FaceFilter(options.faces, options.min_face, options.min_score), options.batch),
+            batch_size=options.batch, concurrency=actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
+        by_key = {item.key: item for item in todo}
+        faces, providers = 0, []
+        for row in embedded.iter_rows():
+            result = _photo_result(row["result"])
+            providers = row["providers"]
+            batch.add(by_key[result.key], result, state)
+            if batch.faces >= options.shard_size:
+                faces += batch.commit(state)
+        faces += batch.commit(state)
+        return faces, providers
+    finally:
+        ray.shutdown()
+
+
+def _photo_result(record: dict[str, Any]) -> PhotoResult:
+    return PhotoResult(record["key"], record["sha1"], record["reason"], np.asarray(record["boxes"]),
+                       np.asarray(record["scores"]), np.asarray(record["landmarks"]),
+                       thumbnails=list(record["thumbnails"]), vectors=np.asarray(record["vectors"], np.float32))
