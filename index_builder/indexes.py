@@ -60,7 +60,8 @@ def train_and_add(factory: str, xb: np.ndarray, use_gpu: bool) -> faiss.Index:
     """Train on a sample, then add the vectors shard by shard, on the GPU(s) when faiss sees one;
     always returns the CPU form (what is written to disk)."""
     index = faiss.index_factory(xb.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
-    target = faiss.index_cpu_to_all_gpus(index) if use_gpu and not factory.startswith("HNSW") else index
+    on_gpu = use_gpu and not factory.startswith("HNSW")  # faiss has no GPU HNSW
+    target = faiss.index_cpu_to_all_gpus(index) if on_gpu else index
     if not target.is_trained:
         sample = xb
         if len(xb) > TRAIN_SAMPLE:
@@ -68,7 +69,7 @@ def train_and_add(factory: str, xb: np.ndarray, use_gpu: bool) -> faiss.Index:
         target.train(sample)
     for start in range(0, len(xb), ADD_SHARD):
         target.add(xb[start:start + ADD_SHARD])
-    return faiss.index_gpu_to_cpu(target) if target is not index else index
+    return faiss.index_gpu_to_cpu(target) if on_gpu else index
 
 
 def choose_index(xb: np.ndarray, xq_strangers: np.ndarray, budget_ms: float, use_gpu: bool,
