@@ -76,7 +76,17 @@ class Gallery:
 
     def search(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """D, I for queries xq (nq, dim): inner-product scores and vector ids, best first."""
-        return self.index.search(np.ascontiguousarray(xq, dtype=np.float32), min(k, self.count))
+        xq = np.ascontiguousarray(xq, dtype=np.float32)
+        if len(xq) > 1:
+            return self.index.search(xq, min(k, self.count))
+        # One query: waking OpenMP's threads costs more than they save (measured: 10 ms against
+        # 0.2 ms for 13k vectors on a busy 2-core machine).
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self.index.search(xq, min(k, self.count))
+        finally:
+            faiss.omp_set_num_threads(threads)
 
     def faces(self, ids: list[int]) -> list[dict[str, Any]]:
         """Metadata of each id, in the order given; thumbnail as an absolute path."""

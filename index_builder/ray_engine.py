@@ -8,6 +8,7 @@ engine: resuming, updating and publishing work the same.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -80,9 +81,10 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
 
     if not todo:
         return 0, []
-    quiet = not log.isEnabledFor(logging.INFO)  # Ray's own progress lines only with -v
-    if quiet:
-        logging.getLogger("ray").setLevel(logging.ERROR)
+    if not log.isEnabledFor(logging.INFO):  # Ray's own progress lines only with -v
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     settings = {"log_to_driver": False, "configure_logging": False}
     if options.address:
         ray.init(address=options.address, **settings)
@@ -92,14 +94,16 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = options.progress and sys.stderr.isatty()
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        actors = gpus or max(1, options.workers // 2)
+        # One actor per GPU; on CPUs Ray fuses decoding into the actors, so one actor per CPU.
+        actors = gpus or int(ray.cluster_resources().get("CPU", options.workers))
         log.info("ray: %s, %d actor(s) on %s", ray.cluster_resources(), actors, "GPUs" if gpus else "CPUs")
         items = ray.data.from_items([{"key": item.key, "path": item.path} for item in todo],
                                     override_num_blocks=max(1, min(-(-len(todo) // DECODE_BATCH), 1000)))
         decoded = items.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1)
         embedded = decoded.map_batches(
             FaceEmbedder, fn_constructor_args=(pack, options.device, FaceFilter(options.faces, options.min_face, options.min_score), options.batch),
-            batch_size=options.batch, concurrency=actors, num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
+            batch_size=options.batch, compute=ray.data.ActorPoolStrategy(size=actors),
+            num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
         by_key = {item.key: item for item in todo}
         faces, providers = 0, []
         for row in embedded.iter_rows():
