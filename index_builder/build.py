@@ -27,7 +27,7 @@ from tqdm import tqdm
 from face_engine.engine import open_recognizer
 from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, THUMBNAILS
 from index_builder.corpus import CorpusItem, display_name, read_corpus
-from index_builder.indexes import choose_index, held_out_strangers, train_and_add
+from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
 from index_builder.publish import face_record, gallery_home, publish, write_gallery
 from index_builder.state import BuildState
 from index_builder.worker import FaceFilter, PhotoResult, init_worker, process_photo
@@ -90,7 +90,7 @@ def build(options: BuildOptions) -> dict[str, Any]:
         if options.engine == "ray":
             from index_builder.ray_engine import embed_with_ray
 
-            embedded, providers = embed_with_ray(todo, state, pack, options, Batch(None, 0, options.batch))
+            embedded, providers = embed_with_ray(todo, state, pack, options)
         else:
             recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
             embedded = _embed_photos(todo, state, recognizer, pack, options)
@@ -109,11 +109,7 @@ def build(options: BuildOptions) -> dict[str, Any]:
         by_key = {item.key: item for item in corpus}
         xb = state.vectors(rows)
         identities = [by_key[row[0]].identity for row in rows]
-        use_gpu = faiss.get_num_gpus() > 0
-        strangers = held_out_strangers(identities, np.random.default_rng(0))
-        rest = np.setdiff1d(np.arange(len(xb)), strangers)
-        choice = choose_index(xb[rest] if len(rest) else xb, xb[strangers], options.budget_ms, use_gpu)
-        index = train_and_add(choice.factory, xb, use_gpu)
+        choice, index, strangers = _index_for(xb, identities, options.budget_ms)
 
         skipped = state.skip_counts()
         report = {
@@ -149,7 +145,7 @@ def build(options: BuildOptions) -> dict[str, Any]:
             "count": len(rows),
             "identities": report["identities"],
             "index": {"factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
-                      "measurements": choice.measurements, "stranger_queries": len(strangers)},
+                      "measurements": choice.measurements, "stranger_queries": strangers},
             "recall": {"recall@5_vs_exact_on_strangers": next(
                 m["recall@5"] for m in choice.measurements
                 if m["factory"] == choice.factory and m["params"] == choice.search_params)},
@@ -172,6 +168,16 @@ def build(options: BuildOptions) -> dict[str, Any]:
         return report
     finally:
         state.close()
+
+
+def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple[IndexChoice, faiss.Index, int]:
+    """Choose the index on held-out strangers (whole people the measured index never saw), then
+    build the chosen one on every vector. Returns the choice, the index and the strangers counted."""
+    use_gpu = faiss.get_num_gpus() > 0
+    strangers = held_out_strangers(identities, np.random.default_rng(0))
+    rest = np.setdiff1d(np.arange(len(xb)), strangers)
+    choice = choose_index(xb[rest] if len(rest) else xb, xb[strangers], budget_ms, use_gpu)
+    return choice, train_and_add(choice.factory, xb, use_gpu), len(strangers)
 
 
 def _live_manifest(out: Path) -> dict | None:

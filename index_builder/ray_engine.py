@@ -73,11 +73,15 @@ def _objects(values: list) -> np.ndarray:
     return array
 
 
-def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options, batch) -> tuple[int, list[str]]:
-    """Run the per-photo work on Ray and commit it through `batch` (a build.Batch); returns the
+def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options) -> tuple[int, list[str]]:
+    """Run the per-photo work on Ray and commit it in shards as the local engine does; returns the
     faces embedded and the providers the actors used."""
     import ray
     import ray.data
+
+    from index_builder.build import Batch  # build imports this module only when --engine ray
+
+    batch = Batch(None, 0, options.batch)  # the actors embed; the driver only commits
 
     if not todo:
         return 0, []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,17 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: these tests use the shared test data beside the checkout")
     return path
+
+
+def copy_lfw_people(target: Path, people: dict[str, int]) -> list[Path]:
+    """A corpus folder tree: the first `count` LFW photos of each person, copied under `target`."""
+    source = need(LFW) / "images_deepfunneled"
+    copied = []
+    for person, count in people.items():
+        (target / person).mkdir(parents=True, exist_ok=True)
+        for photo in sorted((source / person).iterdir())[:count]:
+            copied.append(Path(shutil.copy(photo, target / person / photo.name)))
+    return copied
 
 
 @pytest.fixture(scope="session")

@@ -14,23 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import LFW, need
+from conftest import LFW, copy_lfw_people, need
 from face_engine.gallery import Gallery
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.cli import main
 from index_builder.publish import PublishError
 
 PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 6, "Zico": 3, "Hugo_Chavez": 5}
-
-
-def copy_people(target: Path, people: dict[str, int]) -> list[Path]:
-    source = need(LFW) / "images_deepfunneled"
-    copied = []
-    for person, count in people.items():
-        (target / person).mkdir(parents=True, exist_ok=True)
-        for photo in sorted((source / person).iterdir())[:count]:
-            copied.append(Path(shutil.copy(photo, target / person / photo.name)))
-    return copied
 
 
 def options(corpus: Path, out: Path, **overrides) -> BuildOptions:
@@ -49,7 +39,7 @@ def gallery_contents(out: Path) -> tuple[np.ndarray, list[tuple]]:
 def messy_corpus(tmp_path: Path, photos: Path) -> tuple[Path, list[Path]]:
     """Real photos mixed with every kind of bad file a corpus holds."""
     corpus = tmp_path / "corpus"
-    good = copy_people(corpus, PEOPLE)
+    good = copy_lfw_people(corpus, PEOPLE)
     chinese = corpus / "张伟"
     chinese.mkdir()
     good.append(Path(shutil.copy(photos / "fr_obama.jpg", chinese / "照片一.jpg")))
@@ -106,11 +96,11 @@ def test_a_gallery_is_refused_by_an_engine_with_another_recognizer(tmp_path, mes
 
 def test_an_update_embeds_only_new_photos_and_drops_removed_ones(tmp_path):
     corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_people(corpus, {"Tony_Blair": 4, "Zico": 3})
+    copy_lfw_people(corpus, {"Tony_Blair": 4, "Zico": 3})
     first = build(options(corpus, out))
     assert first["faces_embedded_this_run"] == 7
     shutil.rmtree(corpus / "Zico")
-    copy_people(corpus, {"Hugo_Chavez": 2})
+    copy_lfw_people(corpus, {"Hugo_Chavez": 2})
     second = build(options(corpus, out))
     assert (second["faces_embedded_this_run"], second["photos_removed_since_last_build"]) == (2, 3)
     _, rows = gallery_contents(out)
@@ -120,7 +110,7 @@ def test_an_update_embeds_only_new_photos_and_drops_removed_ones(tmp_path):
 
 def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeypatch):
     corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_people(corpus, {"Zico": 3})
+    copy_lfw_people(corpus, {"Zico": 3})
     build(options(corpus, out))
     live = out.resolve()
     shutil.copy(photos / "fr_obama.jpg", corpus / "Zico" / "extra.jpg")
@@ -143,7 +133,7 @@ def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeyp
 
 def test_changed_settings_need_fresh(tmp_path):
     corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_people(corpus, {"Zico": 2})
+    copy_lfw_people(corpus, {"Zico": 2})
     build(options(corpus, out))
     with pytest.raises(BuildError, match="--fresh"):
         build(options(corpus, out, faces="all"))
@@ -152,7 +142,7 @@ def test_changed_settings_need_fresh(tmp_path):
 
 def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
     corpus = tmp_path / "corpus"
-    copy_people(corpus, {"Tony_Blair": 20, "Colin_Powell": 20, "Hugo_Chavez": 10})
+    copy_lfw_people(corpus, {"Tony_Blair": 20, "Colin_Powell": 20, "Hugo_Chavez": 10})
     command = [sys.executable, "-m", "index_builder.cli", "build", str(corpus), "--workers", "2", "--shard-size", "4"]
     killed_out = tmp_path / "killed"
     process = subprocess.Popen(command + ["--out", str(killed_out)], start_new_session=True,

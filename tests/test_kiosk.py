@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from conftest import LFW, need
+from conftest import LFW, copy_lfw_people, need
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
 from kiosk.camera import CameraError, FolderSource
@@ -24,11 +24,7 @@ WAIT_MS = 60_000
 
 
 def make_corpus(folder: Path, people: dict[str, int]) -> Path:
-    source = need(LFW) / "images_deepfunneled"
-    for person, count in people.items():
-        (folder / person).mkdir(parents=True, exist_ok=True)
-        for photo in sorted((source / person).iterdir())[:count]:
-            shutil.copy(photo, folder / person / photo.name)
+    copy_lfw_people(folder, people)
     return folder
 
 

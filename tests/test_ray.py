@@ -3,7 +3,6 @@ resumability. Ray is an optional extra; these tests need it (./setup_kiosk.sh --
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import LFW, need
+from conftest import LFW, copy_lfw_people, need
 from face_engine.engine import FaceEngine
 from face_engine.gallery import Gallery
 from face_engine.query import search_photo
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.slow  # a local Ray instance takes tens of seconds to s
 
 
 def corpus_of(folder: Path, people: dict[str, int]) -> Path:
-    source = need(LFW) / "images_deepfunneled"
-    for person, count in people.items():
-        (folder / person).mkdir(parents=True, exist_ok=True)
-        for photo in sorted((source / person).iterdir())[:count]:
-            shutil.copy(photo, folder / person / photo.name)
+    copy_lfw_people(folder, people)
     return folder
 
 
