@@ -3,8 +3,10 @@
     .venv/bin/python docs/make_screenshots.py --gallery galleries/lfw [--out docs/screenshots]
 
 Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) when no DISPLAY is set, shows the
-kiosk fullscreen at 1920x1080 with a scripted camera of real photos, walks the visitor's journey
-and grabs the X screen at each step (saved at 1280x720 to keep the repository small).
+kiosk fullscreen at 1920x1080 with a scripted camera, walks the visitor's journey and grabs the X
+screen at each step (saved at 1280x720 to keep the repository small). The visitor is scikit-image's
+astronaut photo (NASA, public domain; Eileen Collins, who is not in LFW), so the committed
+screenshots carry no photo we may not redistribute besides the gallery's own faces.
 """
 from __future__ import annotations
 
@@ -18,23 +20,19 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
 
 
 class ScriptedCamera:
-    """Shows whichever real photo the script chooses; can be 'unplugged'."""
+    """Shows whichever frame the script chooses; can be 'unplugged'."""
 
     fps = 15.0
 
     def __init__(self) -> None:
-        from face_engine.imaging import read_image
-
-        self.read_image = read_image
         self.frame = None
         self.unplugged = False
 
-    def show(self, photo: Path) -> None:
-        self.frame = self.read_image(photo)
+    def show(self, frame: np.ndarray) -> None:
+        self.frame = frame
 
     def open(self) -> None:
         from kiosk.camera import CameraError
@@ -72,6 +70,23 @@ def main() -> None:
             xvfb.terminate()
 
 
+def visitor_frames() -> dict[str, np.ndarray]:
+    """Camera frames made from the public-domain astronaut photo: alone and close, twice side by
+    side (two visitors), small in an empty room (too far), and an empty room."""
+    from importlib import resources
+
+    import cv2
+
+    from face_engine.imaging import read_image
+
+    astronaut = read_image(str(resources.files("skimage").joinpath("data/astronaut.png")))
+    close = astronaut[20:340, 60:380]
+    room = np.full((720, 1280, 3), 40, np.uint8)
+    far = room.copy()
+    far[300:428, 600:728] = cv2.resize(close, (128, 128), interpolation=cv2.INTER_AREA)
+    return {"close": close, "two": np.hstack([close, close[:, ::-1]]), "far": far, "empty": room}
+
+
 def take_screenshots(gallery: str, out: Path) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
@@ -104,9 +119,10 @@ def take_screenshots(gallery: str, out: Path) -> None:
             .save(str(out / f"{name}.png"))
         print(f"  {out / name}.png")
 
+    frames = visitor_frames()
     for lang in ("zh", "en"):
         camera = ScriptedCamera()
-        camera.show(PHOTOS / "coffee.png")
+        camera.show(frames["empty"])
         config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
                              idle_seconds=600, pin_hash=hash_pin("2468"))
         window = KioskWindow(config, None, camera)
@@ -114,14 +130,14 @@ def take_screenshots(gallery: str, out: Path) -> None:
         grab(f"{lang}_1_splash")
         wait(lambda: window.flow.state is State.ATTRACT)
         grab(f"{lang}_2_attract")
-        camera.show(PHOTOS / "if_t1.jpg")
+        camera.show(frames["two"])
         window.on_try_again()  # a touch on the attract screen
         wait(lambda: window.flow.hint == "hint_one_person")
         grab(f"{lang}_3_live_one_person")
-        camera.show(PHOTOS / "mtcnn_ivan.jpg")
+        camera.show(frames["far"])
         wait(lambda: window.flow.hint == "hint_come_closer")
         grab(f"{lang}_4_live_come_closer")
-        camera.show(PHOTOS / "fr_lin_manuel_miranda.png")
+        camera.show(frames["close"])
         wait(lambda: window.flow.state is State.COUNTDOWN)
         settle(0.8)
         grab(f"{lang}_5_countdown")

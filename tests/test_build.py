@@ -170,3 +170,16 @@ def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
     straight_vectors, straight_rows = gallery_contents(tmp_path / "straight")
     assert killed_rows == straight_rows
     np.testing.assert_allclose(killed_vectors, straight_vectors, atol=1e-5)
+
+
+def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
+    photos = copy_lfw_people(tmp_path / "files", {"Zico": 2, "Hugo_Chavez": 1})
+    manifest = tmp_path / "corpus.csv"
+    manifest.write_text("path,name,caption,source\n" + "".join(
+        f"{p.relative_to(tmp_path)},Person {i},第{i}张照片 caption,archive {i}\n" for i, p in enumerate(photos))
+        + "files/missing.jpg,Nobody,,\n", encoding="utf-8")
+    report = build(options(manifest, tmp_path / "gallery"))
+    assert report["gallery_faces"] == 3 and report["skipped"] == {"missing": 1}
+    assert main(["search", str(tmp_path / "gallery"), str(photos[0]), "--json", "--k", "1"]) == 0
+    match = json.loads(capsys.readouterr().out)["matches"][0]
+    assert (match["identity"], match["caption"], match["score"]) == ("Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
