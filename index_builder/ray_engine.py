@@ -102,7 +102,7 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
         actors = gpus or int(ray.cluster_resources().get("CPU", options.workers))
         log.info("ray: %s, %d actor(s) on %s", ray.cluster_resources(), actors, "GPUs" if gpus else "CPUs")
         items = ray.data.from_items([{"key": item.key, "path": item.path} for item in todo],
-                                    override_num_blocks=max(1, min(-(-len(todo) // DECODE_BATCH), 1000)))
+                                    override_num_blocks=min(len(todo), max(actors, -(-len(todo) // DECODE_BATCH))))
         decoded = items.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1)
         embedded = decoded.map_batches(
             FaceEmbedder, fn_constructor_args=(pack, options.device, FaceFilter(options.faces, options.min_face, options.min_score), options.batch),

@@ -21,6 +21,7 @@ from face_engine.engine import FaceEngine
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError, read_image
 from face_engine.query import Stopwatch, lookalikes
+from kiosk.flow import Analysis
 from kiosk.hints import analyse
 from models.packs import resolve_pack
 
@@ -95,14 +96,26 @@ class InferenceWorker(QObject):
     def analyse(self, frame: np.ndarray) -> None:
         assert self.engine is not None
         start = time.perf_counter()
-        found = self.engine.detect(frame)
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
+        analysis = Analysis(faces=0)
+        try:
+            found = self.engine.detect(frame)
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
+        except Exception:  # one bad frame must not leave the window waiting for an answer forever
+            log.exception("analysis of a frame failed")
         self.latency_ms["analyse"] = (time.perf_counter() - start) * 1e3
         self.analysed.emit(analysis)
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
+        try:
+            outcome = self._search(frame, k, frame_time)
+        except Exception:  # the visitor sees "try again", never a frozen kiosk
+            log.exception("search failed")
+            outcome = SearchOutcome(0, None, frame_time=frame_time)
+        self.searched.emit(outcome)
+
+    def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
         assert self.engine is not None and self.gallery is not None
         watch = Stopwatch()
         detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch)
@@ -112,7 +125,7 @@ class InferenceWorker(QObject):
         matches = [Match(m["score"], m["display_name"], m["caption"], m["image"], self._portrait_of(m)) for m in found]
         watch.lap("portraits")
         self.latency_ms.update({f"search_{stage}": ms for stage, ms in watch.ms.items()})
-        self.searched.emit(SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time))
+        return SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time)
 
     def _portrait_of(self, match: dict) -> np.ndarray:
         """A sharp square crop of the face from its original photo; the thumbnail when that is gone."""

@@ -196,3 +196,51 @@ def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, c
     result = json.loads(capsys.readouterr().out)
     assert result["matches"][0]["identity"] == "Eileen Collins" and result["matches"][0]["score"] > 0.9
     assert (tmp_path / "other-me" / "demo" / "gallery" / "manifest.json").is_file()
+
+
+def test_a_video_file_camera_delivers_frames_and_loops(qtbot, tmp_path, photos):
+    import cv2
+
+    from kiosk.camera import CaptureThread, OpenCvSource
+
+    first = cv2.imread(str(photos / "fr_obama.jpg"))
+    size = (640, 480)
+    video = tmp_path / "visitor.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    for _ in range(5):
+        writer.write(cv2.resize(first, size))
+    writer.release()
+    thread = CaptureThread(OpenCvSource(str(video)))
+    frames = []
+    thread.frame_ready.connect(frames.append)
+    thread.start()
+    qtbot.waitUntil(lambda: len(frames) >= 12, timeout=WAIT_MS)  # more frames than the file holds
+    thread.stop()
+    assert frames[0].shape == (480, 640, 3)
+
+
+def test_a_missing_camera_is_reported_not_fatal(qtbot):
+    from kiosk.camera import CaptureThread, OpenCvSource
+
+    thread = CaptureThread(OpenCvSource("7"))  # no /dev/video7 here
+    lost = []
+    thread.camera_lost.connect(lost.append)
+    thread.start()
+    qtbot.waitUntil(lambda: bool(lost), timeout=WAIT_MS)
+    thread.stop()
+    assert "cannot open camera 7" in lost[0]
+
+
+def test_a_frame_that_breaks_detection_still_gets_an_answer(gallery):
+    from kiosk.worker import InferenceWorker
+
+    worker = InferenceWorker(str(gallery[1]), "", "cpu")
+    worker.start_up()
+    analyses, outcomes = [], []
+    worker.analysed.connect(analyses.append)
+    worker.searched.connect(outcomes.append)
+    empty = np.zeros((0, 0, 3), np.uint8)
+    worker.analyse(empty)
+    worker.search(empty, 5, 0.0)
+    assert analyses[0].faces == 0
+    assert outcomes[0].visitor is None and outcomes[0].matches == []
