@@ -5,13 +5,14 @@ import argparse
 import importlib.metadata as metadata
 import json
 import logging
+import os
 import platform
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from face_engine.engine import FaceEngine
+from face_engine.engine import Face, FaceEngine
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError) as error:
         print(f"index-builder: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` that has closed it: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +276,7 @@ def demo_photos() -> list[str]:
     return [str(folder / name) for name in ("t1.jpg", "Tom_Hanks_54745.png")]
 
 
-def print_faces(image: str, faces: list, engine) -> None:
+def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
     device = "GPU" if "CUDAExecutionProvider" in engine.applied_providers else "CPU"
     print(f"{image}: {len(faces)} face{'s' if len(faces) != 1 else ''}  "
           f"[pack {engine.pack.id}, {engine.dim}-d, {device}]")
@@ -390,9 +394,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     print(f"faiss         {faiss.__version__}: {faiss.get_num_gpus()} GPU(s) visible")
     print(f"opencv        {cv2.__version__}")
     distributions = {dist.metadata["Name"].lower() for dist in metadata.distributions()}
-    for unwanted, why in (("opencv-python", "bundles Qt 5, which clashes with PySide6"),):
-        if unwanted in distributions:
-            problems.append(f"{unwanted} is installed: it {why}; run ./setup_kiosk.sh")
+    if "opencv-python" in distributions:
+        problems.append("opencv-python is installed: it bundles Qt 5, which clashes with PySide6; run ./setup_kiosk.sh")
     if {"onnxruntime", "onnxruntime-gpu"} <= distributions:
         problems.append("onnxruntime and onnxruntime-gpu are both installed: the CPU build shadows the GPU one")
     if {"faiss-cpu", "faiss-gpu"} <= distributions:
