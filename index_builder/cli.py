@@ -365,9 +365,11 @@ def run_models_list(args: argparse.Namespace) -> int:
             print(f"  {role:<10} {path}  [{status[checks[path.name]]}]")
         print(f"  license    {pack.license}")
     installed = {pack.id for pack in list_packs()}
-    missing = [name for name in KNOWN_PACKS if name not in installed]
+    missing = [pack for name, pack in KNOWN_PACKS.items() if name not in installed]
     if missing:
-        print(f"\nknown but not installed: {', '.join(missing)} (index-builder models install --help)")
+        print("\nknown, not installed (staff supply the files: index-builder models install --help):")
+        for pack in missing:
+            print(f"  {pack.id:<11} {pack.dim}-d  {pack.note}")
     return 0
 
 
