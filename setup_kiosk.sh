@@ -103,7 +103,9 @@ if [ "$system" = yes ] && command -v dpkg-query >/dev/null 2>&1; then
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "==> installing window packages: ${missing[*]}"
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      # Offscreen use and the tests do not need these: a failure here only warns.
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+        || echo "==> WARNING: could not install ${missing[*]}; a real window may not start"
     else
       echo "==> for a real window, install: sudo apt-get install ${missing[*]}"
     fi
