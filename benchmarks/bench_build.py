@@ -9,7 +9,6 @@ The pipeline should reach at least 80% of the raw model rate: decoding and I/O h
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bench.common import machine
+from index_builder.bench.common import write_result
 from face_engine.engine import FaceEngine, crops_of
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
@@ -75,9 +74,6 @@ def main() -> None:
                 "faces_per_second": report["faces_per_second"], "wall_seconds_with_index_and_publish": wall,
                 "faces_per_second_wall": report["faces_embedded_this_run"] / wall, "workers": args.workers}
     result = {
-        "benchmark": "build",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
         "corpus": f"first {args.photos} photos of {args.corpus}",
         "pack": args.pack,
         "raw_model": raw,
@@ -85,8 +81,7 @@ def main() -> None:
         "pipeline_over_raw": pipeline["faces_per_second"] / raw["faces_per_second"],
         "report": report,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "build", vars(args), result)
     print(f"raw model: {raw['faces_per_second']:.1f} faces/s; pipeline: {pipeline['faces_per_second']:.1f} faces/s "
           f"({result['pipeline_over_raw']:.0%} of raw), {pipeline['faces_per_second_wall']:.1f} faces/s "
           f"including index and publish; wrote {args.out}")

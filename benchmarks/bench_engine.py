@@ -9,7 +9,6 @@ numbers from one run only.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from face_engine.engine import FaceEngine
 from face_engine.imaging import read_image
 from face_engine.recognizers import align
-from index_builder.bench.common import machine
+from index_builder.bench.common import write_result
 from models.packs import resolve_pack
 
 HERE = Path(__file__).resolve().parent
@@ -71,15 +70,11 @@ def main() -> None:
     paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     images = [read_image(p) for p in paths]
     result = {
-        "benchmark": "engine",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
         "photos": str(args.photos),
         "repeats": args.repeats,
         "packs": [bench_pack(pack, images, args.repeats, args.batch) for pack in args.packs],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "engine", vars(args), result)
     for pack in result["packs"]:
         print(f"{pack['pack']:>18}: detect {pack['detect_ms_per_image']['median']:.1f} ms/image (median of "
               f"{pack['images']}), embed {pack['embed_ms_per_face_batch1']:.1f} ms/face at batch 1, "

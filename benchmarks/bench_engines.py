@@ -6,13 +6,12 @@ Writes one JSON result.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from bench_build import LFW, sample_corpus
-from index_builder.bench.common import machine
+from index_builder.bench.common import write_result
 from index_builder.build import BuildOptions, build
 
 HERE = Path(__file__).resolve().parent
@@ -39,11 +38,9 @@ def main() -> None:
                             "faces_per_second_wall": report["faces_embedded_this_run"] / wall}
             print(f"{engine:>5}: {runs[engine]['faces']} faces, embed stage {report['embed_seconds']:.1f} s "
                   f"({report['faces_per_second']:.1f} faces/s), wall {wall:.1f} s", flush=True)
-    result = {"benchmark": "engines", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
-              "corpus": f"first {args.photos} photos of LFW", "workers": args.workers, "runs": runs,
+    result = {"corpus": f"first {args.photos} photos of LFW", "workers": args.workers, "runs": runs,
               "ray_over_local_wall": runs["ray"]["wall_seconds"] / runs["local"]["wall_seconds"]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "engines", vars(args), result)
     print(f"ray takes {result['ray_over_local_wall']:.2f}x the local engine's wall time; wrote {args.out}")
 
 

@@ -9,14 +9,13 @@ each capture is a touch on the live view, as a visitor would do.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from index_builder.bench.common import machine
+from index_builder.bench.common import write_result
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
@@ -81,9 +80,6 @@ def main() -> None:
     window.close()
     latencies = np.array(window.results_latency_ms)
     result = {
-        "benchmark": "kiosk",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
         "gallery": args.gallery,
         "gallery_faces": window.info.get("faces"),
         "providers": window.info.get("providers"),
@@ -96,8 +92,7 @@ def main() -> None:
         "worker_stage_ms_last": window.worker.latency_ms,
         "raw_ms": latencies.round(1).tolist(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "kiosk", vars(args), result)
     print(f"frame -> results drawn: p50 {result['frame_to_results_drawn_ms']['p50']:.0f} ms, "
           f"p95 {result['frame_to_results_drawn_ms']['p95']:.0f} ms over {len(latencies)} captures; "
           f"live view {result['live_view_fps_while_analysing']['mean']:.1f} fps; wrote {args.out}")

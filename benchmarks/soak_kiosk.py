@@ -6,11 +6,10 @@ search, portraits) with resident memory sampled, to show it does not grow. Write
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from index_builder.bench.common import machine, rss_mb
+from index_builder.bench.common import rss_mb, write_result
 from face_engine.imaging import read_image
 from kiosk.worker import InferenceWorker
 
@@ -42,9 +41,6 @@ def main() -> None:
             print(samples[-1], flush=True)
     warm = next(s for s in samples if s["queries"] >= min(1000, args.queries))
     result = {
-        "benchmark": "kiosk_soak",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(),
         "gallery": args.gallery,
         "queries": args.queries,
         "photos_cycled": len(frames),
@@ -55,8 +51,7 @@ def main() -> None:
         "ms_per_query": round((time.perf_counter() - started) / args.queries * 1e3, 1),
         "samples": samples,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, "kiosk_soak", vars(args), result)
     print(f"{args.queries} queries: RSS {result['rss_mb_after_warm_up']} MB after warm-up -> "
           f"{result['rss_mb_at_end']} MB at the end; wrote {args.out}")
 

@@ -75,6 +75,17 @@ def crops_of(image: np.ndarray, detections: Detections) -> np.ndarray:
     return np.stack([align(image, landmarks) for landmarks in detections.landmarks])
 
 
+def face_square(image: np.ndarray, box: np.ndarray, size: int, margin: float, lift: float = 0.0) -> np.ndarray:
+    """A size x size crop centred on a face box (BGR), `margin` times its longer side, moved up by
+    `lift` of its height: room for hair and chin, for thumbnails and the results screen."""
+    x1, y1, x2, y2 = box
+    scale = size / (max(x2 - x1, y2 - y1) * margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * lift
+    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
 class FaceEngine:
     """Owns the detector and recognizer sessions of one model pack on one device.
 

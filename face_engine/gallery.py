@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ class GalleryError(RuntimeError):
 def thumbnail_path(face_id: int) -> str:
     """Where a face's thumbnail lives inside a gallery (a thousand files per folder)."""
     return f"{THUMBNAILS}/{face_id // 1000:05d}/{face_id}.jpg"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """faiss on one OpenMP thread: for one query at a time, waking the others costs more than they
+    save (measured: 10 ms against 0.2 ms for 13k vectors on a busy 2-core machine)."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
@@ -79,14 +93,8 @@ class Gallery:
         xq = np.ascontiguousarray(xq, dtype=np.float32)
         if len(xq) > 1:
             return self.index.search(xq, min(k, self.count))
-        # One query: waking OpenMP's threads costs more than they save (measured: 10 ms against
-        # 0.2 ms for 13k vectors on a busy 2-core machine).
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with one_thread():
             return self.index.search(xq, min(k, self.count))
-        finally:
-            faiss.omp_set_num_threads(threads)
 
     def faces(self, ids: list[int]) -> list[dict[str, Any]]:
         """Metadata of each id, in the order given; thumbnail as an absolute path."""

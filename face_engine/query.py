@@ -28,6 +28,17 @@ class Stopwatch:
         self._clock = now
 
 
+def open_for_query(gallery_path: str | os.PathLike, pack: str | None, device: str) -> tuple[Gallery, FaceEngine]:
+    """A gallery and an engine that can query it: the pack that built the gallery unless `pack`
+    names another, which must have the same recognizer (GalleryError otherwise)."""
+    from models.packs import resolve_pack
+
+    gallery = Gallery(gallery_path)
+    engine = FaceEngine(resolve_pack(pack or gallery.manifest["pack_source"]), device)
+    gallery.check_compatible(engine.pack.recognizer_id)
+    return gallery, engine
+
+
 def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
                watch: Stopwatch) -> tuple[Detections, list[dict[str, Any]]]:
     """The detections of `image` and the k gallery faces most like its largest face, best first.

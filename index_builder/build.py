@@ -158,11 +158,11 @@ def build(options: BuildOptions) -> dict[str, Any]:
             face_record(i, image=by_key[key].path, identity=by_key[key].identity,
                         display_name=display_name(by_key[key].identity), caption=by_key[key].caption,
                         source=by_key[key].source, x1=x1, y1=y1, x2=x2, y2=y2, score=score)
-            for i, (key, _, _, _, x1, y1, x2, y2, score, _) in enumerate(rows)
+            for i, (key, _, _, _, x1, y1, x2, y2, score) in enumerate(rows)
         ]
         report["wall_seconds"] = round(time.time() - started, 2)
         version = publish(options.out, xb, lambda folder: write_gallery(
-            folder, manifest, index, faces, [row[9] for row in rows]))
+            folder, manifest, index, faces, state.thumbnails()))
         report["published"] = str(version)
         (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return report

@@ -310,11 +310,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from face_engine.query import search_photo
+    from face_engine.query import open_for_query, search_photo
 
-    gallery = Gallery(args.gallery)
-    engine = FaceEngine(resolve_pack(args.pack or gallery.manifest["pack_source"]), args.device)
-    gallery.check_compatible(engine.pack.recognizer_id)
+    gallery, engine = open_for_query(args.gallery, args.pack, args.device)
     try:
         result = search_photo(engine, gallery, args.image, args.k)
     except ImageError as error:

@@ -17,7 +17,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from face_engine.gallery import apply_search_params
+from face_engine.gallery import apply_search_params, one_thread
 
 RECALL_AT = 5
 MIN_RECALL = 0.98
@@ -42,16 +42,12 @@ def recall_at(I: np.ndarray, I_exact: np.ndarray, k: int) -> float:
 
 def single_query_latency_ms(index: faiss.Index, xq: np.ndarray, k: int) -> dict[str, float]:
     """Percentiles of one query at a time on one thread, as the kiosk searches (not batch throughput)."""
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        times = []
+    times = []
+    with one_thread():
         for q in xq:
             start = time.perf_counter()
             index.search(q[None], k)
             times.append((time.perf_counter() - start) * 1e3)
-    finally:
-        faiss.omp_set_num_threads(threads)
     return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)),
             "p99": float(np.percentile(times, 99)), "mean": float(np.mean(times))}
 

@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import faiss
@@ -32,7 +32,7 @@ def gallery_home(out: Path) -> Path:
     return out.parent / f"{out.name}.d"
 
 
-def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict], thumbnails: list[bytes]) -> None:
+def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict], thumbnails: Iterable[bytes]) -> None:
     """A complete gallery in `folder`: manifest, index, metadata and one thumbnail per vector."""
     folder.mkdir(parents=True)
     faiss.write_index(index, str(folder / INDEX_FILE))

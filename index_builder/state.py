@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS faces (
 """
 
 
+GALLERY_ORDER = "ORDER BY key, face"
+
+
 class BuildState:
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -37,6 +40,7 @@ class BuildState:
         self.db = sqlite3.connect(work / "state.sqlite")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        self._shard_number = max((int(p.stem) for p in self.shards.glob("*.npy") if p.stem.isdigit()), default=-1)
 
     def settings(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, value FROM settings"))
@@ -72,8 +76,8 @@ class BuildState:
         return row[0] if row else None
 
     def next_shard_name(self) -> str:
-        numbers = [int(p.stem) for p in self.shards.glob("*.npy") if p.stem.isdigit()]
-        return f"{max(numbers, default=-1) + 1:06d}"
+        self._shard_number += 1
+        return f"{self._shard_number:06d}"
 
     def commit(self, shard: str, vectors: np.ndarray, items: Iterable[tuple], faces: Iterable[tuple]) -> None:
         """Record a flushed batch: the shard's vectors first, then its rows in one transaction.
@@ -108,17 +112,25 @@ class BuildState:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
         return self.db.execute(
-            "SELECT key, face, shard, row, x1, y1, x2, y2, score, thumbnail FROM faces ORDER BY key, face"
-        ).fetchall()
+            f"SELECT key, face, shard, row, x1, y1, x2, y2, score FROM faces {GALLERY_ORDER}").fetchall()
+
+    def thumbnails(self) -> Iterator[bytes]:
+        """The faces' thumbnails in gallery order, streamed (all of them would not fit in memory)."""
+        for (thumbnail,) in self.db.execute(f"SELECT thumbnail FROM faces {GALLERY_ORDER}"):
+            yield thumbnail
 
     def vectors(self, rows: list[tuple]) -> np.ndarray:
-        by_shard: dict[str, np.ndarray] = {}
-        picked = []
-        for _, _, shard, row, *_ in rows:
-            if shard not in by_shard:
-                by_shard[shard] = np.load(self.shards / f"{shard}.npy", mmap_mode="r")
-            picked.append(by_shard[shard][row])
-        return np.array(picked, dtype=np.float32).reshape(len(rows), -1)
+        """The embeddings of `rows`, in their order, read one shard at a time."""
+        shards = np.array([row[2] for row in rows])
+        positions = np.array([row[3] for row in rows], dtype=np.int64)
+        vectors: np.ndarray | None = None
+        for shard in np.unique(shards):
+            stored = np.load(self.shards / f"{shard}.npy", mmap_mode="r")
+            if vectors is None:
+                vectors = np.empty((len(rows), stored.shape[1]), np.float32)
+            mine = shards == shard
+            vectors[mine] = stored[positions[mine]]
+        return vectors if vectors is not None else np.zeros((0, 0), np.float32)
 
     def close(self) -> None:
         self.db.close()

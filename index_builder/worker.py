@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from face_engine.engine import FaceDetector, crops_of
+from face_engine.engine import FaceDetector, crops_of, face_square
 from face_engine.imaging import ImageError, read_image
 from index_builder.corpus import CorpusItem
 from models.packs import ModelPack
@@ -119,12 +119,5 @@ def _centrality(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
 
 def thumbnail(image: np.ndarray, box: np.ndarray) -> bytes:
     """A square JPEG of the face with some hair and chin around it, for the results screen."""
-    x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1) * 1.4
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    scale = THUMBNAIL_SIZE / side
-    matrix = np.array([[scale, 0, THUMBNAIL_SIZE / 2 - cx * scale],
-                       [0, scale, THUMBNAIL_SIZE / 2 - cy * scale]], np.float32)
-    crop = cv2.warpAffine(image, matrix, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REPLICATE)
+    crop = face_square(image, box, THUMBNAIL_SIZE, margin=1.4)
     return cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()

@@ -90,18 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def headless(config: KioskConfig, args: argparse.Namespace) -> int:
     """The kiosk's query path with no window; the same JSON as `index-builder search`."""
-    from face_engine.engine import FaceEngine
-    from face_engine.gallery import Gallery
     from face_engine.imaging import ImageError
-    from face_engine.query import search_photo
-    from models.packs import resolve_pack
+    from face_engine.query import open_for_query, search_photo
 
     if not args.image:
         print("kiosk: --headless needs --image", file=sys.stderr)
         return 2
-    gallery = Gallery(config.gallery)
-    engine = FaceEngine(resolve_pack(config.pack or gallery.manifest["pack_source"]), config.device)
-    gallery.check_compatible(engine.pack.recognizer_id)
+    gallery, engine = open_for_query(config.gallery, config.pack, config.device)
     try:
         result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, distinct=True)
     except ImageError as error:

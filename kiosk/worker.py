@@ -17,13 +17,12 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from face_engine.engine import FaceEngine
+from face_engine.engine import FaceEngine, face_square
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError, read_image
-from face_engine.query import Stopwatch, lookalikes
+from face_engine.query import Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
 from kiosk.hints import analyse
-from models.packs import resolve_pack
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +69,7 @@ class InferenceWorker(QObject):
     def start_up(self) -> None:
         """Load and warm models and gallery, so the first visitor waits for nothing."""
         try:
-            gallery = Gallery(self.gallery_path)
-            pack = resolve_pack(self.pack_name or gallery.manifest["pack_source"])
-            self.engine = FaceEngine(pack, self.device)
-            gallery.check_compatible(self.engine.pack.recognizer_id)
-            self.gallery = gallery
+            self.gallery, self.engine = open_for_query(self.gallery_path, self.pack_name, self.device)
             warm = np.full((480, 640, 3), 127, np.uint8)
             self.engine.detect(warm)
             self.engine.recognizer.embed(np.zeros((1, 112, 112, 3), np.uint8))
@@ -161,16 +156,9 @@ class InferenceWorker(QObject):
         self.gallery_changed.emit(self.info())
 
 
-def portrait(image: np.ndarray, box: np.ndarray, size: int = PORTRAIT_SIZE) -> np.ndarray:
+def portrait(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Square RGB crop around a face box, with room for hair and chin."""
-    x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1) * 1.6
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * 0.05
-    scale = size / side
-    matrix = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]], np.float32)
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(face_square(image, box, PORTRAIT_SIZE, margin=1.6, lift=0.05), cv2.COLOR_BGR2RGB)
 
 
 class GalleryWatcher:

@@ -7,19 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from face_engine.engine import FaceEngine
-from face_engine.gallery import Gallery
 from face_engine.imaging import ImageError
-from face_engine.query import search_photo
-from models.packs import resolve_pack
+from face_engine.query import open_for_query, search_photo
 
 STAGES = ("decode", "detect", "embed", "search")
 
 
 def run_e2e(gallery_path: str, photos: Path, repeats: int, device: str, k: int = 5) -> dict[str, Any]:
-    gallery = Gallery(gallery_path)
-    engine = FaceEngine(resolve_pack(gallery.manifest["pack_source"]), device)
-    gallery.check_compatible(engine.pack.recognizer_id)
+    gallery, engine = open_for_query(gallery_path, None, device)
     files = sorted(p for p in photos.iterdir() if p.is_file())
     readable = []
     for path in files:
