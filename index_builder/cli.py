@@ -15,7 +15,7 @@ from pathlib import Path
 from face_engine.engine import Face, FaceEngine
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
-from face_engine.providers import DEVICES, DeviceError
+from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.corpus import CorpusError
 from index_builder.publish import PublishError, gallery_home
@@ -277,7 +277,7 @@ def demo_photos() -> list[str]:
 
 
 def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
-    device = "GPU" if "CUDAExecutionProvider" in engine.applied_providers else "CPU"
+    device = describe(engine.applied_providers).upper()
     print(f"{image}: {len(faces)} face{'s' if len(faces) != 1 else ''}  "
           f"[pack {engine.pack.id}, {engine.dim}-d, {device}]")
     if faces:
