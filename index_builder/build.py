@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import sqlite3
 import sys
 import threading
 import time
@@ -28,7 +29,8 @@ from face_engine.engine import open_recognizer
 from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, THUMBNAILS
 from index_builder.corpus import CorpusItem, display_name, read_corpus
 from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
-from index_builder.publish import face_record, gallery_home, publish, write_gallery
+from index_builder.lock import build_lock
+from index_builder.publish import cannot_write, face_record, gallery_home, publish, write_gallery
 from index_builder.state import BuildState
 from index_builder.worker import FaceFilter, PhotoResult, init_worker, process_photo
 from models.packs import resolve_pack
@@ -60,10 +62,37 @@ class BuildOptions:
     engine: str = "local"  # or "ray"
     address: str | None = None  # a Ray cluster; None starts a local Ray instance
     progress: bool = True
+    wait: bool = False  # for another build of the same gallery to end, instead of refusing
 
 
 def build(options: BuildOptions) -> dict[str, Any]:
-    """Run the whole build and return its report (also written to the work folder and manifest)."""
+    """Run the whole build, holding the gallery's build lock, and return its report (also written to
+    the work folder and manifest). Raises BuildLocked when another build holds the lock."""
+    _refuse_gallery_inside_corpus(options.corpus, options.out)
+    work = gallery_home(options.out) / "work"
+    try:
+        with build_lock(options.out, options.wait):
+            return _build(options)
+    except (OSError, sqlite3.OperationalError) as error:  # disk full, read-only: the state stays resumable
+        raise cannot_write(error, work) from None
+
+
+def _refuse_gallery_inside_corpus(corpus: Path, out: Path) -> None:
+    """A gallery inside its own corpus tree would ingest its own thumbnails on every run (and a
+    corpus inside the gallery's folder would lose photos to --fresh and pruning)."""
+    if not corpus.is_dir():
+        return
+    tree = corpus.resolve()
+    for place in (out.parent.resolve() / out.name, gallery_home(out).resolve()):
+        if place.is_relative_to(tree):
+            raise BuildError(f"--out {out} puts the gallery inside the corpus {corpus} (at {place}): it would "
+                             "take in its own thumbnails; choose an --out outside the corpus")
+        if tree.is_relative_to(place):
+            raise BuildError(f"the corpus {corpus} lies inside the gallery's folder {place}; "
+                             "move the corpus or choose another --out")
+
+
+def _build(options: BuildOptions) -> dict[str, Any]:
     started = time.time()
     pack = resolve_pack(options.pack)
     pack.check()
@@ -150,7 +179,7 @@ def build(options: BuildOptions) -> dict[str, Any]:
                 m["recall@5"] for m in choice.measurements
                 if m["factory"] == choice.factory and m["params"] == choice.search_params)},
             "build": report,
-            "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress",)},
+            "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress", "wait")},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS},
         }
@@ -206,9 +235,10 @@ def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, o
             yield item
 
     context = multiprocessing.get_context("spawn")  # no forked copies of onnxruntime's threads
-    with context.Pool(options.workers, initializer=init_worker, initargs=(pack, options.device, face_filter)) as pool:
-        bar = tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
-                   mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True)
+    # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
+    with (context.Pool(options.workers, initializer=init_worker, initargs=(pack, options.device, face_filter)) as pool,
+          tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
+               mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True) as bar):
         for result in pool.imap(process_photo, feed(), chunksize=4):
             slots.release()
             batch.add(by_key[result.key], result, state)
@@ -217,7 +247,6 @@ def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, o
             bar.update()
             bar.set_postfix(faces=embedded + batch.faces, refresh=False)
         embedded += batch.commit(state)
-        bar.close()
     return embedded
 
 

@@ -5,12 +5,14 @@ import argparse
 import importlib.metadata as metadata
 import json
 import logging
+import math
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from face_engine.engine import Face, FaceEngine
 from face_engine.gallery import Gallery, GalleryError
@@ -18,6 +20,7 @@ from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.corpus import CorpusError
+from index_builder.lock import BuildLocked
 from index_builder.publish import PublishError, gallery_home
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
 from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
@@ -49,13 +52,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError) as error:
         print(f"index-builder: {error}", file=sys.stderr)
         return 2
+    except BuildLocked as error:
+        print(f"index-builder: {error}", file=sys.stderr)
+        return 3
     except BrokenPipeError:  # output piped into `head` that has closed it: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad options get one line naming what is wrong, and exit 2; the usage is one --help away.
+    Subparsers are made of the same class (add_subparsers' default parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"index-builder: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = _parse(int, text, "a whole number")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _parse(float, text, "a number")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text[:40]}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parse(float, text, "a number")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text[:40]}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = _parse(float, text, "a number")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text[:40]}")
+    return value
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _parse(kind: Callable[[str], Number], text: str, what: str) -> Number:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, not {text[:40]!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="index-builder",
         description="Build and inspect the face galleries of the 'Meet the other me' kiosk.",
         epilog=EPILOG,
@@ -109,24 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, required=True, metavar="GALLERY",
                        help="the gallery path readers open (a link swapped on publish; state lives in GALLERY.d/)")
     add_engine_options(build)
-    build.add_argument("--workers", type=int, default=BuildOptions.workers,
+    build.add_argument("--workers", type=positive_int, default=BuildOptions.workers,
                        help=f"decode/detect processes (default: one per core, {BuildOptions.workers})")
-    build.add_argument("--batch", type=int, default=BuildOptions.batch, help="faces per recognizer batch (default: 32)")
+    build.add_argument("--batch", type=positive_int, default=BuildOptions.batch,
+                       help="faces per recognizer batch (default: 32)")
     build.add_argument("--faces", choices=("largest", "central", "all"), default="largest",
                        help="keep each photo's largest face (default); its central one, large and near the "
                        "middle (for subject-centred photos such as news photos or LFW); or all of them")
-    build.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+    build.add_argument("--min-face", type=non_negative_float, default=0.0, metavar="PX",
                        help="skip faces whose box is smaller than PX pixels on its shorter side")
-    build.add_argument("--min-score", type=float, default=0.0, metavar="S",
+    build.add_argument("--min-score", type=fraction, default=0.0, metavar="S",
                        help="skip faces with a detection score below S (0..1)")
     build.add_argument("--fresh", action="store_true", help="forget earlier runs and embed everything again")
-    build.add_argument("--shard-size", type=int, default=BuildOptions.shard_size, metavar="N",
+    build.add_argument("--wait", action="store_true",
+                       help="when another build of GALLERY is running, wait for it to end instead of exiting "
+                       "with status 3")
+    build.add_argument("--shard-size", type=positive_int, default=BuildOptions.shard_size, metavar="N",
                        help="faces per shard written to disk; a killed build redoes at most one shard")
     build.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: worker processes on this machine (default); ray: Ray Data over a cluster "
                        "(needs the ray extra: ./setup_kiosk.sh --ray)")
     build.add_argument("--address", help="with --engine ray: the cluster to join (default: start a local Ray)")
-    build.add_argument("--latency-budget", type=float, default=BuildOptions.budget_ms, metavar="MS",
+    build.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS",
                        help="single-query search time under which exact search is kept (default: 20 ms)")
     build.set_defaults(run=run_build)
 
@@ -137,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "thumbnail) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
-    search.add_argument("--k", type=int, default=5, help="number of matches (default: 5)")
+    search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
     search.add_argument("--pack", help="model pack (default: the one that built the gallery)")
     search.add_argument("--device", default="auto", choices=DEVICES)
     search.add_argument("--json", action="store_true", help="print one JSON object")
@@ -186,16 +242,16 @@ def add_bench_parser(commands) -> None:
     identity.add_argument("--pairs", type=Path, help="LFW pairs.txt, for verification accuracy")
     scale = mode("scale", "synthetic face-like galleries of growing size: build time, memory, recall@10, latency")
     scale.add_argument("--fit", required=True, metavar="GALLERY", help="the real gallery the synthetic faces imitate")
-    scale.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    scale.add_argument("--latency-budget", type=float, default=BuildOptions.budget_ms, metavar="MS")
+    scale.add_argument("--sizes", type=positive_int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    scale.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS")
     e2e = mode("e2e", "the kiosk's query path on real photos: decode, detect, embed, search, p50/p95")
     e2e.add_argument("gallery", metavar="GALLERY")
     e2e.add_argument("--photos", type=Path, required=True, help="a folder of photos used as visitors")
-    e2e.add_argument("--repeats", type=int, default=3)
+    e2e.add_argument("--repeats", type=positive_int, default=3)
     e2e.add_argument("--device", default="auto", choices=DEVICES)
     exposure = mode("exposure", "how often each gallery face is shown: Gini coefficient, share never shown, hubs")
     exposure.add_argument("gallery", metavar="GALLERY")
-    exposure.add_argument("--k", type=int, default=5, help="lookalikes shown per visitor (default: 5)")
+    exposure.add_argument("--k", type=positive_int, default=5, help="lookalikes shown per visitor (default: 5)")
     plot = modes.add_parser("plot", help="draw the PNG of a stored result")
     plot.add_argument("result", type=Path)
     plot.set_defaults(run=run_bench_plot)
@@ -294,7 +350,8 @@ def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
                            min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
-                           budget_ms=args.latency_budget, engine=args.engine, address=args.address)
+                           budget_ms=args.latency_budget, engine=args.engine, address=args.address,
+                           wait=args.wait)
     report = build(options)
     if report.get("up_to_date"):
         print(f"{args.out} is up to date: no photo was added, changed or removed since it was published")

@@ -35,7 +35,8 @@ def gallery_home(out: Path) -> Path:
 def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict], thumbnails: Iterable[bytes]) -> None:
     """A complete gallery in `folder`: manifest, index, metadata and one thumbnail per vector."""
     folder.mkdir(parents=True)
-    faiss.write_index(index, str(folder / INDEX_FILE))
+    with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
+        faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))
     db = sqlite3.connect(folder / METADATA_FILE)
     with db:
         db.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY, image TEXT, identity TEXT, display_name TEXT, "
@@ -83,6 +84,9 @@ def publish(out: Path, xb: np.ndarray, write: Callable[[Path], None]) -> Path:
     try:
         write(staging)
         validate(staging, xb)
+    except (OSError, sqlite3.OperationalError) as error:  # disk full, read-only
+        shutil.rmtree(staging, ignore_errors=True)
+        raise cannot_write(error, staging) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -90,12 +94,25 @@ def publish(out: Path, xb: np.ndarray, write: Callable[[Path], None]) -> Path:
     suffix = 1
     while final.exists():
         final, suffix = versions / f"{stamp}-{suffix}", suffix + 1
-    os.rename(staging, final)
     link = out.parent / f".{out.name}.link-{os.getpid()}"
-    os.symlink(os.path.relpath(final, out.parent), link)
-    os.replace(link, out)
+    try:
+        os.rename(staging, final)
+        os.symlink(os.path.relpath(final, out.parent), link)
+        os.replace(link, out)
+    except OSError as error:
+        link.unlink(missing_ok=True)
+        for unpublished in (staging, final):
+            shutil.rmtree(unpublished, ignore_errors=True)
+        raise cannot_write(error, out) from None
     _prune(versions, live=final)
     return final
+
+
+def cannot_write(error: OSError | sqlite3.OperationalError, path: Path) -> PublishError:
+    """A disk-full or read-only error as one line naming the file (else `path`) and the reason."""
+    where = getattr(error, "filename", None) or path
+    reason = getattr(error, "strerror", None) or error
+    return PublishError(f"cannot write {where}: {reason}; the live gallery is unchanged")
 
 
 def _prune(versions: Path, live: Path) -> None:

@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 some files bad, 2 unusable input or gallery, 3 locked.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LFW, PHOTOS, copy_lfw_people, need
+from index_builder.lock import build_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
@@ -80,8 +82,69 @@ def run(argv: list[str], home: Path, stdin: str | None = None, timeout: float = 
                           timeout=timeout, env=env, cwd=home)
 
 
+def build_while_locked(w: Workspace) -> list[str]:
+    """This test process holds the gallery's build lock, as a running build would, for the case's duration."""
+    out = w.tmp / "gallery"
+    w.holding = contextlib.ExitStack()
+    w.holding.enter_context(build_lock(out))
+    return ["index-builder", "build", str(w.corpus()), "--out", str(out)]
+
+
+def build_into_the_corpus(w: Workspace) -> list[str]:
+    return ["index-builder", "build", str(w.corpus()), "--out", str(w.tmp / "corpus" / "gallery")]
+
+
+def build_into_a_link_to_the_corpus(w: Workspace) -> list[str]:
+    (w.tmp / "shortcut").symlink_to(w.corpus())
+    return ["index-builder", "build", str(w.tmp / "corpus"), "--out", str(w.tmp / "shortcut" / "gallery")]
+
+
+def build_a_corpus_inside_the_gallery_folder(w: Workspace) -> list[str]:
+    return ["index-builder", "build", str(w.corpus("gallery.d/photos")), "--out", str(w.tmp / "gallery")]
+
+
+def build_to_proc(w: Workspace) -> list[str]:
+    return ["index-builder", "build", str(w.corpus()), "--out", "/proc/gallery"]  # read-only for root too
+
+
+def build_under_a_file(w: Workspace) -> list[str]:
+    return ["index-builder", "build", str(w.corpus()), "--out", str(w.photo / "gallery")]
+
+
+def build_option(*option: str) -> Callable[[Workspace], list[str]]:
+    return lambda w: ["index-builder", "build", "corpus", "--out", "gallery", *option]
+
+
+def command(*argv: str) -> Callable[[Workspace], list[str]]:
+    return lambda w: list(argv)
+
+
 CASES: list[Case] = [
     # --- build: locks, corpus trees and manifests ---
+    Case("build while another build holds the lock", build_while_locked, 3, "is being built by pid"),
+    Case("--out inside the corpus", build_into_the_corpus, 2, "puts the gallery inside the corpus"),
+    Case("--out through a link into the corpus", build_into_a_link_to_the_corpus, 2,
+         "puts the gallery inside the corpus"),
+    Case("corpus inside the gallery's folder", build_a_corpus_inside_the_gallery_folder, 2,
+         "inside the gallery's folder"),
+    Case("--out in read-only /proc", build_to_proc, 2,
+         "cannot write /proc/gallery.d: No such file or directory; the live gallery is unchanged"),
+    Case("--out under a file", build_under_a_file, 2, "gallery.d: Not a directory"),
+    Case("--workers 0", build_option("--workers", "0"), 2, "argument --workers: must be 1 or more, not 0"),
+    Case("--workers -1", build_option("--workers", "-1"), 2, "argument --workers: must be 1 or more, not -1"),
+    Case("--batch two", build_option("--batch", "two"), 2, "argument --batch: must be a whole number, not 'two'"),
+    Case("--shard-size 0", build_option("--shard-size", "0"), 2, "argument --shard-size: must be 1 or more"),
+    Case("--min-face -1", build_option("--min-face", "-1"), 2, "argument --min-face: must be 0 or more"),
+    Case("--min-score 1.5", build_option("--min-score", "1.5"), 2, "argument --min-score: must be between 0 and 1"),
+    Case("--latency-budget 0", build_option("--latency-budget", "0"), 2, "argument --latency-budget: must be above 0"),
+    Case("search --k 0", command("index-builder", "search", "gallery", "photo.jpg", "--k", "0"), 2,
+         "argument --k: must be 1 or more, not 0 (see index-builder search --help)"),
+    Case("search --k -1", command("index-builder", "search", "gallery", "photo.jpg", "--k", "-1"), 2,
+         "argument --k: must be 1 or more, not -1"),
+    Case("bench e2e --repeats 0", command("index-builder", "bench", "e2e", "g", "--photos", "p", "--repeats", "0"), 2,
+         "argument --repeats: must be 1 or more"),
+    Case("bench scale --sizes 100 0", command("index-builder", "bench", "scale", "--fit", "g", "--sizes", "100", "0"),
+         2, "argument --sizes: must be 1 or more, not 0"),
 
     # --- files: special, huge and looping files ---
 
