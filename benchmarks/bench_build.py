@@ -29,7 +29,7 @@ LFW = HERE.parents[1] / "shared" / "data" / "lfw" / "images_deepfunneled"
 
 def sample_corpus(source: Path, count: int, target: Path) -> list[Path]:
     """The first `count` photos of `source` (sorted, so every run uses the same ones), as a folder tree."""
-    photos = [Path(item.path) for item in read_corpus(source)[:count]]
+    photos = [Path(item.path) for item in read_corpus(source).items[:count]]
     for photo in photos:
         (target / photo.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(photo, target / photo.parent.name / photo.name)

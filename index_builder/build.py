@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class BuildOptions:
     budget_ms: float = 20.0
     engine: str = "local"  # or "ray"
     address: str | None = None  # a Ray cluster; None starts a local Ray instance
+    allow_outside: bool = False  # manifest paths may lead outside the manifest's folder
     progress: bool = True
     wait: bool = False  # for another build of the same gallery to end, instead of refusing
 
@@ -109,11 +111,11 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             raise BuildError(f"the work folder {work} holds a build made with other settings ({changed}); "
                              "rerun with --fresh to start over")
         state.save_settings(settings)
-        corpus = read_corpus(options.corpus)
-        todo, removed = state.sync(corpus)
+        corpus = read_corpus(options.corpus, options.allow_outside)
+        todo, removed = state.sync(corpus.items)
         state.remove_unreferenced_shards()
         log.info("corpus %s: %d photos, %d to process, %d removed since the last build",
-                 options.corpus, len(corpus), len(todo), removed)
+                 options.corpus, len(corpus.items), len(todo), removed)
 
         embed_started = time.time()
         if options.engine == "ray":
@@ -127,23 +129,25 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         embed_seconds = time.time() - embed_started
 
         rows = state.gallery_rows()
+        skipped = dict(Counter(state.skip_counts()) + corpus.refused)  # the reader's refusals are skips too
         if not rows:
-            raise BuildError("no face was found in the corpus: nothing to publish")
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+            raise BuildError(f"no face was found in the {len(corpus.items)} file(s) of {options.corpus} "
+                             f"(skipped: {reasons}): nothing to publish")
         content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows])).encode()).hexdigest()
         live = _live_manifest(options.out)
         if not todo and not removed and live and live["build"].get("content_id") == content_id:
             return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
-        by_key = {item.key: item for item in corpus}
+        by_key = {item.key: item for item in corpus.items}
         xb = state.vectors(rows)
         identities = [by_key[row[0]].identity for row in rows]
         choice, index, strangers = _index_for(xb, identities, options.budget_ms)
 
-        skipped = state.skip_counts()
         report = {
             "corpus": str(options.corpus),
-            "photos_in_corpus": len(corpus),
+            "photos_in_corpus": len(corpus.items),
             "photos_processed_this_run": len(todo),
             "photos_removed_since_last_build": removed,
             "faces_embedded_this_run": embedded,
@@ -151,6 +155,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "identities": len({name for name in identities if name}),
             "photos_with_faces": len({row[0] for row in rows}),
             "skipped": skipped,
+            "truncated": dict(corpus.truncated),
+            "warnings": corpus.warnings,
             "embed_seconds": round(embed_seconds, 2),
             "faces_per_second": round(embedded / embed_seconds, 2) if embedded else None,
             "photos_per_second": round(len(todo) / embed_seconds, 2) if todo else None,

@@ -19,7 +19,7 @@ from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, BuildOptions, build
-from index_builder.corpus import CorpusError
+from index_builder.corpus import LIMITS, CorpusError
 from index_builder.lock import BuildLocked
 from index_builder.publish import PublishError, gallery_home
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--wait", action="store_true",
                        help="when another build of GALLERY is running, wait for it to end instead of exiting "
                        "with status 3")
+    build.add_argument("--allow-outside", action="store_true",
+                       help="let manifest paths lead outside the manifest's folder (absolute paths, `..`, links "
+                       "out); without it such rows are skipped as outside_corpus")
     build.add_argument("--shard-size", type=positive_int, default=BuildOptions.shard_size, metavar="N",
                        help="faces per shard written to disk; a killed build redoes at most one shard")
     build.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -351,17 +354,23 @@ def run_build(args: argparse.Namespace) -> int:
                            workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
                            min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
-                           wait=args.wait)
+                           wait=args.wait, allow_outside=args.allow_outside)
     report = build(options)
     if report.get("up_to_date"):
         print(f"{args.out} is up to date: no photo was added, changed or removed since it was published")
         return 0
     skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report["skipped"].items())) or "none"
     rate = f"{report['faces_per_second']} faces/s" if report["faces_per_second"] else "nothing new to embed"
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"published {args.out} -> {report['published']}")
     print(f"  {report['gallery_faces']} faces of {report['identities']} identities from "
           f"{report['photos_in_corpus']} photos; this run embedded {report['faces_embedded_this_run']} ({rate})")
     print(f"  skipped photos: {skipped}")
+    if report["truncated"]:
+        cut = ", ".join(f"{field} {count} (to {LIMITS[field]} characters)"
+                        for field, count in sorted(report["truncated"].items()))
+        print(f"  texts cut to length: {cut}")
     print(f"  took {report['wall_seconds']} s; report: {gallery_home(args.out) / 'work' / 'report.json'}")
     return 0
 

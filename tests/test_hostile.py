@@ -42,6 +42,20 @@ class Workspace:
         copy_lfw_people(folder, PEOPLE)
         return folder
 
+    def manifest(self, name: str, data: bytes) -> Path:
+        """A manifest holding `data`, beside a corpus folder tree (rows name photos as corpus/...)."""
+        self.corpus()
+        path = self.tmp / name
+        path.write_bytes(data)
+        return path
+
+    def looping_folder(self) -> Path:
+        """A folder holding nothing but a link to itself."""
+        folder = self.tmp / "looping"
+        folder.mkdir()
+        (folder / "again").symlink_to(folder)
+        return folder
+
     def gallery(self) -> Path:
         """The path of the shared, intact gallery link (read it, never damage it)."""
         if Workspace._gallery is None:
@@ -145,6 +159,39 @@ CASES: list[Case] = [
          "argument --repeats: must be 1 or more"),
     Case("bench scale --sizes 100 0", command("index-builder", "bench", "scale", "--fit", "g", "--sizes", "100", "0"),
          2, "argument --sizes: must be 1 or more, not 0"),
+    Case("manifest row repeating a path", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", b"path,name\ncorpus/Zico/Zico_0001.jpg,Zico\ncorpus/Zico/Zico_0002.jpg,Zico\n"
+        b"./corpus/Zico/Zico_0001.jpg,Somebody\n")), "--out", str(ws.tmp / "out"), "--workers", "1"],
+        0, "line 4 repeats the path of line 2 (kept line 2)", slow=True),
+    Case("manifest paths outside its folder", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.jsonl", b'{"path": "../../../../etc/hostname"}\n{"path": "/etc/passwd"}\n')),
+        "--out", str(ws.tmp / "out")], 2, "its 2 rows were refused (outside_corpus 2)"),
+    Case("folder tree of a symlink loop only", lambda ws: ["index-builder", "build", str(ws.looping_folder()),
+                                                           "--out", str(ws.tmp / "out")],
+        2, "1 folder(s) read (0 through symlinks), left out: symlink_loop 1"),
+    Case("manifest: bad JSON on line 4", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.jsonl", b'{"path": "corpus/Zico/Zico_0001.jpg"}\n\n{"path": "corpus/Zico/Zico_0002.jpg"}\n{"path": \n')),
+        "--out", str(ws.tmp / "out")], 2, "corpus.jsonl: line 4: not JSON"),
+    Case("manifest: a JSON array line", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.jsonl", b'{"path": "corpus/Zico/Zico_0001.jpg"}\n["corpus/Zico/Zico_0002.jpg"]\n')),
+        "--out", str(ws.tmp / "out")], 2, "line 2: an array, not an object"),
+    Case("manifest: a number as path", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.jsonl", b'{"path": 5}\n')), "--out", str(ws.tmp / "out")], 2, "line 1: `path` is a number, not text"),
+    Case("manifest: an empty path", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", b"path,name\ncorpus/Zico/Zico_0001.jpg,Zico\n,Zico\n")), "--out", str(ws.tmp / "out")],
+        2, "line 3: empty `path`"),
+    Case("manifest: CSV with no path column", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", b"file,name\ncorpus/Zico/Zico_0001.jpg,Zico\n")), "--out", str(ws.tmp / "out")],
+        2, "line 1: no `path` column"),
+    Case("manifest: UTF-16 CSV", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", "path,name\ncorpus/Zico/Zico_0001.jpg,Zico\n".encode("utf-16"))), "--out", str(ws.tmp / "out")],
+        2, "line 1: not UTF-8 text (save it as UTF-8)"),
+    Case("manifest: Latin-1 CSV", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", "path,name\ncorpus/Zico/Zico_0001.jpg,Zico\ncorpus/Zico/Zico_0002.jpg,José\n".encode("latin-1"))),
+        "--out", str(ws.tmp / "out")], 2, "line 3: not UTF-8 text (save it as UTF-8)"),
+    Case("manifest: a NUL byte", lambda ws: ["index-builder", "build", str(ws.manifest(
+        "corpus.csv", b"path,name\ncorpus/Zico/Zico_0001.jpg\x00,Zico\n")), "--out", str(ws.tmp / "out")],
+        2, "line 2: a NUL byte"),
 
     # --- files: special, huge and looping files ---
 
