@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from face_engine.providers import DEVICES, DeviceError
-from kiosk.config import KioskConfig, default_config_path, hash_pin, load_config, save_config
+from kiosk.config import (MAX_PIN_DIGITS, MIN_PIN_DIGITS, ConfigError, KioskConfig, default_config_path, hash_pin,
+                          load_config, save_config)
 from kiosk.i18n import LANGUAGES
 from models.packs import PackError
 
@@ -28,12 +30,33 @@ examples:
 Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN.
 Settings come from the config file (default %s), then from these options.
 """ % default_config_path()
+MAX_K = 100
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option gets one line on stderr, not argparse's usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kiosk", description="Meet the other me (遇见另一个我): show "
-                                     "visitors the people in a gallery who look most like them.",
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="kiosk", description="Meet the other me (遇见另一个我): show "
+                           "visitors the people in a gallery who look most like them.",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=None, help="settings file (TOML)")
     parser.add_argument("--gallery", help="gallery built by `index-builder build` (the path given as --out)")
     parser.add_argument("--camera", help="camera index (0, 1...), a video file, or a folder of photos")
@@ -46,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--headless", action="store_true", help="no window: query one --image and print the result")
     parser.add_argument("--image", help="with --headless: the photo to query")
     parser.add_argument("--json", action="store_true", help="with --headless: the JSON of `index-builder search`")
-    parser.add_argument("--k", type=int, help="with --headless: number of lookalikes (default: the config's)")
+    parser.add_argument("--k", type=whole_number(1, MAX_K),
+                        help="with --headless: number of lookalikes (default: the config's)")
     parser.add_argument("--set-pin", action="store_true", help="set the staff PIN, then exit")
     parser.add_argument("--install-autostart", action="store_true",
                         help="start the kiosk fullscreen at login (an XDG autostart entry), then exit")
@@ -61,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config or default_config_path()
     try:
         config = load_config(config_path)
-    except (ValueError, OSError) as error:
+    except ConfigError as error:
         print(f"kiosk: {error}", file=sys.stderr)
         return 2
     if args.set_pin:
@@ -133,16 +157,37 @@ def run_window(config: KioskConfig, config_path: Path) -> int:
 
 
 def set_pin(config: KioskConfig, config_path: Path) -> int:
-    pin = getpass.getpass("new staff PIN (digits): ")
-    if not pin.isdigit() or len(pin) < 4:
-        print("kiosk: the PIN must be at least 4 digits", file=sys.stderr)
+    try:
+        pin = read_secret("new staff PIN (digits): ")
+        if not (pin.isascii() and pin.isdigit() and MIN_PIN_DIGITS <= len(pin) <= MAX_PIN_DIGITS):
+            print(f"kiosk: the PIN must be {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits (0-9), as on the staff "
+                  "keypad; nothing changed", file=sys.stderr)
+            return 2
+        again = read_secret("again: ")
+    except EOFError:
+        print("kiosk: no PIN given (end of input); nothing changed", file=sys.stderr)
         return 2
-    if getpass.getpass("again: ") != pin:
+    if again != pin:
         print("kiosk: the two entries differ; nothing changed", file=sys.stderr)
         return 2
-    save_config(replace(config, pin_hash=hash_pin(pin)), config_path)
+    try:
+        save_config(replace(config, pin_hash=hash_pin(pin)), config_path)
+    except OSError as error:
+        print(f"kiosk: cannot write {config_path}: {error.strerror}; nothing changed", file=sys.stderr)
+        return 2
     print(f"staff PIN saved (hashed) in {config_path}")
     return 0
+
+
+def read_secret(prompt: str) -> str:
+    """One line typed unseen at a terminal, or read from piped input (set-up scripts). Raises
+    EOFError at the end of input."""
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    line = sys.stdin.readline()  # getpass would read /dev/tty instead, or warn that it cannot hide the input
+    if not line:
+        raise EOFError
+    return line.rstrip("\r\n")
 
 
 def install_autostart(config_path: Path) -> int:

@@ -1,18 +1,36 @@
 """Kiosk settings: defaults, overridden by a TOML config file, overridden by the command line.
 
-The staff PIN is stored only as a salted PBKDF2 hash.
+The staff PIN is stored only as a salted PBKDF2 hash, in a file only its owner can read, and
+wrong PINs earn a growing wait.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import math
 import os
+import re
 import secrets
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from face_engine.providers import DEVICES
+from kiosk.i18n import LANGUAGES
+
 PIN_ITERATIONS = 200_000
+MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 12
+MAX_PIN_ITERATIONS = 10_000_000  # more would stall the staff panel for minutes on every try
+PIN_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,8})\$((?:[0-9a-f]{2})+)\$([0-9a-f]{64})", re.ASCII)
+MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
+SHOWN_VALUE_CHARS = 60
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; the message is one line naming the file and what is wrong."""
 
 
 def default_config_path() -> Path:
@@ -44,20 +62,71 @@ class KioskConfig:
 
 
 def load_config(path: Path | None = None) -> KioskConfig:
+    """The settings in `path` (the defaults when there is no such file). Raises ConfigError."""
     path = path or default_config_path()
-    if not path.is_file():
+    if not path.exists():
         return KioskConfig()
-    with open(path, "rb") as file:
-        values = tomllib.load(file)
+    try:
+        with open(path, "rb") as file:
+            values = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not a valid TOML file: {error}") from None
     known = {f.name for f in fields(KioskConfig)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"{path}: unknown settings {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    return replace(KioskConfig(), **values)
+        raise ConfigError(f"{path}: unknown settings {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    for name, value in values.items():
+        wanted = requirement(name, value)
+        if wanted:
+            raise ConfigError(f"{path}: {name} must be {wanted}, not {shown(value)}")
+    config = replace(KioskConfig(), **values)
+    if config.similarity_floor >= config.similarity_ceiling:
+        raise ConfigError(f"{path}: similarity_floor ({config.similarity_floor}) must be below "
+                          f"similarity_ceiling ({config.similarity_ceiling})")
+    return config
+
+
+def requirement(name: str, value: object) -> str:
+    """What setting `name` must be, when `value` is not that; "" when it is fine."""
+    if name == "camera":
+        return "" if isinstance(value, str) else 'a string: a camera index in quotes ("0"), a video file or a folder'
+    if name in ("gallery", "pack"):
+        return "" if isinstance(value, str) else "a string"
+    if name == "device":
+        return "" if value in DEVICES else f"one of {', '.join(DEVICES)}"
+    if name == "lang":
+        return "" if value in LANGUAGES else f"one of {', '.join(LANGUAGES)}"
+    if name == "fullscreen":
+        return "" if isinstance(value, bool) else "true or false"
+    if name == "lookalikes":
+        fine = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LOOKALIKES
+        return "" if fine else f"an integer from 1 to {MAX_LOOKALIKES}"
+    if name.endswith("_seconds"):
+        return "" if is_number(value) and value > 0 else "a positive number of seconds"
+    if name.startswith("similarity_"):
+        return "" if is_number(value) and -1 <= value <= 1 else "a number from -1 to 1 (a cosine similarity)"
+    if name == "pin_hash":
+        fine = value == "" or (isinstance(value, str) and pin_hash_parts(value) is not None)
+        return "" if fine else ("a hash written by kiosk --set-pin (pbkdf2_sha256$iterations$salt$digest): "
+                                "delete that line, then run kiosk --set-pin")
+    return ""
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def shown(value: object) -> str:
+    """A setting's value as one short line, however long or odd it is."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "…"
 
 
 def save_config(config: KioskConfig, path: Path | None = None) -> Path:
-    """Write every setting (a flat TOML file), atomically."""
+    """Write every setting (a flat TOML file), atomically, readable by its owner only: it holds
+    the PIN hash."""
     path = path or default_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -70,7 +139,10 @@ def save_config(config: KioskConfig, path: Path | None = None) -> Path:
             text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
         lines.append(f"{name} = {text}")
     temporary = path.with_suffix(".tmp")
-    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a temporary file left by an earlier crash keeps its old mode
+    with open(descriptor, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
     os.replace(temporary, path)
     return path
 
@@ -81,12 +153,50 @@ def hash_pin(pin: str) -> str:
     return f"pbkdf2_sha256${PIN_ITERATIONS}${salt}${digest}"
 
 
+def pin_hash_parts(stored: str) -> tuple[int, bytes, str] | None:
+    """Iterations, salt and hex digest of a hash written by hash_pin; None for anything else."""
+    found = PIN_HASH.fullmatch(stored)
+    if found is None or not 1 <= int(found[1]) <= MAX_PIN_ITERATIONS:
+        return None
+    return int(found[1]), bytes.fromhex(found[2]), found[3]
+
+
 def check_pin(pin: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-    except ValueError:
+    parts = pin_hash_parts(stored)
+    if parts is None:
         return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    candidate = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(iterations)).hex()
+    iterations, salt, digest = parts
+    candidate = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations).hex()
     return hmac.compare_digest(candidate, digest)
+
+
+class PinGuard:
+    """Wrong staff PINs earn a wait: after FREE_TRIES of them, FIRST_WAIT seconds, doubling with
+    each further one up to LONGEST_WAIT, so trying every 4-digit PIN takes months, not minutes.
+    While a wait runs, a PIN is refused without being checked."""
+
+    FREE_TRIES = 3
+    FIRST_WAIT = 30.0
+    LONGEST_WAIT = 15 * 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # monotonic seconds
+        self.failures = 0
+        self._locked_until = 0.0
+
+    def wait_left(self) -> int:
+        """Whole seconds before the next PIN will be checked (0: now)."""
+        return max(0, math.ceil(self._locked_until - self.clock()))
+
+    def attempt(self, pin: str, stored: str) -> bool:
+        """True when `pin` matches the stored hash and no wait is running."""
+        if self.wait_left():
+            return False
+        if check_pin(pin, stored):
+            self.failures = 0
+            return True
+        self.failures += 1
+        if self.failures >= self.FREE_TRIES:
+            doublings = min(self.failures - self.FREE_TRIES, 10)  # 30 s doubled 10 times is past the cap already
+            self._locked_until = self.clock() + min(self.FIRST_WAIT * 2 ** doublings, self.LONGEST_WAIT)
+        return False

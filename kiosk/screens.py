@@ -4,16 +4,21 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (QColor, QFont, QFontMetrics, QImage, QPainter, QPainterPath, QPen, QPixmap, QTextLayout,
+                           QTextOption)
+from PySide6.QtWidgets import (QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
+                               QSpinBox, QVBoxLayout, QWidget)
 
-from kiosk.config import KioskConfig
+from kiosk.config import MAX_LOOKALIKES, MAX_PIN_DIGITS, KioskConfig
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.worker import SearchOutcome
 
-SMALL_MATCHES = 4
+SMALL_MATCHES = MAX_LOOKALIKES - 1  # the best match is shown large
+MIDDLE_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+TOP_CENTRE = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+LONGEST_SHOWN = 1000  # characters of one text considered for display: more never fits a screen
 
 
 def to_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
@@ -24,11 +29,85 @@ def to_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
 
 
 def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> QLabel:
+    """A label of plain text: markup in a name or caption from a corpus is shown as typed, never
+    rendered (an <img> would show any local file)."""
     widget = QLabel()
     widget.setObjectName(name)
     widget.setAlignment(align)
     widget.setWordWrap(wrap)
+    widget.setTextFormat(Qt.TextFormat.PlainText)
     return widget
+
+
+class ElidedLabel(QLabel):
+    """Plain corpus text (a name, a caption) in at most `lines` lines, the last one cut with "…",
+    in the width the layout gives it: however long the text, the label never grows beyond that,
+    so the screen keeps its layout. Its height is `lines` lines, or with `shrink` the lines shown.
+    `full_text` keeps the text as given."""
+
+    def __init__(self, name: str, lines: int = 1, align=Qt.AlignmentFlag.AlignCenter, shrink: bool = False) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.setAlignment(align)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.lines, self.shrink = lines, shrink
+        self.full_text = ""
+
+    def setText(self, text: str) -> None:
+        self.full_text = text
+        self.setAccessibleName(text[:LONGEST_SHOWN])
+        self._elide()
+
+    def clear(self) -> None:
+        self.setText("")
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        lines = self.text().count("\n") + 1 if self.shrink else self.lines
+        return QSize(margins.left() + margins.right(),
+                     lines * self.fontMetrics().lineSpacing() + margins.top() + margins.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:  # the theme is scaled to each window size
+            self.updateGeometry()
+            self._elide()
+
+    def _elide(self) -> None:
+        shown = elided(self.full_text, self.font(), self.contentsRect().width(), self.lines)
+        if self.shrink and shown.count("\n") != self.text().count("\n"):
+            self.updateGeometry()
+        super().setText(shown)
+
+
+def elided(text: str, font: QFont, width: int, lines: int) -> str:
+    """`text` in at most `lines` lines, each at most `width` pixels wide, the last cut with "…"
+    when the rest does not fit. Runs of white space, line breaks too, become one space."""
+    text = " ".join(text[:LONGEST_SHOWN].split())
+    layout = QTextLayout(text, font)
+    option = QTextOption()
+    option.setWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+    layout.setTextOption(option)
+    layout.beginLayout()
+    shown, start = [], 0
+    for _ in range(lines - 1):
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(width)
+        start = line.textStart() + line.textLength()
+        shown.append(text[line.textStart():start].rstrip())
+    layout.endLayout()
+    shown.append(QFontMetrics(font).elidedText(text[start:], Qt.TextElideMode.ElideRight, width))
+    return "\n".join(line for line in shown if line)
 
 
 class Page(QWidget):
@@ -170,13 +249,16 @@ class ResultsPage(Page):
         self._announce = False
         self.heading = label("heading")
         self.you, self.you_caption = label("visitor"), label("caption")
-        self.best, self.best_name = label("portrait"), label("name")
-        self.percent, self.best_caption = label("percent"), label("caption")
+        self.best, self.best_name = label("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.percent = label("percent")
+        self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
         self.more = label("caption")
         self.button = QPushButton()
         self.button.clicked.connect(self.try_again)
         self.privacy = label("privacy")
-        self.small = [(label("small_portrait"), label("small_name"), label("small_percent")) for _ in range(SMALL_MATCHES)]
+        self.small = [(label("small_portrait"), ElidedLabel("small_name", lines=2, align=TOP_CENTRE),
+                       label("small_percent"))
+                      for _ in range(SMALL_MATCHES)]
 
         pair = QHBoxLayout()
         pair.addStretch(1)
@@ -190,8 +272,8 @@ class ResultsPage(Page):
             pair.addSpacing(30)
         about = QVBoxLayout()
         about.addStretch()
+        self.percent.setAlignment(MIDDLE_LEFT)
         for widget in (self.percent, self.best_name, self.best_caption):
-            widget.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             about.addWidget(widget)
         about.addStretch()
         pair.addLayout(about, 2)
@@ -201,8 +283,9 @@ class ResultsPage(Page):
         row.addStretch()
         for portrait, name, percent in self.small:
             column = QVBoxLayout()
-            for widget in (portrait, name, percent):
-                column.addWidget(widget, alignment=Qt.AlignmentFlag.AlignCenter)
+            column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
+            column.addWidget(name)  # as wide as the portrait: the name never widens its column
+            column.addWidget(percent, alignment=Qt.AlignmentFlag.AlignCenter)
             row.addLayout(column)
             row.addSpacing(24)
         row.addStretch()
@@ -310,7 +393,7 @@ class PinPage(Page):
         elif key == "✓":
             self.entered.emit(self.digits)
             self.digits = ""
-        elif len(self.digits) < 12:
+        elif len(self.digits) < MAX_PIN_DIGITS:
             self.digits += key
         self.shown.setText("•" * len(self.digits) or " ")
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget
 
 from kiosk.assets import ASSETS
 from kiosk.camera import CaptureThread, open_source
-from kiosk.config import KioskConfig, check_pin, save_config
+from kiosk.config import KioskConfig, PinGuard, save_config
 from kiosk.flow import Analysis, Flow, State, Timing
 from kiosk.i18n import tr
 from kiosk.screens import LivePage, MessagePage, PinPage, ResultsPage, StaffPage
@@ -53,6 +53,7 @@ class KioskWindow(QMainWindow):
         self.info: dict = {}
         self.gallery_warning = ""
         self.staff_open = False
+        self.pin_guard = PinGuard()  # lives as long as the window: closing the PIN pad does not end a wait
         self.frames_seen = 0
         self.analyses = 0
         self.rates = {"camera": 0.0, "drawn": 0.0, "analysed": 0.0}  # per second, over the last second
@@ -253,16 +254,26 @@ class KioskWindow(QMainWindow):
 
     def open_staff(self) -> None:
         self.staff_open = True
-        self.pin.reset("" if self.config.pin_hash else tr(self.lang, "staff_locked"))
+        self.pin.reset(self._pin_message(wrong=False))
         self.stack.setCurrentWidget(self.pin)
 
     def on_pin(self, pin: str) -> None:
-        if self.config.pin_hash and check_pin(pin, self.config.pin_hash):
+        if self.config.pin_hash and self.pin_guard.attempt(pin, self.config.pin_hash):
             self.staff.load(self.config, ["0", "1"])
             self.refresh_staff()
             self.stack.setCurrentWidget(self.staff)
         else:
-            self.pin.reset(tr(self.lang, "wrong_pin") if self.config.pin_hash else tr(self.lang, "staff_locked"))
+            self.pin.reset(self._pin_message(wrong=True))
+
+    def _pin_message(self, wrong: bool) -> str:
+        """What the PIN pad says: that no PIN is set, how long to wait after wrong PINs, or whether
+        the last PIN was wrong."""
+        if not self.config.pin_hash:
+            return tr(self.lang, "staff_locked")
+        wait = self.pin_guard.wait_left()
+        if wait:
+            return tr(self.lang, "pin_wait", seconds=wait)
+        return tr(self.lang, "wrong_pin") if wrong else ""
 
     def refresh_staff(self) -> None:
         gallery = (f"{self.info.get('gallery', '')}\n{self.info.get('faces', 0)} faces, "
@@ -301,7 +312,7 @@ class KioskWindow(QMainWindow):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         scale = self.height() / DESIGN_HEIGHT
-        self.setStyleSheet(_scaled(self.theme, scale))
+        self.setStyleSheet(scaled_theme(self.theme, scale))
 
     def closeEvent(self, event) -> None:
         self.ticker.stop()
@@ -313,6 +324,6 @@ class KioskWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _scaled(theme: str, scale: float) -> str:
+def scaled_theme(theme: str, scale: float) -> str:
     """The theme with every @N replaced by N scaled to this window (at least 1 pixel)."""
     return re.sub(r"@(\d+)", lambda m: str(max(1, round(int(m.group(1)) * scale))), theme)

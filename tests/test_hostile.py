@@ -133,6 +133,13 @@ def command(*argv: str) -> Callable[[Workspace], list[str]]:
     return lambda w: list(argv)
 
 
+def kiosk_config(ws: Workspace, text: str) -> str:
+    """A kiosk config file holding `text`, in the case's own folder."""
+    path = ws.tmp / "kiosk.toml"
+    path.write_text(text + "\n", encoding="utf-8")
+    return str(path)
+
+
 CASES: list[Case] = [
     # --- build: locks, corpus trees and manifests ---
     Case("build while another build holds the lock", build_while_locked, 3, "is being built by pid"),
@@ -198,6 +205,29 @@ CASES: list[Case] = [
     # --- galleries: damaged galleries ---
 
     # --- kiosk and models: options, config, PIN, packs ---
+    Case("set_pin_at_end_of_input", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"'), "--set-pin"],
+         2, "kiosk: no PIN given (end of input); nothing changed", stdin=""),
+    Case("pin_hash_malformed", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'pin_hash = "pbkdf2_sha256$x$zz$00"'),
+                                           "--headless", "--image", str(ws.photo)],
+         2, "pin_hash must be a hash written by kiosk --set-pin"),
+    Case("lookalikes_five", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lookalikes = "five"'),
+                                        "--headless", "--image", str(ws.photo)],
+         2, 'kiosk.toml: lookalikes must be an integer from 1 to 5, not "five"'),
+    Case("lookalikes_minus_3", lambda ws: ["kiosk", "--config", kiosk_config(ws, "lookalikes = -3"),
+                                           "--headless", "--image", str(ws.photo)],
+         2, "kiosk.toml: lookalikes must be an integer from 1 to 5, not -3"),
+    Case("config_toml_syntax_error", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"\nlookalikes = = 3'),
+                                                 "--headless", "--image", str(ws.photo)],
+         2, "not a valid TOML file: Invalid value (at line 2, column 14)"),
+    Case("kiosk_k_0", lambda ws: ["kiosk", "--config", kiosk_config(ws, ""), "--headless", "--image", str(ws.photo),
+                                  "--k", "0"],
+         2, "kiosk: argument --k: must be a whole number from 1 to 100, not '0' (see kiosk --help)"),
+    Case("kiosk_k_minus_1", lambda ws: ["kiosk", "--config", kiosk_config(ws, ""), "--headless", "--image",
+                                        str(ws.photo), "--k", "-1"],
+         2, "kiosk: argument --k: must be a whole number from 1 to 100, not '-1' (see kiosk --help)"),
+    Case("config_path_is_a_folder", lambda ws: ["kiosk", "--config", str(ws.tmp), "--headless", "--image",
+                                                str(ws.photo)],
+         2, "cannot read the config file: Is a directory"),
 
 ]
 

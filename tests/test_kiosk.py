@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
 from kiosk.camera import CameraError, FolderSource
 from kiosk.cli import main as kiosk_main
-from kiosk.config import KioskConfig, hash_pin
+from kiosk.config import KioskConfig, PinGuard, hash_pin, load_config
 from kiosk.flow import State
 from kiosk.window import KioskWindow
 
@@ -64,9 +65,9 @@ class FlakyCamera(FolderSource):
         return super().read()
 
 
-def make_window(qtbot, gallery_path: Path, source, **settings) -> KioskWindow:
+def make_window(qtbot, gallery_path: Path, source, config_path: Path | None = None, **settings) -> KioskWindow:
     config = KioskConfig(gallery=str(gallery_path), **{"countdown_seconds": 0.5, **settings})
-    window = KioskWindow(config, None, source)
+    window = KioskWindow(config, config_path, source)
     qtbot.addWidget(window)
     window.resize(1280, 720)
     window.show()
@@ -148,21 +149,54 @@ def long_press_corner(qtbot, window: KioskWindow) -> None:
     QTest.mouseRelease(target, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
 
 
+def enter(window: KioskWindow, pin: str) -> None:
+    for key in pin + "✓":
+        window.pin.press(key)
+
+
 def test_the_staff_panel_needs_the_pin(qtbot, tmp_path, gallery, photos):
-    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
+    config_path = tmp_path / "config" / "kiosk.toml"
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"), config_path,
+                         pin_hash=hash_pin("2468"))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
     long_press_corner(qtbot, window)
     assert window.stack.currentWidget() is window.pin
-    for key in "1111✓":
-        window.pin.press(key)
+    enter(window, "1111")
     assert window.pin.message.text() == "密码错误"
     assert window.stack.currentWidget() is window.pin
-    for key in "2468✓":
-        window.pin.press(key)
+    enter(window, "2468")
     assert window.stack.currentWidget() is window.staff
     assert "CPU" in window.staff.providers.text() and "12 faces" in window.staff.gallery.text()
+    window.staff.lookalikes.setValue(3)
     qtbot.mouseClick(window.staff.close_button, Qt.MouseButton.LeftButton)
     assert window.stack.currentWidget() is window.attract
+    assert load_config(config_path).lookalikes == 3
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600, "the file holds the PIN hash"
+
+
+def test_wrong_pins_earn_a_growing_wait_that_closing_the_pad_does_not_end(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
+    now = [1000.0]
+    window.pin_guard = PinGuard(clock=lambda: now[0])
+    window.open_staff()
+    for wrong in ("1111", "2222"):
+        enter(window, wrong)
+        assert window.pin.message.text() == "密码错误"
+    enter(window, "3333")
+    assert window.pin.message.text() == "密码错误次数过多，请 30 秒后再试"
+    window.pin.cancel.click()
+    now[0] += 10
+    window.toggle_language()
+    window.open_staff()
+    assert window.pin.message.text() == "Too many wrong PINs: try again in 20 s"
+    enter(window, "2468")
+    assert window.stack.currentWidget() is window.pin, "the right PIN waits too"
+    now[0] += 20
+    enter(window, "4444")
+    assert window.pin.message.text() == "Too many wrong PINs: try again in 60 s"
+    now[0] += 60
+    enter(window, "2468")
+    assert window.stack.currentWidget() is window.staff
 
 
 def test_without_a_pin_the_staff_panel_stays_locked(qtbot, tmp_path, gallery, photos):
