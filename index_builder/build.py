@@ -134,13 +134,15 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
             raise BuildError(f"no face was found in the {len(corpus.items)} file(s) of {options.corpus} "
                              f"(skipped: {reasons}): nothing to publish")
-        content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows])).encode()).hexdigest()
+        by_key = {item.key: item for item in corpus.items}
+        # names and captions are part of what is published: a corrected caption is a new gallery
+        texts = [(by_key[row[0]].identity, by_key[row[0]].caption, by_key[row[0]].source) for row in rows]
+        content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows], texts)).encode()).hexdigest()
         live = _live_manifest(options.out)
         if not todo and not removed and live and live["build"].get("content_id") == content_id:
             return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
-        by_key = {item.key: item for item in corpus.items}
         xb = state.vectors(rows)
         identities = [by_key[row[0]].identity for row in rows]
         choice, index, strangers = _index_for(xb, identities, options.budget_ms)

@@ -173,3 +173,21 @@ def test_names_and_captions_reach_the_gallery_as_one_line_of_plain_text_of_bound
         ("Zico  evil", '<img src="/etc/hostname"><b>bold</b> second line and a tab'),
         ("Z" * 79 + "…", "c" * 199 + "…")]
     assert os.path.getsize(tmp_path / "gallery" / "metadata.sqlite") < 1_000_000
+
+
+@pytest.mark.slow
+def test_a_corrected_caption_is_republished_though_no_photo_changed(tmp_path):
+    photos = copy_lfw_people(tmp_path, {"Zico": 2})
+    manifest = tmp_path / "corpus.csv"
+
+    def write(caption: str) -> None:
+        manifest.write_text("path,name,caption\n" + "".join(
+            f"Zico/{photo.name},Zico,{caption}\n" for photo in photos), encoding="utf-8")
+
+    write("a typo")
+    out = tmp_path / "gallery"
+    build(options(manifest, out))
+    write("corrected")
+    assert not build(options(manifest, out)).get("up_to_date")
+    assert {caption for _, _, caption in gallery_faces(out)} == {"corrected"}
+    assert build(options(manifest, out))["up_to_date"] is True
