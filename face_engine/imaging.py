@@ -5,9 +5,10 @@ count skips by reason and a CLI can print one line per bad file.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
-from pathlib import Path
+import stat
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,7 +20,19 @@ MAX_PIXELS = 50_000_000
 """Largest image decoded at full size (a 50 MP photo is 150 MB as BGR). Larger JPEGs are decoded
 downscaled by the JPEG decoder itself (a cheap DCT reduction); other formats are refused."""
 
-REASONS = ("missing", "directory", "empty", "not_an_image", "corrupt", "too_large")
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Largest photo file read. A 50 MP JPEG is about 25 MB; anything past this is refused unread, so
+a link to /dev/zero or a 2 GB sparse file cannot exhaust memory."""
+
+REASONS = ("missing", "directory", "empty", "not_an_image", "corrupt", "too_large", "special_file", "symlink_loop")
+
+# What a path that is not a regular file is, in words (as rsync refuses to copy special files).
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 class ImageError(ValueError):
@@ -40,7 +53,7 @@ def read_image(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int =
     """
     if isinstance(source, np.ndarray):
         return _to_bgr8(source)
-    data = source if isinstance(source, bytes) else _read_file(Path(source))
+    data = source if isinstance(source, bytes) else read_file(source)
     if not data:
         raise ImageError("empty", "empty file")
     try:
@@ -54,15 +67,48 @@ def read_image(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int =
         raise ImageError("corrupt", f"corrupt or truncated image: {error}") from None
 
 
-def _read_file(path: Path) -> bytes:
-    if path.is_dir():
-        raise ImageError("directory", "is a directory, not an image")
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the photo file at `path`, or an ImageError.
+
+    Only regular files are opened (links are followed): a FIFO would block the reader forever and
+    a device never ends. The file is checked again once open, in case it was swapped meanwhile,
+    and at most MAX_FILE_BYTES are read, whatever size the file claims.
+    """
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError("missing", "no such file") from None
-    except PermissionError:
-        raise ImageError("missing", "permission denied") from None
+        _check_regular(os.stat(path))
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as file:
+            _check_regular(os.fstat(file.fileno()))
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise _unreadable(error) from None
+    if len(data) > MAX_FILE_BYTES:  # it grew, or its stated size lied
+        raise _too_large()
+    return data
+
+
+def _check_regular(status: os.stat_result) -> None:
+    if stat.S_ISDIR(status.st_mode):
+        raise ImageError("directory", "is a directory, not an image")
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for is_kind, name in _SPECIAL_KINDS if is_kind(status.st_mode)), "a special file")
+        raise ImageError("special_file", f"{kind}, not a regular file")
+    if status.st_size > MAX_FILE_BYTES:
+        raise _too_large(status.st_size)
+
+
+def _too_large(size: int | None = None) -> ImageError:
+    stated = f" ({size / 2**20:.0f} MB)" if size is not None else ""
+    return ImageError("too_large", f"file too large{stated}: a photo may have at most {MAX_FILE_BYTES >> 20} MB")
+
+
+def _unreadable(error: OSError) -> ImageError:
+    if error.errno == errno.ELOOP:
+        return ImageError("symlink_loop", "a loop of symbolic links, not a file")
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return ImageError("missing", "no such file")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return ImageError("missing", "permission denied")
+    return ImageError("missing", f"cannot read the file: {error.strerror}")
 
 
 def _decode(image: Image.Image, max_pixels: int) -> np.ndarray:

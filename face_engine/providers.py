@@ -6,10 +6,20 @@ to load, so a session is only trusted after reading `session.get_providers()`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# onnxruntime's telemetry stores a persistent device id and an event database under ~/.cache as
+# soon as the library loads; only this variable, set before the first import, prevents that.
+# This module is the first to import onnxruntime in every entry point (insightface, imported
+# later, sets the same variable for the same reason).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 import onnxruntime as ort
+
+# Builds that ignore the variable still honour this: no events queued by the sessions made here.
+ort.disable_telemetry_events()
 
 log = logging.getLogger(__name__)
 

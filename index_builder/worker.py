@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from face_engine.engine import FaceDetector, crops_of, face_square
-from face_engine.imaging import ImageError, read_image
+from face_engine.imaging import ImageError, read_file, read_image
 from index_builder.corpus import CorpusItem
 from models.packs import ModelPack
 
@@ -60,12 +60,9 @@ def process_photo(item: CorpusItem) -> PhotoResult:
 def read_photo(key: str, path: str) -> tuple[str, np.ndarray] | PhotoResult:
     """(sha1 of the file, decoded image), or a PhotoResult that says why the photo is unusable."""
     try:
-        with open(path, "rb") as file:
-            data = file.read()
-    except IsADirectoryError:
-        return PhotoResult(key, reason="directory")
-    except OSError:
-        return PhotoResult(key, reason="missing")
+        data = read_file(path)
+    except ImageError as error:
+        return PhotoResult(key, reason=error.reason)
     sha1 = hashlib.sha1(data).hexdigest()
     try:
         return sha1, read_image(data)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import onnx
+from google.protobuf.message import DecodeError
 
 from models.catalogue import (
     DEFAULT_PACK,
@@ -30,6 +33,12 @@ from models.catalogue import (
 )
 
 PACK_FILE = "pack.json"
+
+MAX_PACK_BYTES = 2 * 1024**3
+"""Most bytes a pack's zip may unpack to: buffalo_l, the largest insightface pack, is about 330 MB."""
+
+PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A pack name is a plain folder name: no path, no hidden folder, at most 64 characters."""
 
 
 class PackError(RuntimeError):
@@ -152,13 +161,13 @@ def list_packs(models_root: Path | None = None) -> list[ModelPack]:
 def folder_pack(folder: Path, pack_id: str | None = None, license: str | None = None) -> ModelPack:
     """A pack from a folder of .onnx files, routed by their shapes as insightface's model zoo does."""
     detector, recognizer = _route_models(folder)
-    detector_model = onnx.load(str(detector), load_external_data=False)
+    detector_model = _load_model(detector)
     return ModelPack(
         id=pack_id or folder.name,
         detector_path=detector,
         recognizer_path=recognizer,
         detector_kind="yunet" if _is_yunet(detector_model) else "scrfd",
-        normalisation=_insightface_normalisation(onnx.load(str(recognizer), load_external_data=False)),
+        normalisation=_insightface_normalisation(_load_model(recognizer)),
         license=license or _license_of(detector, recognizer),
         source=f"folder {folder}",
     )
@@ -167,45 +176,110 @@ def folder_pack(folder: Path, pack_id: str | None = None, license: str | None = 
 def install_pack(source: Path, name: str | None = None, license: str | None = None,
                  models_root: Path | None = None) -> ModelPack:
     """Copy the pack in folder or zip `source` into the models folder, with a pack.json recording
-    each file's SHA-256 and the license. Replaces an installed pack of the same name atomically."""
+    each file's SHA-256 and the license. Replaces an installed pack of the same name atomically.
+
+    Raises PackError for a bad name, a damaged, hostile or oversized zip, or models onnxruntime
+    cannot run; whatever happens, nothing half-installed is left in the models folder.
+    """
     source = Path(source)
     if not source.exists():
         raise PackError(f"{source}: no such file or folder")
+    name = source.stem if name is None else name
+    if not PACK_NAME.fullmatch(name):
+        raise PackError(f"pack name {name[:80]!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit (--name)")
     root = models_root or models_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".unpack-") as unpacked:
-        folder = source
-        if source.is_file():
-            if not zipfile.is_zipfile(source):
-                raise PackError(f"{source}: not a folder or a zip file")
-            with zipfile.ZipFile(source) as archive:
-                archive.extractall(unpacked)
-            folder = Path(unpacked)
-        name = name or source.stem
-        pack = folder_pack(folder, pack_id=name, license=license)
-        staged = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}-"))
-        for path in (pack.detector_path, pack.recognizer_path):
-            shutil.copy2(path, staged / path.name)
-        record = {
-            "id": name,
-            "detector": pack.detector_path.name,
-            "recognizer": pack.recognizer_path.name,
-            "detector_kind": pack.detector_kind,
-            "normalisation": vars(pack.normalisation),
-            "license": pack.license,
-            "installed_from": str(source.resolve()),
-            "sha256": {path.name: file_sha256(staged / path.name) for path in (pack.detector_path, pack.recognizer_path)},
-        }
-        (staged / PACK_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False))
-        target = root / name
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(dir=root, prefix=f".old-{name}-"))
-            os.replace(target, retired / name)
-            os.replace(staged, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staged, target)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # Unpacking and staging happen in one folder beside the packs (so the final rename stays on
+        # one file system), removed on every way out, an interrupt included.
+        with tempfile.TemporaryDirectory(dir=root, prefix=".install-") as work:
+            return _install(source, name, license, root, Path(work))
+    except OSError as error:
+        raise PackError(f"{source}: cannot install into {root}: {error.strerror or error}") from None
+
+
+def _install(source: Path, name: str, license: str | None, root: Path, work: Path) -> ModelPack:
+    folder = source
+    if source.is_file():
+        if not zipfile.is_zipfile(source):
+            raise PackError(f"{source}: not a folder or a complete zip file")
+        folder = work / "unpacked"
+        _unzip(source, folder)
+    pack = folder_pack(folder, pack_id=name, license=license)
+    _check_runs(pack)
+    staged = work / "staged"
+    staged.mkdir()
+    for path in (pack.detector_path, pack.recognizer_path):
+        shutil.copy2(path, staged / path.name)
+    record = {
+        "id": name,
+        "detector": pack.detector_path.name,
+        "recognizer": pack.recognizer_path.name,
+        "detector_kind": pack.detector_kind,
+        "normalisation": vars(pack.normalisation),
+        "license": pack.license,
+        "installed_from": str(source.resolve()),
+        "sha256": {path.name: file_sha256(staged / path.name) for path in (pack.detector_path, pack.recognizer_path)},
+    }
+    (staged / PACK_FILE).write_text(json.dumps(record, indent=2, ensure_ascii=False))
+    target = root / name
+    if target.exists():
+        os.replace(target, work / "previous")
+    os.replace(staged, target)
     return _read_installed(target)
+
+
+def _unzip(archive: Path, folder: Path) -> None:
+    """Extract `archive` into `folder`, refusing entries that would land outside it, encrypted
+    entries, and more than MAX_PACK_BYTES in all. Declared sizes are checked first, and the bytes
+    written are counted as well, so the cap does not rest on what a crafted header declares
+    (Python's zipfile also stops each entry at its declared size, and its CRC then fails)."""
+    try:
+        with zipfile.ZipFile(archive) as zipped:
+            members = zipped.infolist()
+            for member in members:
+                _check_member(archive, member)
+            declared = sum(member.file_size for member in members)
+            if declared > MAX_PACK_BYTES:
+                raise PackError(f"{archive}: unpacks to {declared / 2**20:.0f} MB; a pack may have at most "
+                                f"{MAX_PACK_BYTES >> 20} MB")
+            written = 0
+            for member in members:
+                target = folder / member.filename
+                if member.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zipped.open(member) as packed, open(target, "wb") as unpacked:
+                    while block := packed.read(1 << 20):
+                        written += len(block)
+                        if written > MAX_PACK_BYTES:
+                            raise PackError(f"{archive}: unpacks to more than it declares and more than the "
+                                            f"{MAX_PACK_BYTES >> 20} MB a pack may have")
+                        unpacked.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+        raise PackError(f"{archive}: damaged or unsupported zip: {error}") from None
+
+
+def _check_member(archive: Path, member: zipfile.ZipInfo) -> None:
+    path = PureWindowsPath(member.filename)  # reads both / and \ as separators, and drive letters
+    if path.anchor or ".." in path.parts:
+        raise PackError(f"{archive}: entry {member.filename[:200]!r} has an absolute path or '..'; refused")
+    if member.flag_bits & 0x1:
+        raise PackError(f"{archive}: entry {member.filename[:200]!r} is encrypted; unpack it and install the folder")
+
+
+def _check_runs(pack: ModelPack) -> None:
+    """Open both models as the engine will, so a pack onnxruntime refuses is never installed."""
+    # Imported here, not at the top: face_engine imports this module.
+    from face_engine.engine import FaceEngine
+
+    try:
+        FaceEngine(pack, device="cpu", threads=1)
+    except Exception as error:  # onnxruntime's errors derive from Exception only
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise PackError(f"pack {pack.id}: onnxruntime cannot run its models: {reason}") from None
 
 
 def _read_installed(folder: Path) -> ModelPack:
@@ -228,7 +302,7 @@ def _read_installed(folder: Path) -> ModelPack:
 def _route_models(folder: Path) -> tuple[Path, Path]:
     detectors, recognizers = [], []
     for path in sorted(folder.rglob("*.onnx")):
-        graph = onnx.load(str(path), load_external_data=False).graph
+        graph = _load_model(path).graph
         outputs = len(graph.output)
         dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] if graph.input else []
         if outputs >= 5:
@@ -241,6 +315,13 @@ def _route_models(folder: Path) -> tuple[Path, Path]:
         if len(found) > 1:
             raise PackError(f"{folder}: more than one {role}: {', '.join(p.name for p in found)}; keep one")
     return detectors[0], recognizers[0]
+
+
+def _load_model(path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError) as error:
+        raise PackError(f"{path.name}: not a valid ONNX model ({error})") from None
 
 
 def _is_yunet(model: onnx.ModelProto) -> bool:

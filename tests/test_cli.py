@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from conftest import copy_lfw_people
 from index_builder.cli import main
+from test_imaging import special_files
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -72,3 +79,46 @@ def test_asking_for_cuda_without_it_is_a_clear_error(photos: Path, capsys):
         pytest.skip("this onnxruntime offers CUDA")
     assert main(["embed", "--device", "cuda", str(photos / "fr_obama.jpg")]) == 2
     assert "--device cuda" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_embed_goes_on_past_fifos_devices_loops_and_huge_files(tmp_path: Path, photos: Path, capsys):
+    expected = special_files(tmp_path)
+    good = str(photos / "fr_obama.jpg")
+    names = list(expected)
+    assert main(["embed", *(str(tmp_path / name) for name in names[:2]), good,
+                 *(str(tmp_path / name) for name in names[2:])]) == 1
+    out, err = capsys.readouterr()
+    assert f"{good}: 1 face" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == len(expected), "one line per bad file"
+    for line, (name, (_, words)) in zip(lines, expected.items()):
+        assert line.startswith(f"error: {tmp_path / name}: ") and words in line
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_build_counts_special_files_and_search_refuses_a_fifo(tmp_path: Path, capsys):
+    corpus = tmp_path / "corpus"
+    copy_lfw_people(corpus, {"Tony_Blair": 2})
+    special_files(corpus / "Tony_Blair")
+    out = tmp_path / "gallery"
+    assert main(["build", str(corpus), "--out", str(out), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 faces of 1 identities from 7 photos" in printed
+    assert "skipped photos: special_file 2, symlink_loop 2, too_large 1" in printed
+    fifo = str(corpus / "Tony_Blair" / "fifo.jpg")
+    assert main(["search", str(out), fifo]) == 1
+    assert capsys.readouterr().err == f"error: {fifo}: a FIFO, not a regular file\n"
+
+
+def test_onnxruntime_leaves_nothing_in_the_home_folder(tmp_path: Path, photos: Path):
+    """onnxruntime's telemetry would store a device id and an event database under ~/.cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    done = subprocess.run([sys.executable, "-m", "index_builder.cli", "embed", str(photos / "fr_obama.jpg")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [path for path in home.rglob("*")] == []

@@ -11,14 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import LFW, PHOTOS, copy_lfw_people, need
+from conftest import LFW, MINI_PACK, PHOTOS, copy_lfw_people, need
 from index_builder.lock import build_lock
+from test_imaging import special_files
+from test_packs import absolute_entry, bad_crc, garbage_onnx, truncated
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
@@ -201,6 +204,22 @@ CASES: list[Case] = [
         2, "line 2: a NUL byte"),
 
     # --- files: special, huge and looping files ---
+    Case("embed_fifo", lambda ws: ["index-builder", "embed", special_file(ws, "fifo.jpg"), str(ws.photo)],
+         1, "fifo.jpg: a FIFO, not a regular file"),
+    Case("embed_link_to_dev_zero", lambda ws: ["index-builder", "embed", special_file(ws, "zero.jpg"), str(ws.photo)],
+         1, "zero.jpg: a character device, not a regular file"),
+    Case("embed_symlink_loop", lambda ws: ["index-builder", "embed", special_file(ws, "loop_a.jpg"), str(ws.photo)],
+         1, "loop_a.jpg: a loop of symbolic links"),
+    Case("embed_sparse_2gb", lambda ws: ["index-builder", "embed", special_file(ws, "sparse.jpg"), str(ws.photo)],
+         1, "sparse.jpg: file too large (2048 MB): a photo may have at most 64 MB"),
+    # 8 photos and 5 hostile files: the progress bar reaching 13/13 shows the build went past them all
+    Case("build_corpus_with_special_files", lambda ws: ["index-builder", "build", corpus_with_special_files(ws),
+                                                         "--out", str(ws.tmp / "gallery"), "--workers", "1"],
+         0, "13/13"),
+    Case("search_fifo", lambda ws: ["index-builder", "search", str(ws.gallery()), special_file(ws, "fifo.jpg")],
+         1, "fifo.jpg: a FIFO, not a regular file"),
+    Case("search_sparse_2gb", lambda ws: ["index-builder", "search", str(ws.gallery()), special_file(ws, "sparse.jpg")],
+         1, "sparse.jpg: file too large (2048 MB)"),
 
     # --- galleries: damaged galleries ---
 
@@ -229,6 +248,22 @@ CASES: list[Case] = [
                                                 str(ws.photo)],
          2, "cannot read the config file: Is a directory"),
 
+    Case("models_install_bad_crc", lambda ws: ["index-builder", "models", "install", str(bad_crc(ws.tmp, need(MINI_PACK)))],
+         2, "damaged or unsupported zip: Bad CRC-32"),
+    Case("models_install_truncated_zip",
+         lambda ws: ["index-builder", "models", "install", str(truncated(ws.tmp, need(MINI_PACK)))],
+         2, "not a folder or a complete zip file"),
+    Case("models_install_absolute_entry",
+         lambda ws: ["index-builder", "models", "install", str(absolute_entry(ws.tmp, need(MINI_PACK)))],
+         2, "'/tmp/evil.txt' has an absolute path or '..'; refused"),
+    Case("models_install_garbage_onnx",
+         lambda ws: ["index-builder", "models", "install", str(garbage_onnx(ws.tmp, need(MINI_PACK)))],
+         2, "w600k_r50.onnx: not a valid ONNX model"),
+    Case("models_install_name_dotdot",
+         lambda ws: ["index-builder", "models", "install", str(need(MINI_PACK)), "--name", ".."],
+         2, "pack name '..': use 1 to 64 letters, digits"),
+    Case("models_install_bomb_over_2gb", lambda ws: ["index-builder", "models", "install", bomb_over_the_cap(ws)],
+         2, "unpacks to 2054 MB; a pack may have at most 2048 MB", slow=True),
 ]
 
 
@@ -248,3 +283,29 @@ def test_hostile_input_gets_one_line_and_its_exit_code(case: Case, tmp_path: Pat
     assert case.says in done.stderr, printed
     if case.code in (2, 3):
         assert len(done.stderr.strip().splitlines()) == 1, f"one line, not: {done.stderr}"
+
+
+# --- makers for the "files" and "models" rows ---
+
+def special_file(workspace: Workspace, name: str) -> str:
+    """One of the special files of tests/test_imaging.py (a FIFO, a link to /dev/zero, ...)."""
+    special_files(workspace.tmp)
+    return str(workspace.tmp / name)
+
+
+def corpus_with_special_files(workspace: Workspace) -> str:
+    corpus = workspace.corpus()
+    special_files(corpus / "Tony_Blair")
+    return str(corpus)
+
+
+def bomb_over_the_cap(workspace: Workspace) -> str:
+    """The real mini pack and 2 GB of zeros, deflated to a few MB."""
+    archive = workspace.tmp / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zipped:
+        for path in sorted(need(MINI_PACK).glob("*.onnx")):
+            zipped.write(path, f"bomb/{path.name}")
+        with zipped.open("bomb/padding.bin", "w", force_zip64=True) as padding:
+            for _ in range(128):
+                padding.write(bytes(16 * 2**20))
+    return str(archive)

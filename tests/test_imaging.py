@@ -2,8 +2,11 @@
 awkward but valid ones decode upright into 8-bit BGR."""
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import struct
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from face_engine.imaging import ImageError, read_image
+from face_engine import imaging
+from face_engine.imaging import ImageError, read_file, read_image
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +111,53 @@ def test_arrays_and_bytes_are_accepted(photos: Path, obama: np.ndarray):
     gray = cv2.cvtColor(obama, cv2.COLOR_BGR2GRAY)
     assert read_image(gray).shape == obama.shape
     assert read_image(obama) is not None
+
+
+def special_files(folder: Path) -> dict[str, tuple[str, str]]:
+    """Files a stranger's corpus may hold under a photo's name: name -> (reason, words of the line)."""
+    os.mkfifo(folder / "fifo.jpg")
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    (folder / "loop_a.jpg").symlink_to("loop_b.jpg")
+    (folder / "loop_b.jpg").symlink_to("loop_a.jpg")
+    with open(folder / "sparse.jpg", "wb") as file:
+        file.truncate(2 * 1024**3)
+    return {
+        "fifo.jpg": ("special_file", "a FIFO, not a regular file"),
+        "zero.jpg": ("special_file", "a character device, not a regular file"),
+        "loop_a.jpg": ("symlink_loop", "a loop of symbolic links"),
+        "sparse.jpg": ("too_large", "file too large (2048 MB)"),
+    }
+
+
+@pytest.mark.timeout(60)
+def test_special_files_are_refused_unread(tmp_path: Path):
+    expected = special_files(tmp_path)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "socket.jpg"))
+    expected["socket.jpg"] = ("special_file", "a socket, not a regular file")
+    tracemalloc.start()
+    try:
+        for name, (reason, words) in expected.items():
+            with pytest.raises(ImageError) as caught:
+                read_image(tmp_path / name)
+            assert (caught.value.reason, words in str(caught.value)) == (reason, True), name
+            assert reason in imaging.REASONS
+        assert tracemalloc.get_traced_memory()[1] < 2**20, "no file was read into memory"
+    finally:
+        tracemalloc.stop()
+        listener.close()
+
+
+def test_a_link_to_a_photo_is_followed(tmp_path: Path, photos: Path, obama: np.ndarray):
+    (tmp_path / "linked.jpg").symlink_to(photos / "fr_obama.jpg")
+    np.testing.assert_array_equal(read_image(tmp_path / "linked.jpg"), obama)
+
+
+def test_a_file_larger_than_it_says_is_cut_at_the_cap(monkeypatch):
+    maps = Path("/proc/self/maps")  # a regular file whose stated size is 0, whatever it holds
+    if not maps.exists():
+        pytest.skip("needs Linux's /proc")
+    monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ImageError, match="at most 0 MB") as caught:
+        read_file(maps)
+    assert caught.value.reason == "too_large"
