@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import LFW, MINI_PACK, PHOTOS, copy_lfw_people, need
-from index_builder.lock import build_lock
 from test_imaging import special_files
 from test_packs import absolute_entry, bad_crc, garbage_onnx, truncated
+
+from index_builder.lock import build_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
