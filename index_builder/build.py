@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from face_engine.engine import open_recognizer
 from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, THUMBNAILS
+from face_engine.imaging import REASONS as UNREADABLE
 from index_builder.corpus import CorpusItem, display_name, read_corpus
 from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
 from index_builder.lock import build_lock
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 
 IN_FLIGHT_PER_WORKER = 32
+
+# Skips that mean a file or a row of the corpus is broken (the build exits 1 after publishing), as
+# against photos that are fine but add no face (no_face, duplicate, face_too_small, low_score).
+BAD_FILE_REASONS = frozenset(UNREADABLE) | {"outside_corpus", "duplicate_row", "unreadable_folder", "undecodable_name"}
 
 
 class BuildError(RuntimeError):
@@ -157,6 +162,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "identities": len({name for name in identities if name}),
             "photos_with_faces": len({row[0] for row in rows}),
             "skipped": skipped,
+            "bad_files": sum(count for reason, count in skipped.items() if reason in BAD_FILE_REASONS),
             "truncated": dict(corpus.truncated),
             "warnings": corpus.warnings,
             "embed_seconds": round(embed_seconds, 2),

@@ -372,6 +372,10 @@ def run_build(args: argparse.Namespace) -> int:
                         for field, count in sorted(report["truncated"].items()))
         print(f"  texts cut to length: {cut}")
     print(f"  took {report['wall_seconds']} s; report: {gallery_home(args.out) / 'work' / 'report.json'}")
+    if report["bad_files"]:
+        print(f"index-builder: {report['bad_files']} file(s) or row(s) of the corpus are broken (see skipped "
+              "photos above); the gallery was published without them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -57,7 +57,7 @@ def messy_corpus(tmp_path: Path, photos: Path) -> tuple[Path, list[Path]]:
 def test_a_messy_corpus_builds_counting_each_bad_file_and_losing_no_good_photo(tmp_path, messy_corpus, capsys):
     corpus, good = messy_corpus
     out = tmp_path / "gallery"
-    assert main(["build", str(corpus), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["build", str(corpus), "--out", str(out), "--workers", "2"]) == 1  # bad files: published, exit 1
     assert f"published {out}" in capsys.readouterr().out
     report = json.loads((tmp_path / "gallery.d" / "work" / "report.json").read_text())
     assert report["skipped"] == {"empty": 1, "corrupt": 2, "not_an_image": 1, "duplicate": 1, "no_face": 1}

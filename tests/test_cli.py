@@ -103,7 +103,7 @@ def test_build_counts_special_files_and_search_refuses_a_fifo(tmp_path: Path, ca
     copy_lfw_people(corpus, {"Tony_Blair": 2})
     special_files(corpus / "Tony_Blair")
     out = tmp_path / "gallery"
-    assert main(["build", str(corpus), "--out", str(out), "--workers", "1"]) == 0
+    assert main(["build", str(corpus), "--out", str(out), "--workers", "1"]) == 1  # bad files: published, exit 1
     printed = capsys.readouterr().out
     assert "2 faces of 1 identities from 7 photos" in printed
     assert "skipped photos: special_file 2, symlink_loop 2, too_large 1" in printed

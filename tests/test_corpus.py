@@ -40,7 +40,7 @@ def test_a_repeated_manifest_row_keeps_the_first_row_and_is_counted(tmp_path, ca
     manifest.write_text("path,name\n" + "".join(f"{p.relative_to(tmp_path)},Person {i}\n" for i, p in enumerate(photos))
                         + f"./{first},Someone Else\n", encoding="utf-8")
     out = tmp_path / "gallery"
-    assert main(["build", str(manifest), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["build", str(manifest), "--out", str(out), "--workers", "2"]) == 1  # a repeated row is a bad row
     assert f"warning: {manifest}: line 6 repeats the path of line 2 (kept line 2)" in capsys.readouterr().err
     report = report_of(out)
     assert report["skipped"] == {"duplicate_row": 1} and report["gallery_faces"] == 4
