@@ -75,7 +75,8 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
         "matches": [{"rank": rank, "score": round(m["score"], 4), "identity": m["display_name"],
-                     "caption": m["caption"], "image": m["image"], "thumbnail": m["thumbnail"]}
+                     "caption": m["caption"], "image": m["image"], "thumbnail": m["thumbnail"],
+                     "portrait": m["portrait"]}
                     for rank, m in enumerate(matches, 1)],
         "timings_ms": watch.ms,
     }

@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from face_engine.engine import open_recognizer
-from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, THUMBNAILS
+from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, PORTRAITS, THUMBNAILS
 from face_engine.imaging import REASONS as UNREADABLE
 from index_builder.corpus import CorpusItem, display_name, read_corpus
 from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
@@ -108,6 +108,9 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         shutil.rmtree(work)
     state = BuildState(work)
     try:
+        if not state.has_portraits():
+            raise BuildError(f"the work folder {work} was made by an older index-builder (its faces have no "
+                             "portraits); rerun with --fresh to start over")
         settings = {"recognizer": pack.recognizer_id, "detector": pack.detector_path.name,
                     "faces": options.faces, "min_face": str(options.min_face), "min_score": str(options.min_score)}
         previous = state.settings()
@@ -195,7 +198,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "build": report,
             "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress", "wait")},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS},
+            "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS, "portraits": PORTRAITS},
         }
         faces = [
             face_record(i, image=by_key[key].path, identity=by_key[key].identity,
@@ -205,7 +208,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         ]
         report["wall_seconds"] = round(time.time() - started, 2)
         version = publish(options.out, xb, lambda folder: write_gallery(
-            folder, manifest, index, faces, state.thumbnails()))
+            folder, manifest, index, faces, state.pictures()))
         report["published"] = str(version)
         (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         return report
@@ -290,7 +293,8 @@ class Batch:
                 self.sha1s[result.sha1] = item.key
                 for face in range(len(result.boxes)):
                     self.faces_rows.append((result.key, face, len(self.faces_rows), result.boxes[face],
-                                            result.scores[face], result.landmarks[face], result.thumbnails[face]))
+                                            result.scores[face], result.landmarks[face], result.thumbnails[face],
+                                            result.portraits[face]))
                 if result.vectors is not None:  # embedded already (by a Ray actor)
                     self._embed_pending()
                     self.vectors.append(result.vectors)

@@ -19,7 +19,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from face_engine.gallery import INDEX_FILE, MANIFEST, METADATA_FILE, Gallery, thumbnail_path
+from face_engine.gallery import INDEX_FILE, MANIFEST, METADATA_FILE, Gallery, portrait_path, thumbnail_path
 
 KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
 
@@ -32,23 +32,26 @@ def gallery_home(out: Path) -> Path:
     return out.parent / f"{out.name}.d"
 
 
-def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict], thumbnails: Iterable[bytes]) -> None:
-    """A complete gallery in `folder`: manifest, index, metadata and one thumbnail per vector."""
+def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict],
+                  pictures: Iterable[tuple[bytes, bytes]]) -> None:
+    """A complete gallery in `folder`: manifest, index, metadata, and one thumbnail and one portrait
+    per vector (`pictures`: their JPEGs, in the order of `faces`)."""
     folder.mkdir(parents=True)
     with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
         faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))
     db = sqlite3.connect(folder / METADATA_FILE)
     with db:
         db.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY, image TEXT, identity TEXT, display_name TEXT, "
-                   "caption TEXT, source TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail TEXT)")
+                   "caption TEXT, source TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail TEXT, "
+                   "portrait TEXT)")
         db.executemany(
             "INSERT INTO faces VALUES (:id, :image, :identity, :display_name, :caption, :source, "
-            ":x1, :y1, :x2, :y2, :score, :thumbnail)", faces)
+            ":x1, :y1, :x2, :y2, :score, :thumbnail, :portrait)", faces)
     db.close()
-    for face, data in zip(faces, thumbnails):
-        path = folder / face["thumbnail"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    for face, pair in zip(faces, pictures, strict=True):
+        for path, data in zip((folder / face["thumbnail"], folder / face["portrait"]), pair):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -64,9 +67,10 @@ def validate(folder: Path, xb: np.ndarray) -> None:
         D, I = gallery.search(xb[probes], 1)
         if (D[:, 0] < 0.99).any():
             raise PublishError(f"known faces did not find themselves: best scores {D[:, 0].round(3).tolist()}")
-        missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist())) if not Path(face["thumbnail"]).is_file()]
+        missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist()))
+                   if not (Path(face["thumbnail"]).is_file() and Path(face["portrait"]).is_file())]
         if missing:
-            raise PublishError(f"thumbnails missing for vectors {missing}")
+            raise PublishError(f"thumbnails or portraits missing for vectors {missing}")
     finally:
         gallery.close()
 
@@ -122,4 +126,4 @@ def _prune(versions: Path, live: Path) -> None:
 
 
 def face_record(face_id: int, **fields) -> dict:
-    return {"id": face_id, "thumbnail": thumbnail_path(face_id), **fields}
+    return {"id": face_id, "thumbnail": thumbnail_path(face_id), "portrait": portrait_path(face_id), **fields}

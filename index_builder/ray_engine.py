@@ -62,7 +62,7 @@ class FaceEmbedder:
             count = len(result.crops)
             out.append({"key": result.key, "sha1": result.sha1, "reason": result.reason, "boxes": result.boxes,
                         "scores": result.scores, "landmarks": result.landmarks, "thumbnails": result.thumbnails,
-                        "vectors": vectors[start:start + count]})
+                        "portraits": result.portraits, "vectors": vectors[start:start + count]})
             start += count
         return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
 
@@ -125,4 +125,5 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
 def _photo_result(record: dict[str, Any]) -> PhotoResult:
     return PhotoResult(record["key"], record["sha1"], record["reason"], np.asarray(record["boxes"]),
                        np.asarray(record["scores"]), np.asarray(record["landmarks"]),
-                       thumbnails=list(record["thumbnails"]), vectors=np.asarray(record["vectors"], np.float32))
+                       thumbnails=list(record["thumbnails"]), portraits=list(record["portraits"]),
+                       vectors=np.asarray(record["vectors"], np.float32))

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_sha1 ON items (sha1);
 CREATE TABLE IF NOT EXISTS faces (
     key TEXT NOT NULL, face INTEGER NOT NULL, shard TEXT NOT NULL, row INTEGER NOT NULL,
-    x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, landmarks TEXT, thumbnail BLOB,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, landmarks TEXT, thumbnail BLOB, portrait BLOB,
     PRIMARY KEY (key, face)
 );
 """
@@ -41,6 +41,10 @@ class BuildState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
         self._shard_number = max((int(p.stem) for p in self.shards.glob("*.npy") if p.stem.isdigit()), default=-1)
+
+    def has_portraits(self) -> bool:
+        """False for a work folder from before portraits: its faces would publish without them."""
+        return "portrait" in {column for _, column, *_ in self.db.execute("PRAGMA table_info(faces)")}
 
     def settings(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, value FROM settings"))
@@ -83,7 +87,7 @@ class BuildState:
         """Record a flushed batch: the shard's vectors first, then its rows in one transaction.
 
         items: (key, size, mtime_ns, sha1, reason, duplicate_of); faces: (key, face, row, box, score,
-        landmarks, thumbnail)."""
+        landmarks, thumbnail, portrait)."""
         if len(vectors):
             temporary = self.shards / f"{shard}.npy.tmp"
             with open(temporary, "wb") as file:
@@ -94,9 +98,10 @@ class BuildState:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
             self.db.executemany(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(key, face, shard, row, *map(float, box), float(score), json.dumps(np.round(landmarks, 2).tolist()), thumb)
-                 for key, face, row, box, score, landmarks, thumb in faces],
+                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(key, face, shard, row, *map(float, box), float(score), json.dumps(np.round(landmarks, 2).tolist()),
+                  thumb, portrait)
+                 for key, face, row, box, score, landmarks, thumb, portrait in faces],
             )
 
     def remove_unreferenced_shards(self) -> None:
@@ -114,10 +119,10 @@ class BuildState:
         return self.db.execute(
             f"SELECT key, face, shard, row, x1, y1, x2, y2, score FROM faces {GALLERY_ORDER}").fetchall()
 
-    def thumbnails(self) -> Iterator[bytes]:
-        """The faces' thumbnails in gallery order, streamed (all of them would not fit in memory)."""
-        for (thumbnail,) in self.db.execute(f"SELECT thumbnail FROM faces {GALLERY_ORDER}"):
-            yield thumbnail
+    def pictures(self) -> Iterator[tuple[bytes, bytes]]:
+        """The faces' (thumbnail, portrait) JPEGs in gallery order, streamed (all of them would not
+        fit in memory)."""
+        yield from self.db.execute(f"SELECT thumbnail, portrait FROM faces {GALLERY_ORDER}")
 
     def vectors(self, rows: list[tuple]) -> np.ndarray:
         """The embeddings of `rows`, in their order, read one shard at a time."""

@@ -1,4 +1,5 @@
-"""The per-photo stage, run in worker processes: read, decode, detect, filter, align, thumbnail.
+"""The per-photo stage, run in worker processes: read, decode, detect, filter, align, thumbnail and
+portrait.
 
 Embedding is not done here: the parent embeds the crops of many photos in batches, which is where
 a recognizer (and a GPU) is efficient. A bad photo becomes a counted reason, never an exception.
@@ -12,11 +13,13 @@ import cv2
 import numpy as np
 
 from face_engine.engine import FaceDetector, crops_of, face_square
+from face_engine.gallery import portrait_crop
 from face_engine.imaging import ImageError, read_file, read_image
 from index_builder.corpus import CorpusItem
 from models.packs import ModelPack
 
 THUMBNAIL_SIZE = 160
+PORTRAIT_QUALITY = 90
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PhotoResult:
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 112, 112, 3), np.uint8))
     thumbnails: list[bytes] = field(default_factory=list)
+    portraits: list[bytes] = field(default_factory=list)
     vectors: np.ndarray | None = None  # embeddings, when the stage that made this result embedded them
 
 
@@ -71,7 +75,7 @@ def read_photo(key: str, path: str) -> tuple[str, np.ndarray] | PhotoResult:
 
 
 def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
-    """Detect, filter, align and thumbnail the faces of a decoded photo (init_worker first)."""
+    """Detect, filter, align, thumbnail and portray the faces of a decoded photo (init_worker first)."""
     assert _detector is not None, "init_worker was not called in this process"
     found = _detector.detect(image)
     keep = _select(found.boxes, found.scores, image.shape[:2])
@@ -80,7 +84,7 @@ def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
     boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
     kept = type(found)(boxes, scores, landmarks)
     return PhotoResult(key, sha1, "", boxes, scores, landmarks, crops_of(image, kept),
-                       [thumbnail(image, box) for box in boxes])
+                       [thumbnail(image, box) for box in boxes], [portrait(image, box) for box in boxes])
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | str:
@@ -118,3 +122,9 @@ def thumbnail(image: np.ndarray, box: np.ndarray) -> bytes:
     """A square JPEG of the face with some hair and chin around it, for the results screen."""
     crop = face_square(image, box, THUMBNAIL_SIZE, margin=1.4)
     return cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
+
+
+def portrait(image: np.ndarray, box: np.ndarray) -> bytes:
+    """The JPEG the results screen shows large: the gallery carries it, so the kiosk never reads
+    the corpus, which may have changed since the build."""
+    return cv2.imencode(".jpg", portrait_crop(image, box), [cv2.IMWRITE_JPEG_QUALITY, PORTRAIT_QUALITY])[1].tobytes()

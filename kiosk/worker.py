@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from face_engine.engine import FaceEngine, face_square
-from face_engine.gallery import Gallery, GalleryError
+from face_engine.engine import FaceEngine
+from face_engine.gallery import Gallery, GalleryError, portrait_crop
 from face_engine.imaging import ImageError, read_image
 from face_engine.query import Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
@@ -26,16 +26,14 @@ from kiosk.hints import analyse
 
 log = logging.getLogger(__name__)
 
-PORTRAIT_SIZE = 480
-
 
 @dataclass
 class Match:
     score: float
     name: str
     caption: str
-    image: str
-    portrait: np.ndarray  # RGB, square
+    image: str  # the corpus photo, for information only: the corpus may have changed since the build
+    portrait: np.ndarray  # RGB, square, from the gallery's portrait file
 
 
 @dataclass
@@ -74,6 +72,10 @@ class InferenceWorker(QObject):
             self.engine.detect(warm)
             self.engine.recognizer.embed(np.zeros((1, 112, 112, 3), np.uint8))
             self.gallery.search(np.zeros((1, self.engine.dim), np.float32), 1)
+        except GalleryError as error:  # the reason says it all: no traceback for staff to read
+            log.error("start-up failed: %s", error)
+            self.failed.emit(str(error))
+            return
         except Exception as error:  # staff must see any start-up failure on screen, not a dead kiosk
             log.exception("start-up failed")
             self.failed.emit(str(error))
@@ -117,17 +119,10 @@ class InferenceWorker(QObject):
         visitor = None
         if len(detections.boxes):
             visitor = portrait(frame, detections.boxes[0])[:, ::-1].copy()
-        matches = [Match(m["score"], m["display_name"], m["caption"], m["image"], self._portrait_of(m)) for m in found]
+        matches = [match for match in map(_match, found) if match is not None]
         watch.lap("portraits")
         self.latency_ms.update({f"search_{stage}": ms for stage, ms in watch.ms.items()})
         return SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time)
-
-    def _portrait_of(self, match: dict) -> np.ndarray:
-        """A sharp square crop of the face from its original photo; the thumbnail when that is gone."""
-        try:
-            return portrait(read_image(match["image"]), np.array([match["x1"], match["y1"], match["x2"], match["y2"]]))
-        except ImageError:
-            return read_image(match["thumbnail"])[..., ::-1].copy()
 
     @Slot(object)
     def offer_gallery(self, gallery: Gallery) -> None:
@@ -156,9 +151,22 @@ class InferenceWorker(QObject):
         self.gallery_changed.emit(self.info())
 
 
+def _match(face: dict[str, Any]) -> Match | None:
+    """A gallery face as the results screen shows it, or None when its portrait file is unusable:
+    one face lost is better than the visitor's whole result."""
+    try:
+        picture = read_image(face["portrait"])
+    except (ImageError, OSError) as error:
+        log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face["id"],
+                    face["portrait"], error)
+        return None
+    return Match(face["score"], face["display_name"], face["caption"], face["image"],
+                 cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
+
+
 def portrait(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Square RGB crop around a face box, with room for hair and chin."""
-    return cv2.cvtColor(face_square(image, box, PORTRAIT_SIZE, margin=1.6, lift=0.05), cv2.COLOR_BGR2RGB)
+    """Square RGB crop around a face box, framed as the gallery's portraits are."""
+    return cv2.cvtColor(portrait_crop(image, box), cv2.COLOR_BGR2RGB)
 
 
 class GalleryWatcher:

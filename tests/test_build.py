@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import LFW, copy_lfw_people, need
-from face_engine.gallery import Gallery
+from face_engine.gallery import PORTRAIT_SIZE, Gallery, portrait_crop
+from face_engine.imaging import read_image
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.cli import main
 from index_builder.publish import PublishError
@@ -183,3 +184,31 @@ def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
     assert main(["search", str(tmp_path / "gallery"), str(photos[0]), "--json", "--k", "1"]) == 0
     match = json.loads(capsys.readouterr().out)["matches"][0]
     assert (match["identity"], match["caption"], match["score"]) == ("Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
+
+
+def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_lfw_people(corpus, {"Zico": 2, "Hugo_Chavez": 1})
+    build(options(corpus, out))
+    gallery = Gallery(out, use_gpu=False)
+    assert gallery.manifest["files"]["portraits"] == "portraits"
+    for face in gallery.faces(list(range(gallery.count))):
+        assert face["portrait"] == str(gallery.root / "portraits" / "00000" / f"{face['id']}.jpg")
+        portrait = read_image(face["portrait"])
+        assert portrait.shape == (PORTRAIT_SIZE, PORTRAIT_SIZE, 3)
+        crop = portrait_crop(read_image(face["image"]), np.array([face[k] for k in ("x1", "y1", "x2", "y2")]))
+        assert np.abs(portrait.astype(int) - crop).mean() < 3, "the crop the kiosk shows, through JPEG"
+    gallery.close()
+
+
+def test_a_work_folder_from_before_portraits_needs_fresh(tmp_path):
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_lfw_people(corpus, {"Zico": 2})
+    build(options(corpus, out))
+    state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
+    state.execute("ALTER TABLE faces DROP COLUMN portrait")  # as an older index-builder left it
+    state.commit()
+    state.close()
+    with pytest.raises(BuildError, match="no portraits.*--fresh"):
+        build(options(corpus, out))
+    assert build(options(corpus, out, fresh=True))["faces_embedded_this_run"] == 2

@@ -7,8 +7,10 @@ Exit codes: 0 ok, 1 some files bad, 2 unusable input or gallery, 3 locked.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -141,6 +143,50 @@ def kiosk_config(ws: Workspace, text: str) -> str:
     path = ws.tmp / "kiosk.toml"
     path.write_text(text + "\n", encoding="utf-8")
     return str(path)
+# galleries: damaged galleries (each damages a private copy; every command must say what is wrong)
+def _halve(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _zero(path: Path) -> None:
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _drop_manifest_key(gallery: Path, key: str) -> None:
+    manifest = json.loads((gallery / "manifest.json").read_text())
+    del manifest[key]
+    (gallery / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _drop_metadata_row(gallery: Path) -> None:
+    db = sqlite3.connect(gallery / "metadata.sqlite")
+    with db:
+        db.execute("DELETE FROM faces WHERE id = 0")
+    db.close()
+
+
+GALLERY_DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {
+    "truncated index": (lambda g: _halve(g / "index.faiss"), "index.faiss is damaged (truncated or not a FAISS index)"),
+    "empty index": (lambda g: (g / "index.faiss").write_bytes(b""), "index.faiss is damaged"),
+    "zeroed index": (lambda g: _zero(g / "index.faiss"), "index.faiss is damaged"),
+    "deleted metadata": (lambda g: (g / "metadata.sqlite").unlink(), "metadata.sqlite is missing"),
+    "corrupt manifest": (lambda g: _halve(g / "manifest.json"), "manifest.json is damaged (not valid JSON)"),
+    "manifest missing a key": (lambda g: _drop_manifest_key(g, "pack_source"), "missing or malformed: pack_source"),
+    "fewer metadata rows": (_drop_metadata_row, "metadata.sqlite has 7 rows for 8 vectors"),
+}
+GALLERY_COMMANDS: dict[str, Callable[[Path, Workspace], list[str]]] = {
+    "search": lambda g, w: ["index-builder", "search", str(g), str(w.photo)],
+    "info": lambda g, w: ["index-builder", "info", str(g)],
+    "kiosk --headless": lambda g, w: ["kiosk", "--headless", "--gallery", str(g), "--image", str(w.photo)],
+}
+
+
+def on_damaged_gallery(damage: str, command: str) -> Callable[[Workspace], list[str]]:
+    def make(workspace: Workspace) -> list[str]:
+        gallery = workspace.gallery_copy()
+        GALLERY_DAMAGES[damage][0](gallery)
+        return GALLERY_COMMANDS[command](gallery, workspace)
+    return make
 
 
 CASES: list[Case] = [
@@ -222,6 +268,8 @@ CASES: list[Case] = [
          1, "sparse.jpg: file too large (2048 MB)"),
 
     # --- galleries: damaged galleries ---
+    *[Case(f"{damage}: {command}", on_damaged_gallery(damage, command), 2, says)
+      for damage, (_, says) in GALLERY_DAMAGES.items() for command in GALLERY_COMMANDS],
 
     # --- kiosk and models: options, config, PIN, packs ---
     Case("set_pin_at_end_of_input", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"'), "--set-pin"],

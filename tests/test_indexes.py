@@ -1,9 +1,6 @@
 """Index choice and the FAISS plumbing, on seeded synthetic vectors (oracle: brute-force numpy)."""
 from __future__ import annotations
 
-import json
-import sqlite3
-
 import faiss
 import numpy as np
 import pytest
@@ -104,14 +101,11 @@ def test_training_and_adding_go_to_the_gpu_when_faiss_sees_one(monkeypatch):
 
 
 def test_a_gallery_searches_on_the_gpu_when_faiss_sees_one(monkeypatch, tmp_path):
-    xb, _ = face_like(100)
-    folder = tmp_path / "g"
-    folder.mkdir()
-    faiss.write_index(train_and_add("Flat", xb, use_gpu=False), str(folder / "index.faiss"))
-    sqlite3.connect(folder / "metadata.sqlite").execute("CREATE TABLE faces (id INTEGER PRIMARY KEY)").connection.commit()
-    (folder / "manifest.json").write_text(json.dumps({
-        "format": "other-me-gallery", "format_version": 1, "index": {"search_params": {}},
-        "files": {"index": "index.faiss", "metadata": "metadata.sqlite"}}))
+    # test_bench imports this module, so this import cannot be at the top
+    from test_bench import synthetic_gallery
+
+    xb, names = face_like(100)
+    folder = synthetic_gallery(tmp_path / "g", xb, names)
     gpus = FakeGpus(monkeypatch)
     Gallery(folder)
     assert gpus.moves == ["to_gpu"]

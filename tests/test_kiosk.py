@@ -3,6 +3,8 @@ synthetic camera made of real photos."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -13,6 +15,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from conftest import LFW, copy_lfw_people, need
+from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
 from kiosk.camera import CameraError, FolderSource
@@ -20,6 +23,7 @@ from kiosk.cli import main as kiosk_main
 from kiosk.config import KioskConfig, PinGuard, hash_pin, load_config
 from kiosk.flow import State
 from kiosk.window import KioskWindow
+from kiosk.worker import InferenceWorker, SearchOutcome
 
 WAIT_MS = 60_000
 
@@ -266,8 +270,6 @@ def test_a_missing_camera_is_reported_not_fatal(qtbot):
 
 
 def test_a_frame_that_breaks_detection_still_gets_an_answer(gallery):
-    from kiosk.worker import InferenceWorker
-
     worker = InferenceWorker(str(gallery[1]), "", "cpu")
     worker.start_up()
     analyses, outcomes = [], []
@@ -278,3 +280,93 @@ def test_a_frame_that_breaks_detection_still_gets_an_answer(gallery):
     worker.search(empty, 5, 0.0)
     assert analyses[0].faces == 0
     assert outcomes[0].visitor is None and outcomes[0].matches == []
+
+
+def started_worker(gallery_path: Path) -> InferenceWorker:
+    worker = InferenceWorker(str(gallery_path), "", "cpu")
+    worker.start_up()
+    assert worker.gallery is not None, "the worker did not start"
+    return worker
+
+
+def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
+    outcomes: list[SearchOutcome] = []
+    worker.searched.connect(outcomes.append)
+    worker.search(frame, 5, 0.0)
+    worker.searched.disconnect(outcomes.append)
+    return outcomes[0]
+
+
+def gallery_portrait(worker: InferenceWorker, image: Path) -> np.ndarray:
+    """The portrait file the gallery holds for a corpus photo, RGB as the screen shows it."""
+    (relative,) = worker.gallery.db.execute("SELECT portrait FROM faces WHERE image = ?", (str(image),)).fetchone()
+    return read_image(worker.gallery.root / relative)[..., ::-1]
+
+
+@pytest.mark.timeout(120)  # reading the FIFO would block for ever: fail instead
+def test_results_show_the_gallerys_portraits_whatever_became_of_the_corpus(gallery, photos):
+    corpus, out = gallery
+    blair, zico = min((corpus / "Tony_Blair").iterdir()), min((corpus / "Zico").iterdir())
+    visitors = [read_image(blair), read_image(zico)]  # the same photos, taken before the corpus changes
+    shutil.copy(photos / "chelsea.png", blair)  # a cat where Tony Blair was
+    zico.unlink()
+    os.mkfifo(zico)
+    worker = started_worker(out)
+    for visitor, photo in zip(visitors, (blair, zico)):
+        outcome = search(worker, visitor)
+        assert len(outcome.matches) == 4, "every person, each with a portrait"
+        best = outcome.matches[0]
+        assert best.image == str(photo) and best.score > 0.99
+        np.testing.assert_array_equal(best.portrait, gallery_portrait(worker, photo))
+
+
+def test_a_missing_portrait_drops_only_its_match(gallery, caplog):
+    corpus, out = gallery
+    worker = started_worker(out)
+    visitor = read_image(min((corpus / "Zico").iterdir()))
+    before = search(worker, visitor)
+    face, portrait = worker.gallery.db.execute("SELECT id, portrait FROM faces WHERE image = ?",
+                                               (before.matches[0].image,)).fetchone()
+    (worker.gallery.root / portrait).unlink()
+    with caplog.at_level(logging.WARNING, logger="kiosk.worker"):
+        after = search(worker, visitor)
+    assert [m.image for m in after.matches] == [m.image for m in before.matches[1:]] and len(after.matches) == 3
+    assert after.visitor is not None
+    assert f"face {face} left out of the results" in caplog.text
+
+
+def damaged_copy(gallery_link: Path, target: Path) -> Path:
+    """A copy of the live gallery version whose index is cut in half."""
+    copy = Path(shutil.copytree(gallery_link.resolve(), target))
+    index = copy / "index.faiss"
+    index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    return copy
+
+
+def test_a_damaged_new_gallery_is_refused_and_the_staff_panel_says_why(qtbot, tmp_path, gallery, photos):
+    out = gallery[1]
+    window = make_window(qtbot, out, camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    live = window.worker.gallery.root
+    link = tmp_path / "next-gallery-link"
+    os.symlink(damaged_copy(out, tmp_path / "damaged"), link)
+    os.replace(link, out)  # published as index-builder does, atomically
+    window.watcher.check()
+    qtbot.waitUntil(lambda: bool(window.gallery_warning), timeout=WAIT_MS)
+    window.open_staff()
+    for key in "2468✓":
+        window.pin.press(key)
+    assert window.stack.currentWidget() is window.staff
+    assert "index.faiss is damaged (truncated or not a FAISS index)" in window.staff.warning.text()
+    assert window.worker.gallery.root == live and window.info["faces"] == 12
+
+
+def test_a_damaged_gallery_at_start_up_is_explained_on_screen(qtbot, tmp_path, gallery, photos, caplog):
+    damaged = damaged_copy(gallery[1], tmp_path / "damaged")
+    window = KioskWindow(KioskConfig(gallery=str(damaged)), None, camera_of(tmp_path, photos / "coffee.png"))
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: "index.faiss is damaged" in window.splash.line.text(), timeout=WAIT_MS)
+    assert window.splash.line.text() == f"{damaged}: index.faiss is damaged (truncated or not a FAISS index)"
+    assert window.stack.currentWidget() is window.splash
+    assert not any(record.exc_info for record in caplog.records), "a reason for staff, not a traceback"

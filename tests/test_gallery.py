@@ -1,0 +1,114 @@
+"""Damaged galleries: each damage is one GalleryError line naming the gallery and what is wrong, and
+`index-builder search` and `info` exit 2 with that line. Each case damages a copy of a small real
+gallery built from LFW."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import PHOTOS, copy_lfw_people, need
+from face_engine.gallery import Gallery, GalleryError
+from index_builder.build import BuildOptions, build
+from index_builder.cli import main
+
+
+@pytest.fixture(scope="module")
+def live_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The version folder of a gallery of 10 LFW photos (never damaged itself)."""
+    folder = tmp_path_factory.mktemp("gallery")
+    copy_lfw_people(folder / "corpus", {"Tony_Blair": 4, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 1})
+    build(BuildOptions(corpus=folder / "corpus", out=folder / "gallery", workers=1, progress=False))
+    return (folder / "gallery").resolve()
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def zero(path: Path) -> None:
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def edit_manifest(folder: Path, change: Callable[[dict], None]) -> None:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def edit_metadata(folder: Path, statement: str) -> None:
+    db = sqlite3.connect(folder / "metadata.sqlite")
+    with db:
+        db.execute(statement)
+    db.close()
+
+
+DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "truncated index": (lambda g: truncate(g / "index.faiss"), "index.faiss is damaged (truncated or not a FAISS index)"),
+    "empty index": (lambda g: (g / "index.faiss").write_bytes(b""), "index.faiss is damaged"),
+    "zeroed index": (lambda g: zero(g / "index.faiss"), "index.faiss is damaged"),
+    "deleted index": (lambda g: (g / "index.faiss").unlink(), "index.faiss is missing"),
+    "deleted metadata": (lambda g: (g / "metadata.sqlite").unlink(), "metadata.sqlite is missing"),
+    "corrupt metadata": (lambda g: zero(g / "metadata.sqlite"), "metadata.sqlite is damaged"),
+    "corrupt manifest": (lambda g: truncate(g / "manifest.json"), "manifest.json is damaged (not valid JSON)"),
+    "empty manifest": (lambda g: (g / "manifest.json").write_text(""), "manifest.json is damaged (not valid JSON)"),
+    "manifest not an object": (lambda g: (g / "manifest.json").write_text("[1, 2]"), "not a JSON object"),
+    "manifest missing a key": (lambda g: edit_manifest(g, lambda m: m.pop("pack_source")),
+                               "manifest.json is damaged (missing or malformed: pack_source)"),
+    "manifest files without the index": (lambda g: edit_manifest(g, lambda m: m["files"].pop("index")),
+                                         "missing or malformed: files.index"),
+    "manifest count wrong": (lambda g: edit_manifest(g, lambda m: m.update(count=11)),
+                             "index.faiss holds 10 vectors of 128 dimensions; manifest.json says 11 of 128"),
+    "manifest dim wrong": (lambda g: edit_manifest(g, lambda m: m.update(dim=512)), "manifest.json says 10 of 512"),
+    "fewer metadata rows than vectors": (lambda g: edit_metadata(g, "DELETE FROM faces WHERE id = 3"),
+                                         "metadata.sqlite has 9 rows for 10 vectors"),
+    "more metadata rows than vectors": (lambda g: edit_metadata(g, "INSERT INTO faces (id) VALUES (10)"),
+                                        "metadata.sqlite has 11 rows for 10 vectors"),
+}
+
+
+@pytest.fixture(params=list(DAMAGES))
+def damaged(request, live_version: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A damaged copy of the gallery, and a piece of the line that must say what is wrong."""
+    damage, says = DAMAGES[request.param]
+    copy = Path(shutil.copytree(live_version, tmp_path / "damaged"))
+    damage(copy)
+    return copy, says
+
+
+def test_a_damaged_gallery_is_one_gallery_error_line(damaged):
+    folder, says = damaged
+    with pytest.raises(GalleryError) as raised:
+        Gallery(folder, use_gpu=False)
+    message = str(raised.value)
+    assert message.startswith(f"{folder}: ") and says in message and "\n" not in message
+
+
+@pytest.mark.parametrize("command", ["search", "info"])
+def test_search_and_info_exit_2_with_one_line_on_a_damaged_gallery(damaged, command, capsys):
+    folder, says = damaged
+    argv = [command, str(folder)] + ([str(need(PHOTOS) / "fr_obama.jpg")] if command == "search" else [])
+    assert main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.startswith(f"index-builder: {folder}: ")
+    assert says in printed.err and len(printed.err.strip().splitlines()) == 1
+
+
+def test_a_gallery_of_the_format_before_portraits_asks_for_a_fresh_build(live_version, tmp_path):
+    copy = Path(shutil.copytree(live_version, tmp_path / "old"))
+    edit_manifest(copy, lambda m: m.update(format_version=1))
+    with pytest.raises(GalleryError, match="rebuild with `index-builder build --fresh`"):
+        Gallery(copy, use_gpu=False)
+
+
+def test_an_intact_gallery_opens_with_its_counts(live_version):
+    gallery = Gallery(live_version, use_gpu=False)
+    assert gallery.count == gallery.manifest["count"] == 10
+    faces = gallery.faces([0, 9])
+    assert [face["id"] for face in faces] == [0, 9] and all(Path(face["portrait"]).is_file() for face in faces)
+    gallery.close()
