@@ -9,6 +9,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from face_engine.gallery import FORMAT_VERSION
 from index_builder.build import BuildOptions, build
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def demo_gallery() -> Path:
     """The demo gallery, built the first time it is asked for (a few seconds)."""
     home = demo_home()
     gallery = home / "gallery"
-    if (gallery / "manifest.json").is_file():
+    if _built_by_this_version(gallery):
         return gallery
     corpus = home / "photos"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -42,8 +43,16 @@ def demo_gallery() -> Path:
     manifest = corpus / "manifest.jsonl"
     manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     log.info("building the demo gallery in %s", gallery)
-    build(BuildOptions(corpus=manifest, out=gallery, workers=1, faces="all", progress=False))
+    # fresh: a demo gallery cached by an older version has a work folder this one cannot resume
+    build(BuildOptions(corpus=manifest, out=gallery, workers=1, faces="all", progress=False, fresh=True))
     return gallery
+
+
+def _built_by_this_version(gallery: Path) -> bool:
+    try:
+        return json.loads((gallery / "manifest.json").read_text()).get("format_version") == FORMAT_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def demo_camera() -> str:
