@@ -82,6 +82,9 @@ def build(options: BuildOptions) -> dict[str, Any]:
             return _build(options)
     except (OSError, sqlite3.OperationalError) as error:  # disk full, read-only: the state stays resumable
         raise cannot_write(error, work) from None
+    except sqlite3.DatabaseError as error:
+        raise BuildError(f"the build state {work / 'state.sqlite'} is damaged ({error}); "
+                         "rerun with --fresh to start over") from None
 
 
 def _refuse_gallery_inside_corpus(corpus: Path, out: Path) -> None:
@@ -210,7 +213,10 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         version = publish(options.out, xb, lambda folder: write_gallery(
             folder, manifest, index, faces, state.pictures()))
         report["published"] = str(version)
-        (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        try:
+            (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        except OSError as error:  # published already: say so, not "the live gallery is unchanged"
+            log.warning("published %s, but its report could not be written: %s", version, error)
         return report
     finally:
         state.close()

@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` that has closed it: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: a build resumes from its last shard when run again
+        print("index-builder: interrupted", file=sys.stderr)
+        return 130
 
 
 class Parser(argparse.ArgumentParser):

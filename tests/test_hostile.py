@@ -130,6 +130,13 @@ def build_under_a_file(w: Workspace) -> list[str]:
     return ["index-builder", "build", str(w.corpus()), "--out", str(w.photo / "gallery")]
 
 
+def build_on_a_damaged_state(w: Workspace) -> list[str]:
+    state = w.tmp / "gallery.d" / "work" / "state.sqlite"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"\0" * 4096)
+    return ["index-builder", "build", str(w.corpus()), "--out", str(w.tmp / "gallery")]
+
+
 def build_option(*option: str) -> Callable[[Workspace], list[str]]:
     return lambda w: ["index-builder", "build", "corpus", "--out", "gallery", *option]
 
@@ -200,6 +207,8 @@ CASES: list[Case] = [
     Case("--out in read-only /proc", build_to_proc, 2,
          "cannot write /proc/gallery.d: No such file or directory; the live gallery is unchanged"),
     Case("--out under a file", build_under_a_file, 2, "gallery.d: Not a directory"),
+    Case("damaged build state", build_on_a_damaged_state, 2, "state.sqlite is damaged (file is not a database); "
+         "rerun with --fresh"),
     Case("--workers 0", build_option("--workers", "0"), 2, "argument --workers: must be 1 or more, not 0"),
     Case("--workers -1", build_option("--workers", "-1"), 2, "argument --workers: must be 1 or more, not -1"),
     Case("--batch two", build_option("--batch", "two"), 2, "argument --batch: must be a whole number, not 'two'"),
