@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bench.common import write_result
+from index_builder.bench.common import percentiles, write_result
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
@@ -84,9 +84,7 @@ def main() -> None:
         "gallery_faces": window.info.get("faces"),
         "providers": window.info.get("providers"),
         "captures": len(latencies),
-        "frame_to_results_drawn_ms": {"p50": float(np.percentile(latencies, 50)),
-                                      "p95": float(np.percentile(latencies, 95)),
-                                      "max": float(latencies.max())},
+        "frame_to_results_drawn_ms": {**percentiles(latencies, (50, 95)), "max": float(latencies.max())},
         "live_view_fps_while_analysing": {"mean": float(np.mean(live_rates)), "min": float(np.min(live_rates))},
         "camera_fps": camera.fps,
         "worker_stage_ms_last": window.worker.latency_ms,

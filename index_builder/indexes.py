@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from face_engine.gallery import apply_search_params, one_thread
+from index_builder.bench.common import percentiles
 
 RECALL_AT = 5
 MIN_RECALL = 0.98
@@ -48,8 +49,7 @@ def single_query_latency_ms(index: faiss.Index, xq: np.ndarray, k: int) -> dict[
             start = time.perf_counter()
             index.search(q[None], k)
             times.append((time.perf_counter() - start) * 1e3)
-    return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)),
-            "p99": float(np.percentile(times, 99)), "mean": float(np.mean(times))}
+    return {**percentiles(times, (50, 95, 99)), "mean": float(np.mean(times))}
 
 
 def train_and_add(factory: str, xb: np.ndarray, use_gpu: bool) -> faiss.Index:
@@ -107,9 +107,14 @@ def choose_index(xb: np.ndarray, xq_strangers: np.ndarray, budget_ms: float, use
                        f"{p99:.2f} ms, against exact search's {exact_latency['p99']:.2f} ms", measurements, index)
 
 
+def ivf_nlist(n: int) -> int:
+    """The number of IVF lists for n vectors: faiss's guideline of about 4 * sqrt(n), at least 16."""
+    return max(16, int(4 * math.sqrt(n)))
+
+
 def candidates(n: int) -> list[tuple[str, list[dict[str, Any]]]]:
     """Approximate indexes worth trying at gallery size n, each with its search settings, cheapest first."""
-    nlist = max(16, int(4 * math.sqrt(n)))
+    nlist = ivf_nlist(n)
     nprobes = [p for p in (8, 16, 32, 64, 128, 256, 512, 1024) if p <= nlist]
     return [
         ("HNSW32,Flat", [{"efSearch": ef} for ef in (64, 128, 256, 512, 1024)]),

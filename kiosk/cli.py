@@ -16,6 +16,7 @@ from face_engine.providers import DEVICES, DeviceError
 from kiosk.config import (MAX_PIN_DIGITS, MIN_PIN_DIGITS, ConfigError, KioskConfig, default_config_path, hash_pin,
                           load_config, save_config)
 from kiosk.i18n import LANGUAGES
+from models.folders import config_home
 from models.packs import PackError
 
 EPILOG = """\
@@ -191,7 +192,7 @@ def read_secret(prompt: str) -> str:
 
 
 def install_autostart(config_path: Path) -> int:
-    autostart = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "autostart"
+    autostart = config_home() / "autostart"
     autostart.mkdir(parents=True, exist_ok=True)
     entry = autostart / "other-me-kiosk.desktop"
     command = f"{Path(sys.executable).parent / 'kiosk'} --config {config_path} --fullscreen"

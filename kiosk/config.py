@@ -20,6 +20,7 @@ from pathlib import Path
 
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
+from models.folders import APP, config_home
 
 PIN_ITERATIONS = 200_000
 MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 12
@@ -34,8 +35,7 @@ class ConfigError(ValueError):
 
 
 def default_config_path() -> Path:
-    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return home / "other-me" / "kiosk.toml"
+    return config_home() / APP / "kiosk.toml"
 
 
 @dataclass(frozen=True)

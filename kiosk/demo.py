@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
 
 from face_engine.gallery import FORMAT_VERSION
 from index_builder.build import BuildOptions, build
+from models.folders import APP, data_home
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,7 @@ PHOTOS = (
 
 
 def demo_home() -> Path:
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return data_home / "other-me" / "demo"
+    return data_home() / APP / "demo"
 
 
 def demo_gallery() -> Path:

@@ -7,6 +7,7 @@ SHA-256, so a damaged file is caught before it is used.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from models.catalogue import (
     UNKNOWN_LICENSE,
     BuiltinFile,
 )
+from models.folders import APP, data_home
 
 PACK_FILE = "pack.json"
 
@@ -68,7 +70,8 @@ class ModelPack:
     @property
     def recognizer_id(self) -> str:
         """Names the recognizer by content, so galleries and queries are compared by weights, not names."""
-        return f"{self.recognizer_path.stem}@{file_sha256(self.recognizer_path)[:12]}"
+        stat = self.recognizer_path.stat()
+        return _content_id(self.recognizer_path, stat.st_size, stat.st_mtime_ns)
 
     def verify(self) -> dict[str, bool | None]:
         """Per file: True if its SHA-256 matches the recorded one, False if not, None if none is recorded."""
@@ -99,12 +102,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=32)
+def _content_id(path: Path, size: int, mtime_ns: int) -> str:
+    """Hashes a model file once, not on every query (ModelPack is frozen, so it cannot keep the
+    digest itself); size and mtime_ns are in the key so a file replaced in place is hashed again."""
+    return f"{path.stem}@{file_sha256(path)[:12]}"
+
+
 def models_dir() -> Path:
     """Where `models install` puts packs: $OTHERME_MODELS_DIR, else the user's data folder."""
     if os.environ.get("OTHERME_MODELS_DIR"):
         return Path(os.environ["OTHERME_MODELS_DIR"])
-    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return data_home / "other-me" / "models"
+    return data_home() / APP / "models"
 
 
 def builtin_sface() -> ModelPack:

@@ -12,6 +12,7 @@ import pytest
 from conftest import LFW, need
 from face_engine.gallery import FORMAT, FORMAT_VERSION
 from index_builder.bench.ann import run_ann, split_queries
+from index_builder.bench.common import percentiles
 from index_builder.bench.exposure import exposure_counts, gini
 from index_builder.bench.identity import best_threshold, read_pairs, verification
 from index_builder.bench.scale import fit, generate, run_scale
@@ -145,3 +146,8 @@ def test_bench_e2e_times_every_stage_on_real_photos(tmp_path, photos):
     assert result["queries"] == 4
     assert set(result["ms"]) == {"decode", "detect", "embed", "search", "total"}
     assert result["ms"]["total"]["p50"] >= result["ms"]["detect"]["p50"]
+
+
+def test_percentiles_are_numpy_s_under_the_names_the_result_files_use():
+    values = np.random.default_rng(0).exponential(size=1000)
+    assert percentiles(values, (10, 50, 95, 99)) == {f"p{q}": float(np.percentile(values, q)) for q in (10, 50, 95, 99)}

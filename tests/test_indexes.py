@@ -7,6 +7,7 @@ import pytest
 
 from face_engine.gallery import Gallery
 from index_builder import indexes
+from index_builder.bench.ann import default_specs
 from index_builder.indexes import choose_index, held_out_strangers, recall_at, train_and_add
 
 
@@ -109,3 +110,10 @@ def test_a_gallery_searches_on_the_gpu_when_faiss_sees_one(monkeypatch, tmp_path
     gpus = FakeGpus(monkeypatch)
     Gallery(folder)
     assert gpus.moves == ["to_gpu"]
+
+
+@pytest.mark.parametrize("n", [10, 5_000, 1_000_000])
+def test_the_ann_benchmark_sweeps_the_ivf_the_builder_would_try(n):
+    ivf = [factory for factory, _ in indexes.candidates(n) if factory.startswith("IVF")]
+    assert ivf == [factory for factory, _ in default_specs(n) if factory.startswith("IVF")]
+    assert ivf == [f"IVF{indexes.ivf_nlist(n)},Flat"] == [f"IVF{max(16, int(4 * n ** 0.5))},Flat"]

@@ -5,6 +5,7 @@ import shutil
 import struct
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -210,3 +211,21 @@ def test_a_failed_or_interrupted_reinstall_keeps_the_installed_pack(tmp_path: Pa
     assert [path.name for path in root.iterdir()] == ["mini"]
     assert all(resolve_pack("mini", root).verify().values())
     assert resolve_pack("mini", root).recognizer_id == installed.recognizer_id
+
+
+def test_the_recognizer_is_hashed_once_and_again_only_when_its_file_changes(tmp_path: Path, monkeypatch):
+    """recognizer_id is read on the kiosk's inference thread: hashing a model file each time costs a query."""
+    builtin = resolve_pack("sface")
+    expected = builtin.recognizer_id
+    recognizer = tmp_path / builtin.recognizer_path.name
+    shutil.copy(builtin.recognizer_path, recognizer)
+    pack = replace(builtin, recognizer_path=recognizer)
+    hashed, sha256 = [], packs.file_sha256
+    monkeypatch.setattr(packs, "file_sha256", lambda path: hashed.append(path) or sha256(path))
+    assert pack.recognizer_id == expected, "the same weights, the same name"
+    assert pack.recognizer_id == replace(pack).recognizer_id == expected
+    assert hashed == [recognizer], "hashed once, for this pack object and an equal one"
+
+    with open(recognizer, "ab") as file:  # the same path, new weights: the name must follow the content
+        file.write(b"\0")
+    assert pack.recognizer_id != expected and len(hashed) == 2

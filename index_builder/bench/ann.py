@@ -3,7 +3,6 @@ over search parameters, for strangers and for people in the gallery; single-quer
 batch throughput measured apart (ann-benchmarks' runner: build once, sweep without rebuilding)."""
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -12,7 +11,7 @@ import numpy as np
 
 from face_engine.gallery import apply_search_params
 from index_builder.bench.common import gallery_arrays
-from index_builder.indexes import held_out_strangers, recall_at, single_query_latency_ms, train_and_add
+from index_builder.indexes import held_out_strangers, ivf_nlist, recall_at, single_query_latency_ms, train_and_add
 
 RECALL_KS = (1, 5, 10, 100)
 LATENCY_QUERIES = 200
@@ -36,7 +35,7 @@ def split_queries(identities: list[str], rng: np.random.Generator, in_gallery: i
 
 
 def default_specs(n: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    nlist = max(16, int(4 * math.sqrt(n)))
+    nlist = ivf_nlist(n)
     return [
         ("Flat", [{}]),
         ("SQfp16", [{}]),

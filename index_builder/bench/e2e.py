@@ -9,6 +9,7 @@ import numpy as np
 
 from face_engine.imaging import ImageError
 from face_engine.query import open_for_query, search_photo
+from index_builder.bench.common import percentiles
 
 STAGES = ("decode", "detect", "embed", "search")
 
@@ -30,8 +31,8 @@ def run_e2e(gallery_path: str, photos: Path, repeats: int, device: str, k: int =
             for stage in STAGES:
                 timings[stage].append(measured[stage])
             timings["total"].append(sum(measured[stage] for stage in STAGES))
-    summary = {stage: {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95)),
-                       "mean": float(np.mean(values))} for stage, values in timings.items()}
+    summary = {stage: {**percentiles(values, (50, 95)), "mean": float(np.mean(values))}
+               for stage, values in timings.items()}
     return {"gallery": str(gallery.root), "gallery_faces": gallery.count, "pack": engine.pack.id,
             "providers": engine.providers, "photos": str(photos), "photo_count": len(readable),
             "queries": len(timings["total"]), "ms": summary, "raw_ms": timings}

@@ -14,7 +14,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index_builder.bench.common import gallery_arrays, rss_mb
+from index_builder.bench.common import gallery_arrays, percentiles, rss_mb
 from index_builder.indexes import choose_index, recall_at, single_query_latency_ms
 
 QUERIES = 200
@@ -80,10 +80,8 @@ def fit_check(model: FaceModel, xb: np.ndarray, identities: list[str], rng: np.r
     synthetic_base, _ = generate(model, int((~strangers).sum()), rng)
     synthetic_queries, _ = generate(model, int(strangers.sum()), rng)
     fake = best_scores(synthetic_base, synthetic_queries)
-    return {"real_stranger_best_score": {"mean": float(real.mean()), "p10": float(np.percentile(real, 10)),
-                                         "p90": float(np.percentile(real, 90))},
-            "synthetic_stranger_best_score": {"mean": float(fake.mean()), "p10": float(np.percentile(fake, 10)),
-                                              "p90": float(np.percentile(fake, 90))}}
+    return {"real_stranger_best_score": {"mean": float(real.mean()), **percentiles(real, (10, 90))},
+            "synthetic_stranger_best_score": {"mean": float(fake.mean()), **percentiles(fake, (10, 90))}}
 
 
 def run_scale(fit_gallery: str, sizes: list[int], budget_ms: float, seed: int = 0) -> dict[str, Any]:
