@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bench.common import percentiles, write_result
+from index_builder.bench.common import write_result
+from index_builder.indexes import percentiles
 
 HERE = Path(__file__).resolve().parent
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"

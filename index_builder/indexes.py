@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,6 @@ import faiss
 import numpy as np
 
 from face_engine.gallery import apply_search_params, one_thread
-from index_builder.bench.common import percentiles
 
 RECALL_AT = 5
 MIN_RECALL = 0.98
@@ -34,6 +34,11 @@ class IndexChoice:
     measurements: list[dict[str, Any]] = field(default_factory=list)
     index: faiss.Index | None = field(default=None, repr=False)  # the measured index, built on xb
 
+
+
+def percentiles(values: Sequence[float] | np.ndarray, ranks: Sequence[float]) -> dict[str, float]:
+    """{"p50": ..., "p95": ...} for ranks (50, 95): the names every result file uses."""
+    return {f"p{rank:g}": float(np.percentile(values, rank)) for rank in ranks}
 
 def recall_at(I: np.ndarray, I_exact: np.ndarray, k: int) -> float:
     """Share of exact search's top-k found in the approximate top-k, over all queries."""

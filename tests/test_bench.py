@@ -12,7 +12,7 @@ import pytest
 from conftest import LFW, need
 from face_engine.gallery import FORMAT, FORMAT_VERSION
 from index_builder.bench.ann import run_ann, split_queries
-from index_builder.bench.common import percentiles
+from index_builder.indexes import percentiles
 from index_builder.bench.exposure import exposure_counts, gini
 from index_builder.bench.identity import best_threshold, read_pairs, verification
 from index_builder.bench.scale import fit, generate, run_scale

@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,6 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
             "faiss_gpus": faiss.get_num_gpus(), "onnxruntime": onnxruntime.__version__,
             "onnxruntime_providers": onnxruntime.get_available_providers()}
-
-
-def percentiles(values: Sequence[float] | np.ndarray, ranks: Sequence[float]) -> dict[str, float]:
-    """{"p50": ..., "p95": ...} for ranks (50, 95): the names every result file uses."""
-    return {f"p{rank:g}": float(np.percentile(values, rank)) for rank in ranks}
 
 
 def write_result(out: Path, mode: str, parameters: dict[str, Any], results: dict[str, Any]) -> Path:

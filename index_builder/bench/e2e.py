@@ -9,7 +9,7 @@ import numpy as np
 
 from face_engine.imaging import ImageError
 from face_engine.query import open_for_query, search_photo
-from index_builder.bench.common import percentiles
+from index_builder.indexes import percentiles
 
 STAGES = ("decode", "detect", "embed", "search")
 

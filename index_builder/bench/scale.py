@@ -14,8 +14,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index_builder.bench.common import gallery_arrays, percentiles, rss_mb
-from index_builder.indexes import choose_index, recall_at, single_query_latency_ms
+from index_builder.bench.common import gallery_arrays, rss_mb
+from index_builder.indexes import choose_index, percentiles, recall_at, single_query_latency_ms
 
 QUERIES = 200
 
