@@ -88,7 +88,7 @@ def main() -> None:
         "frame_to_results_drawn_ms": {**percentiles(latencies, (50, 95)), "max": float(latencies.max())},
         "live_view_fps_while_analysing": {"mean": float(np.mean(live_rates)), "min": float(np.min(live_rates))},
         "camera_fps": camera.fps,
-        "worker_stage_ms_last": window.worker.latency_ms,
+        "worker_stage_ms_last": window.stage_ms,
         "raw_ms": latencies.round(1).tolist(),
     }
     write_result(args.out, "kiosk", vars(args), result)

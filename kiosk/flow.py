@@ -37,6 +37,7 @@ class Analysis:
     ready: bool = False   # one face, close, lit and frontal: a good capture
     steady: bool = False  # and it has not moved since the previous frame
     hint: str = ""        # i18n key of the hint to show, "" when ready
+    analyse_ms: float = 0.0  # how long the worker took over the frame
 
 
 class Flow:

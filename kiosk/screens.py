@@ -21,11 +21,16 @@ TOP_CENTRE = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
 LONGEST_SHOWN = 1000  # characters of one text considered for display: more never fits a screen
 
 
-def to_pixmap(rgb: np.ndarray, side: int) -> QPixmap:
-    rgb = np.ascontiguousarray(rgb)
+def to_pixmap(bgr: np.ndarray, mirror: bool) -> QPixmap:
+    """The one place where a picture from the worker (BGR, as the camera and the gallery give it)
+    becomes one Qt can show; `mirror` flips it left-right, as visitors see themselves."""
+    rgb = np.ascontiguousarray(bgr[:, ::-1, ::-1] if mirror else bgr[:, :, ::-1])
     image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(image.copy()).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.SmoothTransformation)
+    return QPixmap.fromImage(image.copy())  # the copy outlives `rgb`, whose memory the QImage borrows
+
+
+def fit(pixmap: QPixmap, side: int) -> QPixmap:
+    return pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
 def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> QLabel:
@@ -181,12 +186,11 @@ class LivePage(Page):
         width, height = self.width(), self.height()
         painter.fillRect(self.rect(), QColor("#0d1326"))
         if self.frame is not None:
-            rgb = np.ascontiguousarray(self.frame[:, ::-1, ::-1])  # mirrored, BGR -> RGB
-            image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
-            scale = max(width / rgb.shape[1], height / rgb.shape[0])
-            target = QRectF((width - rgb.shape[1] * scale) / 2, (height - rgb.shape[0] * scale) / 2,
-                            rgb.shape[1] * scale, rgb.shape[0] * scale)
-            painter.drawImage(target, image)
+            picture = to_pixmap(self.frame, mirror=True)
+            scale = max(width / picture.width(), height / picture.height())
+            target = QRectF((width - picture.width() * scale) / 2, (height - picture.height() * scale) / 2,
+                            picture.width() * scale, picture.height() * scale)
+            painter.drawPixmap(target, picture, QRectF(picture.rect()))
             if self.frame is not self._last_painted:
                 self._last_painted = self.frame
                 self.painted_frames += 1
@@ -329,8 +333,8 @@ class ResultsPage(Page):
             self.percent.clear()
             return
         best = outcome.matches[0]
-        self.you.setPixmap(to_pixmap(outcome.visitor, big))
-        self.best.setPixmap(to_pixmap(best.portrait, big))
+        self.you.setPixmap(fit(to_pixmap(outcome.visitor, mirror=True), big))  # as they saw themselves live
+        self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), big))
         self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(best.score)))
         self.best_name.setText(best.name)
         self.best_caption.setText(best.caption)
@@ -338,7 +342,7 @@ class ResultsPage(Page):
         self.more.setVisible(bool(others))
         for index, (portrait, name, percent) in enumerate(self.small):
             if index < len(others):
-                portrait.setPixmap(to_pixmap(others[index].portrait, little))
+                portrait.setPixmap(fit(to_pixmap(others[index].portrait, mirror=False), little))
                 name.setText(others[index].name)
                 percent.setText(f"{self.config.percent(others[index].score)}%")
             else:

@@ -58,6 +58,7 @@ class KioskWindow(QMainWindow):
         self.analyses = 0
         self.rates = {"camera": 0.0, "drawn": 0.0, "analysed": 0.0}  # per second, over the last second
         self.results_latency_ms: list[float] = []
+        self.stage_ms: dict[str, float] = {}  # the worker's latest time per stage, as its answers carried
         self._rates_mark = (time.perf_counter(), 0, 0, 0)
         self._shown_state: State | None = None
 
@@ -155,6 +156,7 @@ class KioskWindow(QMainWindow):
     def on_analysed(self, analysis: Analysis) -> None:
         self.worker_busy = False
         self.analyses += 1
+        self.stage_ms["analyse"] = analysis.analyse_ms
         self.flow.analysed(analysis, time.monotonic())
         self.show_state()
 
@@ -166,6 +168,7 @@ class KioskWindow(QMainWindow):
         self.show_state()
 
     def on_searched(self, outcome: SearchOutcome) -> None:
+        self.stage_ms.update({f"search_{stage}": ms for stage, ms in outcome.timings_ms.items()})
         found = outcome.visitor is not None and bool(outcome.matches)
         if found and self.flow.state is State.SEARCHING:
             self.results.show_outcome(outcome, self.config)
@@ -281,7 +284,7 @@ class KioskWindow(QMainWindow):
                    f"built {self.info.get('built_at', '')}")
         providers = ", ".join(f"{model}: {'/'.join(p.replace('ExecutionProvider', '') for p in used)}"
                               for model, used in self.info.get("providers", {}).items())
-        latency = ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.worker.latency_ms.items())
+        latency = ", ".join(f"{stage} {ms:.0f} ms" for stage, ms in self.stage_ms.items())
         rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in self.rates.items())
         performance = f"frames: {rates}\n{latency}"
         self.staff.show_status(gallery, f"{self.info.get('pack', '')} — {providers}", performance, self.gallery_warning)

@@ -1,15 +1,17 @@
 """The inference worker: the one thread that owns the onnxruntime sessions and the gallery's index.
 
 It receives frames (the window drops frames while it is busy) and answers with plain data: an
-Analysis for the live view, a SearchOutcome for a capture. New galleries are loaded on a helper
-thread, then handed to this worker, which swaps them in when told the visitor has gone.
+Analysis for the live view, a SearchOutcome for a capture, each with its own timings. Pictures stay
+BGR and unmirrored, as the camera and the gallery give them; only the screens' `to_pixmap` converts.
+New galleries are loaded on a helper thread, then handed to this worker, which swaps them in when
+told the visitor has gone.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,13 @@ class Match:
     name: str
     caption: str
     image: str  # the corpus photo, for information only: the corpus may have changed since the build
-    portrait: np.ndarray  # RGB, square, from the gallery's portrait file
+    portrait: np.ndarray  # BGR, square, from the gallery's portrait file
 
 
 @dataclass
 class SearchOutcome:
     faces: int
-    visitor: np.ndarray | None  # RGB square crop of the visitor's face, mirrored as they saw it
+    visitor: np.ndarray | None  # BGR square crop of the visitor's face, as the camera saw it
     matches: list[Match] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_time: float = 0.0     # time.perf_counter() when the frame was captured
@@ -61,7 +63,6 @@ class InferenceWorker(QObject):
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
         self._previous_centre = None
-        self.latency_ms: dict[str, float] = {}
 
     @Slot()
     def start_up(self) -> None:
@@ -100,8 +101,7 @@ class InferenceWorker(QObject):
             analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
         except Exception:  # one bad frame must not leave the window waiting for an answer forever
             log.exception("analysis of a frame failed")
-        self.latency_ms["analyse"] = (time.perf_counter() - start) * 1e3
-        self.analysed.emit(analysis)
+        self.analysed.emit(replace(analysis, analyse_ms=(time.perf_counter() - start) * 1e3))
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
@@ -118,10 +118,9 @@ class InferenceWorker(QObject):
         detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch)
         visitor = None
         if len(detections.boxes):
-            visitor = portrait(frame, detections.boxes[0])[:, ::-1].copy()
+            visitor = portrait_crop(frame, detections.boxes[0])
         matches = [match for match in map(_match, found) if match is not None]
         watch.lap("portraits")
-        self.latency_ms.update({f"search_{stage}": ms for stage, ms in watch.ms.items()})
         return SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time)
 
     @Slot(object)
@@ -160,13 +159,7 @@ def _match(face: dict[str, Any]) -> Match | None:
         log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face["id"],
                     face["portrait"], error)
         return None
-    return Match(face["score"], face["display_name"], face["caption"], face["image"],
-                 cv2.cvtColor(picture, cv2.COLOR_BGR2RGB))
-
-
-def portrait(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Square RGB crop around a face box, framed as the gallery's portraits are."""
-    return cv2.cvtColor(portrait_crop(image, box), cv2.COLOR_BGR2RGB)
+    return Match(face["score"], face["display_name"], face["caption"], face["image"], picture)
 
 
 class GalleryWatcher:

@@ -9,12 +9,15 @@ import shutil
 import stat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtTest import QTest
 
 from conftest import LFW, copy_lfw_people, need
+from face_engine.gallery import portrait_crop
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
@@ -22,6 +25,7 @@ from kiosk.camera import CameraError, FolderSource
 from kiosk.cli import main as kiosk_main
 from kiosk.config import KioskConfig, PinGuard, hash_pin, load_config
 from kiosk.flow import State
+from kiosk.screens import ResultsPage, to_pixmap
 from kiosk.window import KioskWindow
 from kiosk.worker import InferenceWorker, SearchOutcome
 
@@ -243,8 +247,6 @@ def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, c
 
 
 def test_a_video_file_camera_delivers_frames_and_loops(qtbot, tmp_path, photos):
-    import cv2
-
     from kiosk.camera import CaptureThread, OpenCvSource
 
     first = cv2.imread(str(photos / "fr_obama.jpg"))
@@ -304,9 +306,9 @@ def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
 
 
 def gallery_portrait(worker: InferenceWorker, image: Path) -> np.ndarray:
-    """The portrait file the gallery holds for a corpus photo, RGB as the screen shows it."""
+    """The portrait file the gallery holds for a corpus photo, BGR as the worker hands it to the screen."""
     (relative,) = worker.gallery.db.execute("SELECT portrait FROM faces WHERE image = ?", (str(image),)).fetchone()
-    return read_image(worker.gallery.root / relative)[..., ::-1]
+    return read_image(worker.gallery.root / relative)
 
 
 @pytest.mark.timeout(120)  # reading the FIFO would block for ever: fail instead
@@ -339,6 +341,58 @@ def test_a_missing_portrait_drops_only_its_match(gallery, caplog):
     assert [m.image for m in after.matches] == [m.image for m in before.matches[1:]] and len(after.matches) == 3
     assert after.visitor is not None
     assert f"face {face} left out of the results" in caplog.text
+
+
+def shown(pixmap: QPixmap) -> np.ndarray:
+    """A pixmap as drawn: height x width x RGB."""
+    image = pixmap.toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3).astype(float)
+
+
+def distance(drawn: np.ndarray, bgr: np.ndarray) -> float:
+    """Mean difference between a drawn picture and a BGR one, brought to the drawn size."""
+    return float(np.abs(drawn - cv2.resize(bgr, drawn.shape[1::-1])[..., ::-1]).mean())
+
+
+def test_to_pixmap_turns_bgr_into_colour_and_mirrors_only_when_asked():
+    red_and_blue = np.zeros((2, 4, 3), np.uint8)
+    red_and_blue[:, :2] = (0, 0, 255)  # BGR red on the left, blue on the right
+    red_and_blue[:, 2:] = (255, 0, 0)
+    as_is, mirrored = to_pixmap(red_and_blue, mirror=False).toImage(), to_pixmap(red_and_blue, mirror=True).toImage()
+    assert (as_is.width(), as_is.height()) == (4, 2)
+    assert as_is.pixelColor(0, 0) == QColor("red") and as_is.pixelColor(3, 1) == QColor("blue")
+    assert mirrored.pixelColor(0, 0) == QColor("blue") and mirrored.pixelColor(3, 1) == QColor("red")
+
+
+def test_results_show_the_visitor_mirrored_and_the_portraits_as_they_are(qtbot, gallery, photos):
+    worker = started_worker(gallery[1])
+    frame = read_image(photos / "astronaut.png")  # a flag on one side only
+    outcome = search(worker, frame)
+    face = worker.engine.detect(frame).boxes[0]
+    np.testing.assert_array_equal(outcome.visitor, portrait_crop(frame, face))  # BGR, as the camera saw it
+    page = ResultsPage()
+    qtbot.addWidget(page)
+    page.resize(1280, 720)
+    page.retranslate("en")
+    page.show_outcome(outcome, KioskConfig())
+    you, best = shown(page.you.pixmap()), shown(page.best.pixmap())
+    portrait = gallery_portrait(worker, Path(outcome.matches[0].image))
+    assert distance(you, outcome.visitor[:, ::-1]) < distance(you, outcome.visitor) / 3
+    assert distance(best, portrait) < distance(best, portrait[:, ::-1]) / 3
+
+
+def test_the_staff_panel_shows_the_timings_the_answers_carried(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "fr_obama.jpg"), pin_hash=hash_pin("2468"))
+    qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
+    outcome = window.results.outcome
+    assert outcome.timings_ms["detect"] > 0 and window.stage_ms["search_detect"] == outcome.timings_ms["detect"]
+    assert window.stage_ms["analyse"] > 0
+    assert not hasattr(window.worker, "latency_ms"), "no thread reads the worker's own state"
+    window.open_staff()
+    enter(window, "2468")
+    performance = window.staff.performance.text()
+    assert "analyse " in performance and "search_embed " in performance and "search_portraits " in performance
 
 
 def damaged_copy(gallery_link: Path, target: Path) -> Path:

@@ -20,12 +20,12 @@ LONG_URL = ("https://archive.example.org/collections/portraits/" + "item?id=0042
 
 @pytest.fixture(scope="module")
 def faces(photos) -> list[np.ndarray]:
-    """Square RGB face crops from real photos, as the worker hands them to the results screen."""
+    """Square BGR face crops from real photos, as the worker hands them to the results screen."""
     crops = []
     for name, (top, left, side) in {"fr_obama.jpg": (0, 150, 450), "if_t1.jpg": (0, 0, 300),
                                     "fr_lin_manuel_miranda.png": (0, 0, 400)}.items():
         bgr = read_image(photos / name)
-        crops.append(np.ascontiguousarray(bgr[top:top + side, left:left + side, ::-1]))
+        crops.append(np.ascontiguousarray(bgr[top:top + side, left:left + side]))
     return crops
 
 
