@@ -35,10 +35,10 @@ class IndexChoice:
     index: faiss.Index | None = field(default=None, repr=False)  # the measured index, built on xb
 
 
-
 def percentiles(values: Sequence[float] | np.ndarray, ranks: Sequence[float]) -> dict[str, float]:
     """{"p50": ..., "p95": ...} for ranks (50, 95): the names every result file uses."""
     return {f"p{rank:g}": float(np.percentile(values, rank)) for rank in ranks}
+
 
 def recall_at(I: np.ndarray, I_exact: np.ndarray, k: int) -> float:
     """Share of exact search's top-k found in the approximate top-k, over all queries."""
