@@ -27,12 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 from face_engine.engine import open_recognizer
-from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, PORTRAITS, THUMBNAILS
+from face_engine.gallery import MANIFEST, IndexSpec, Manifest, face_record, write_gallery
 from face_engine.imaging import REASONS as UNREADABLE
 from index_builder.corpus import CorpusItem, display_name, read_corpus
 from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
 from index_builder.lock import build_lock
-from index_builder.publish import cannot_write, face_record, gallery_home, publish, write_gallery
+from index_builder.publish import cannot_write, gallery_home, publish
 from index_builder.state import BuildState
 from index_builder.worker import FaceFilter, PhotoResult, init_worker, process_photo
 from models.packs import resolve_pack
@@ -147,8 +147,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         texts = [(by_key[row[0]].identity, by_key[row[0]].caption, by_key[row[0]].source) for row in rows]
         content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows], texts)).encode()).hexdigest()
         live = _live_manifest(options.out)
-        if not todo and not removed and live and live["build"].get("content_id") == content_id:
-            return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
+        if not todo and not removed and live and live.build.get("content_id") == content_id:
+            return {**live.build, "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
         xb = state.vectors(rows)
@@ -179,27 +179,23 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "faiss_gpus": faiss.get_num_gpus(),
             "content_id": content_id,
         }
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "pack": pack.id,
-            "pack_source": options.pack,
-            "recognizer": pack.recognizer_id,
-            "detector": pack.detector_path.name,
-            "dim": int(xb.shape[1]),
-            "metric": "inner_product",
-            "count": len(rows),
-            "identities": report["identities"],
-            "index": {"factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
-                      "measurements": choice.measurements, "stranger_queries": strangers},
-            "recall": {"recall@5_vs_exact_on_strangers": next(
+        manifest = Manifest(
+            pack=pack.id,
+            pack_source=options.pack,
+            recognizer=pack.recognizer_id,
+            detector=pack.detector_path.name,
+            dim=int(xb.shape[1]),
+            metric="inner_product",
+            count=len(rows),
+            identities=report["identities"],
+            index=IndexSpec(choice.factory, choice.search_params, choice.reason, choice.measurements, strangers),
+            recall={"recall@5_vs_exact_on_strangers": next(
                 m["recall@5"] for m in choice.measurements
                 if m["factory"] == choice.factory and m["params"] == choice.search_params)},
-            "build": report,
-            "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress", "wait")},
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS, "portraits": PORTRAITS},
-        }
+            build=report,
+            options={k: str(v) for k, v in asdict(options).items() if k not in ("progress", "wait")},
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
         faces = [
             face_record(i, image=by_key[key].path, identity=by_key[key].identity,
                         display_name=display_name(by_key[key].identity), caption=by_key[key].caption,
@@ -226,10 +222,10 @@ def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple
     return choice, train_and_add(choice.factory, xb, use_gpu), len(strangers)
 
 
-def _live_manifest(out: Path) -> dict | None:
+def _live_manifest(out: Path) -> Manifest | None:
     try:
-        return json.loads((out / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return Manifest.from_json(json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError):  # ManifestError is a ValueError: a damaged gallery is rebuilt
         return None
 
 

@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser(
         "search", help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
-        "search. With --json one object: image, faces, matches (rank, score, identity, caption, image, "
-        "thumbnail) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
+        "search. With --json one object: image, faces, matches (rank, score, name, identity, caption, "
+        "image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
     search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
@@ -395,7 +395,7 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"{args.image}: {result['faces']} face(s); matches for the largest ({timings} ms)")
     for match in result["matches"]:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
-        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['identity'] or '(no name)':<28} {match['image']}{caption}")
+        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['name'] or '(no name)':<28} {match['image']}{caption}")
     return 0
 
 
@@ -403,18 +403,18 @@ def run_info(args: argparse.Namespace) -> int:
     gallery = Gallery(args.gallery, use_gpu=False)
     manifest = gallery.manifest
     if args.json:
-        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
         return 0
-    build_report = manifest["build"]
-    index = manifest["index"]
+    build_report = manifest.build
+    index = manifest.index
     print(f"gallery      {args.gallery} -> {gallery.root}")
-    print(f"built        {manifest['built_at']} from {build_report['corpus']}")
-    print(f"pack         {manifest['pack']} (recognizer {manifest['recognizer']}, {manifest['dim']}-d, {manifest['metric']})")
-    print(f"faces        {manifest['count']} of {manifest['identities']} identities "
+    print(f"built        {manifest.built_at} from {build_report['corpus']}")
+    print(f"pack         {manifest.pack} (recognizer {manifest.recognizer}, {manifest.dim}-d, {manifest.metric})")
+    print(f"faces        {manifest.count} of {manifest.identities} identities "
           f"({build_report['photos_with_faces']} of {build_report['photos_in_corpus']} photos)")
-    print(f"index        {index['factory']} {index['search_params'] or ''}".rstrip())
-    print(f"             {index['reason']}")
-    print(f"recall       {manifest['recall']}")
+    print(f"index        {index.factory} {index.search_params or ''}".rstrip())
+    print(f"             {index.reason}")
+    print(f"recall       {manifest.recall}")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
