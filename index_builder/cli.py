@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from face_engine.engine import Face, FaceEngine
+from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError, describe
@@ -22,6 +22,7 @@ from index_builder.build import BuildError, BuildOptions, build
 from index_builder.corpus import LIMITS, CorpusError
 from index_builder.lock import BuildLocked
 from index_builder.publish import PublishError, gallery_home
+from index_builder.worker import FaceFilter
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
 from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
 
@@ -115,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose and why")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    for add in (add_embed_parser, add_models_parser, add_build_parser, add_search_parser, add_info_parser,
+                add_bench_parser, add_doctor_parser):
+        add(commands)
+    return parser
 
+
+def add_embed_parser(commands: argparse._SubParsersAction) -> None:
     embed = commands.add_parser(
         "embed",
         help="find the faces in photos and print their embeddings",
@@ -131,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one JSON object per image per line, with full embeddings")
     embed.set_defaults(run=run_embed)
 
+
+def add_models_parser(commands: argparse._SubParsersAction) -> None:
     packs = commands.add_parser("models", help="list or install model packs")
     pack_commands = packs.add_subparsers(title="models commands", required=True, metavar="ACTION")
     listing = pack_commands.add_parser("list", help="each pack: where its files are, verified or not, license")
@@ -147,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--license", help="the models' terms, when this tool does not know them")
     install.set_defaults(run=run_models_install)
 
+
+def add_build_parser(commands: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="build (or update) a gallery from a photo corpus, and publish it atomically",
@@ -189,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="single-query search time under which exact search is kept (default: 20 ms)")
     build.set_defaults(run=run_build)
 
+
+def add_search_parser(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "search", help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
@@ -202,19 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.set_defaults(run=run_search)
 
+
+def add_info_parser(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="show a gallery's manifest, readably")
     info.add_argument("gallery", type=Path, metavar="GALLERY")
     info.add_argument("--json", action="store_true", help="print the manifest as it is")
     info.set_defaults(run=run_info)
 
-    add_bench_parser(commands)
 
+def add_doctor_parser(commands: argparse._SubParsersAction) -> None:
     doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
     doctor.set_defaults(run=run_doctor)
-    return parser
 
 
-def add_bench_parser(commands) -> None:
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench", help="measure recall, latency and scale; one JSON result per run (and a PNG)",
         description="Each run writes one JSON result (machine, versions, parameters, raw timings) to --out "
@@ -351,8 +365,8 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
-                           workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
-                           min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
+                           workers=args.workers, batch=args.batch,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh, shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside)
     report = build(options)
@@ -442,7 +456,7 @@ def run_models_list(args: argparse.Namespace) -> int:
 
 
 def run_models_install(args: argparse.Namespace) -> int:
-    pack = install_pack(args.source, name=args.name, license=args.license)
+    pack = install_pack(args.source, check_runs, name=args.name, license=args.license)
     print(f"installed pack {pack.id} into {pack.detector_path.parent}")
     print(f"  detector   {pack.detector_path.name} ({pack.detector_kind})")
     print(f"  recognizer {pack.recognizer_path.name}")

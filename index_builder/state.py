@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from index_builder.corpus import CorpusItem
+from index_builder.worker import PhotoResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,3 +140,59 @@ class BuildState:
 
     def close(self) -> None:
         self.db.close()
+
+
+class PendingShard:
+    """The shard being filled: the photos processed since the last one, their rows, their faces,
+    and their embeddings, computed a recognizer batch at a time as crops arrive (or computed
+    already, by a Ray actor)."""
+
+    def __init__(self, embed: Callable[[np.ndarray], np.ndarray] | None, dim: int, batch_size: int) -> None:
+        self.embed, self.dim, self.batch_size = embed, dim, batch_size
+        self.items: list[tuple] = []
+        self.faces_rows: list[tuple] = []
+        self.crops: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+        self.sha1s: dict[str, str] = {}
+
+    @property
+    def faces(self) -> int:
+        return len(self.faces_rows)
+
+    def add(self, item: CorpusItem, result: PhotoResult, state: BuildState) -> None:
+        row = [item.key, item.size, item.mtime_ns, result.sha1, result.reason, None]
+        if not result.reason:
+            original = self.sha1s.get(result.sha1) or state.original_of(result.sha1)
+            if original:
+                row[4:] = ["duplicate", original]
+            else:
+                self.sha1s[result.sha1] = item.key
+                for face in range(len(result.boxes)):
+                    self.faces_rows.append((result.key, face, len(self.faces_rows), result.boxes[face],
+                                            result.scores[face], result.landmarks[face], result.thumbnails[face],
+                                            result.portraits[face]))
+                if result.vectors is not None:  # embedded already (by a Ray actor)
+                    self._embed_pending()
+                    self.vectors.append(result.vectors)
+                else:
+                    self.crops.extend(result.crops)
+                    if len(self.crops) >= self.batch_size:
+                        self._embed_pending()
+        self.items.append(tuple(row))
+
+    def _embed_pending(self) -> None:
+        if self.crops:
+            assert self.embed is not None, "crops arrived without a recognizer to embed them"
+            self.vectors.append(self.embed(np.stack(self.crops)))
+            self.crops = []
+
+    def commit(self, state: BuildState) -> int:
+        """Write the shard and its rows; returns the number of faces committed."""
+        if not self.items:
+            return 0
+        self._embed_pending()
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dim), np.float32)
+        state.commit(state.next_shard_name(), vectors, self.items, self.faces_rows)
+        count = len(vectors)
+        self.__init__(self.embed, self.dim, self.batch_size)
+        return count

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from face_engine.gallery import FORMAT_VERSION
 from index_builder.build import BuildOptions, build
+from index_builder.worker import FaceFilter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def demo_gallery() -> Path:
     manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     log.info("building the demo gallery in %s", gallery)
     # fresh: a demo gallery cached by an older version has a work folder this one cannot resume
-    build(BuildOptions(corpus=manifest, out=gallery, workers=1, faces="all", progress=False, fresh=True))
+    build(BuildOptions(corpus=manifest, out=gallery, workers=1, face_filter=FaceFilter("all"), progress=False, fresh=True))
     return gallery
 
 

@@ -20,6 +20,7 @@ from face_engine.imaging import read_image
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.cli import main
 from index_builder.publish import PublishError
+from index_builder.worker import FaceFilter
 
 PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 6, "Zico": 3, "Hugo_Chavez": 5}
 
@@ -137,8 +138,8 @@ def test_changed_settings_need_fresh(tmp_path):
     copy_lfw_people(corpus, {"Zico": 2})
     build(options(corpus, out))
     with pytest.raises(BuildError, match="--fresh"):
-        build(options(corpus, out, faces="all"))
-    assert build(options(corpus, out, faces="all", fresh=True))["faces_embedded_this_run"] == 2
+        build(options(corpus, out, face_filter=FaceFilter("all")))
+    assert build(options(corpus, out, face_filter=FaceFilter("all"), fresh=True))["faces_embedded_this_run"] == 2
 
 
 def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
