@@ -50,8 +50,7 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
     With `distinct`, each named person appears once."""
     detections = engine.detect(image)
     watch.lap("detect")
-    largest = Detections(detections.boxes[:1], detections.scores[:1], detections.landmarks[:1])
-    xq = engine.embed(image, largest)
+    xq = engine.embed(image, detections.take(slice(0, 1)))
     watch.lap("embed")
     matches: list[Lookalike] = []
     if len(xq):

@@ -31,7 +31,7 @@ from index_builder.indexes import IndexChoice, choose_index, held_out_strangers,
 from index_builder.lock import build_lock
 from index_builder.options import BuildOptions
 from index_builder.publish import cannot_write, gallery_home, publish
-from index_builder.state import BuildState
+from index_builder.state import BuildState, FaceRow
 from models.packs import ModelPack, resolve_pack
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,15 @@ class Collected:
     corpus: Corpus
     todo: list[CorpusItem]
     removed: int
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[FaceRow] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     by_key: dict[str, CorpusItem] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_key = {item.key: item for item in self.corpus.items}
 
-    def item(self, row: tuple) -> CorpusItem:
-        return self.by_key[row[0]]
+    def item(self, row: FaceRow) -> CorpusItem:
+        return self.by_key[row.key]
 
     @property
     def identities(self) -> list[str]:
@@ -138,9 +138,10 @@ def _build(options: BuildOptions) -> dict[str, Any]:
 def _check_settings(state: BuildState, work: Path, pack: ModelPack, options: BuildOptions) -> dict[str, str]:
     """The settings that shape every embedding, saved in the work folder; a work folder made with
     other settings (or by an older index-builder) is refused, never mixed in."""
-    if not state.has_portraits():
-        raise BuildError(f"the work folder {work} was made by an older index-builder (its faces have no "
-                         "portraits); rerun with --fresh to start over")
+    outdated = state.outdated()
+    if outdated:
+        raise BuildError(f"the work folder {work} was made by an older index-builder ({outdated}); "
+                         "rerun with --fresh to start over")
     face_filter = options.face_filter
     settings = {"recognizer": pack.recognizer_id, "detector": pack.detector_path.name, "faces": face_filter.faces,
                 "min_face": str(face_filter.min_face), "min_score": str(face_filter.min_score)}
@@ -169,7 +170,7 @@ def _embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: 
     return Embedding(faces, providers, time.time() - started)
 
 
-def _gallery_rows(state: BuildState, collected: Collected, options: BuildOptions) -> tuple[list[tuple], dict[str, int]]:
+def _gallery_rows(state: BuildState, collected: Collected, options: BuildOptions) -> tuple[list[FaceRow], dict[str, int]]:
     """Every face in the state, in gallery order, and the skips by reason; BuildError when there is
     no face at all."""
     rows = state.gallery_rows()
@@ -186,7 +187,8 @@ def _content_id(settings: dict[str, str], collected: Collected) -> str:
     caption is a new gallery."""
     texts = [(collected.item(row).identity, collected.item(row).caption, collected.item(row).source)
              for row in collected.rows]
-    return hashlib.sha1(repr((settings, [row[:4] for row in collected.rows], texts)).encode()).hexdigest()
+    where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
+    return hashlib.sha1(repr((settings, where, texts)).encode()).hexdigest()
 
 
 def _report(collected: Collected, embedding: Embedding, options: BuildOptions, content_id: str) -> dict[str, Any]:
@@ -200,7 +202,7 @@ def _report(collected: Collected, embedding: Embedding, options: BuildOptions, c
         "faces_embedded_this_run": embedding.faces,
         "gallery_faces": len(collected.rows),
         "identities": len({name for name in collected.identities if name}),
-        "photos_with_faces": len({row[0] for row in collected.rows}),
+        "photos_with_faces": len({row.key for row in collected.rows}),
         "skipped": skipped,
         "bad_files": sum(count for reason, count in skipped.items() if reason in BAD_FILE_REASONS),
         "truncated": dict(collected.corpus.truncated),
@@ -253,10 +255,10 @@ def _manifest(pack: ModelPack, options: BuildOptions, xb: np.ndarray, choice: In
 
 def _face_records(collected: Collected) -> list[FaceRecord]:
     faces = []
-    for i, (key, _, _, _, x1, y1, x2, y2, score) in enumerate(collected.rows):
-        item = collected.by_key[key]
+    for i, row in enumerate(collected.rows):
+        item = collected.item(row)
         faces.append(face_record(i, image=item.path, identity=item.identity, display_name=display_name(item.identity),
-                                 caption=item.caption, source=item.source, x1=x1, y1=y1, x2=x2, y2=y2, score=score))
+                                 caption=item.caption, source=item.source, **row.box._asdict(), score=row.score))
     return faces
 
 

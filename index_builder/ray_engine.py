@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from models.packs import ModelPack
 log = logging.getLogger(__name__)
 
 DECODE_BATCH = 16
+NO_CROPS = np.zeros((0, 112, 112, 3), np.uint8)
 
 
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -60,10 +62,8 @@ class FaceEmbedder:
         vectors = self.recognizer.embed(np.concatenate(crops)) if crops else np.zeros((0, self.recognizer.dim), np.float32)
         out, start = [], 0
         for result in results:
-            count = len(result.crops)
-            out.append({"key": result.key, "sha1": result.sha1, "reason": result.reason, "boxes": result.boxes,
-                        "scores": result.scores, "landmarks": result.landmarks, "thumbnails": result.thumbnails,
-                        "portraits": result.portraits, "vectors": vectors[start:start + count]})
+            count = len(result.crops)  # the crops are embedded: only their vectors travel back
+            out.append(asdict(replace(result, crops=NO_CROPS, vectors=vectors[start:start + count])))
             start += count
         return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
 
@@ -123,7 +123,4 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack,
 
 
 def _photo_result(record: dict[str, Any]) -> PhotoResult:
-    return PhotoResult(record["key"], record["sha1"], record["reason"], np.asarray(record["boxes"]),
-                       np.asarray(record["scores"]), np.asarray(record["landmarks"]),
-                       thumbnails=list(record["thumbnails"]), portraits=list(record["portraits"]),
-                       vectors=np.asarray(record["vectors"], np.float32))
+    return PhotoResult(**{**record, "vectors": np.asarray(record["vectors"], np.float32)})
