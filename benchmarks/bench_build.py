@@ -44,7 +44,7 @@ def raw_model_rate(pack: str, photos: list[Path], batch: int) -> dict:
     crops = []
     for image in images:
         found = engine.detect(image)
-        crops.append(crops_of(image, type(found)(found.boxes[:1], found.scores[:1], found.landmarks[:1])))
+        crops.append(crops_of(image, found.take(slice(0, 1))))
     detected = time.perf_counter()
     vectors = engine.recognizer.embed(np.concatenate(crops))
     done = time.perf_counter()

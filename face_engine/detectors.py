@@ -21,6 +21,10 @@ class Detections(NamedTuple):
     scores: np.ndarray
     landmarks: np.ndarray
 
+    def take(self, idx: slice | np.ndarray) -> Detections:
+        """The faces at `idx` (a slice or an index array), in that order."""
+        return Detections(self.boxes[idx], self.scores[idx], self.landmarks[idx])
+
     @staticmethod
     def largest_first(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> "Detections":
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])

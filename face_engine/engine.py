@@ -16,7 +16,7 @@ from face_engine.detectors import Detections, Detector, ScrfdDetector, YuNetDete
 from face_engine.imaging import read_image
 from face_engine.providers import create_session
 from face_engine.recognizers import CROP_SIZE, Recognizer, align, probe_crops
-from models.packs import ModelPack
+from models.packs import ModelPack, PackError
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +140,12 @@ def _load_graph(path: os.PathLike, batch_dynamic: bool) -> bytes:
     if batch_dynamic:
         graphs.make_batch_dynamic(model)
     return model.SerializeToString()
+
+
+def check_runs(pack: ModelPack) -> None:
+    """Open both models as the engine will, so a pack onnxruntime refuses is never installed."""
+    try:
+        FaceEngine(pack, device="cpu", threads=1)
+    except Exception as error:  # onnxruntime's errors derive from Exception only
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise PackError(f"pack {pack.id}: onnxruntime cannot run its models: {reason}") from None

@@ -1,4 +1,9 @@
-"""Read a published gallery: manifest, FAISS index, per-vector metadata, thumbnails, portraits.
+"""The gallery contract: its typed manifest and face records, the writer and the reader.
+
+A gallery folder holds manifest.json (a Manifest), the FAISS index, metadata.sqlite (one FaceRecord
+per vector, its columns derived from FaceRecord's fields) and one JPEG per face of each kind in
+FACE_PICTURES. The builder writes it with write_gallery; search, info and the kiosk read it with
+Gallery.
 
 A gallery path is usually a link the builder swaps atomically; opening resolves it once, so a
 reader keeps a consistent version while a newer one is published beside it. Opening checks what
@@ -8,8 +13,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, astuple, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +35,8 @@ PORTRAITS = "portraits"
 # never upscaled. 456, whole 8-pixel JPEG blocks, measured no larger a file than 453.
 PORTRAIT_SIZE = 456
 
-METADATA_COLUMNS = ("id", "image", "identity", "display_name", "caption", "source",
-                    "x1", "y1", "x2", "y2", "score", "thumbnail", "portrait")
-
-# What search, info and the kiosk read from a manifest, and the type they need it to be.
+# What search, info and the kiosk read from a manifest, and the type they need it to be: checked
+# before a Manifest is made, so a damaged one is named key by key.
 MANIFEST_KEYS: dict[str, type | tuple[type, ...]] = {
     "pack": str, "pack_source": str, "recognizer": str, "dim": int, "metric": str, "count": int,
     "identities": int, "built_at": str, "recall": dict,
@@ -44,18 +48,122 @@ MANIFEST_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class FaceRecord:
+    """One gallery vector's metadata: a row of metadata.sqlite, whose columns are these fields.
+    thumbnail and portrait are paths inside the gallery (absolute when read through Gallery.faces)."""
+
+    id: int
+    image: str
+    identity: str  # the raw key: the corpus folder name or the manifest's `name`
+    display_name: str
+    caption: str
+    source: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    thumbnail: str
+    portrait: str
+
+
+METADATA_COLUMNS = tuple(column.name for column in fields(FaceRecord))
+_SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "float": "REAL"}
+
+# The per-face pictures a gallery carries: the FaceRecord field that holds each one's path, and the
+# folder it lives in. A new per-face file is one more entry here, one more FaceRecord field and one
+# more GalleryFiles field.
+FACE_PICTURES = {"thumbnail": THUMBNAILS, "portrait": PORTRAITS}
+
+
+def picture_path(kind: str, face_id: int) -> str:
+    """Where a face's picture of `kind` (a FACE_PICTURES key) lives in a gallery, a thousand per folder."""
+    return f"{FACE_PICTURES[kind]}/{face_id // 1000:05d}/{face_id}.jpg"
+
+
+def face_record(face_id: int, **fields: Any) -> FaceRecord:
+    """The record of vector `face_id`, its pictures at their places in the gallery."""
+    return FaceRecord(id=face_id, **{kind: picture_path(kind, face_id) for kind in FACE_PICTURES}, **fields)
+
+
+@dataclass(frozen=True)
+class GalleryFiles:
+    """The files of a gallery, as the manifest's "files" names them."""
+
+    index: str = INDEX_FILE
+    metadata: str = METADATA_FILE
+    thumbnails: str = THUMBNAILS
+    portraits: str = PORTRAITS
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """The FAISS index a gallery holds, the search parameters it is used with, and why it was chosen."""
+
+    factory: str
+    search_params: dict[str, Any]
+    reason: str
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    stranger_queries: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json: what a gallery holds and how it was made. `build` is the build's report."""
+
+    pack: str
+    pack_source: str
+    recognizer: str
+    detector: str
+    dim: int
+    metric: str
+    count: int
+    identities: int
+    index: IndexSpec
+    recall: dict[str, float]
+    build: dict[str, Any]
+    options: dict[str, str]
+    built_at: str
+    files: GalleryFiles = GalleryFiles()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Manifest:
+        """The manifest of parsed manifest.json; ManifestError says what is wrong with it."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"{MANIFEST} is damaged (not a JSON object)")
+        if data.get("format") != FORMAT:
+            raise ManifestError(f"unsupported gallery format {data.get('format')!r}")
+        version = data.get("format_version")
+        if isinstance(version, int) and version < FORMAT_VERSION:
+            raise ManifestError(f"gallery format version {version} is older than {FORMAT_VERSION} (it has no "
+                                "portraits); rebuild with `index-builder build --fresh`")
+        if version != FORMAT_VERSION:
+            raise ManifestError(f"unsupported gallery format version {version!r}")
+        wrong = _wrong_keys(data)
+        if wrong:
+            raise ManifestError(f"{MANIFEST} is damaged (missing or malformed: {', '.join(wrong)})")
+        return cls(**{**_known(cls, data), "detector": data.get("detector", ""), "options": data.get("options", {}),
+                      "index": IndexSpec(**_known(IndexSpec, data["index"])),
+                      "files": GalleryFiles(**_known(GalleryFiles, data["files"]))})
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `kind` (a key written by a newer
+    builder is left out)."""
+    names = {column.name for column in fields(kind)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 class GalleryError(RuntimeError):
     """A gallery that cannot be opened or does not fit this engine; the message says why."""
 
 
-def thumbnail_path(face_id: int) -> str:
-    """Where a face's thumbnail lives inside a gallery (a thousand files per folder)."""
-    return f"{THUMBNAILS}/{face_id // 1000:05d}/{face_id}.jpg"
-
-
-def portrait_path(face_id: int) -> str:
-    """Where a face's portrait lives inside a gallery (a thousand files per folder)."""
-    return f"{PORTRAITS}/{face_id // 1000:05d}/{face_id}.jpg"
+class ManifestError(ValueError):
+    """A manifest.json that is not one this reader can use; the message says why."""
 
 
 def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -81,6 +189,28 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
         faiss.ParameterSpace().set_index_parameters(index, ",".join(f"{k}={v}" for k, v in params.items()))
 
 
+def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
+                  pictures: Iterable[tuple[bytes, ...]]) -> None:
+    """A complete gallery in `folder`: manifest, index, metadata, and the pictures of each face
+    (`pictures`: their JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
+    folder.mkdir(parents=True)
+    with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
+        faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))
+    columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)]
+    columns[0] += " PRIMARY KEY"
+    db = sqlite3.connect(folder / METADATA_FILE)
+    with db:
+        db.execute(f"CREATE TABLE faces ({', '.join(columns)})")
+        db.executemany(f"INSERT INTO faces VALUES ({', '.join('?' * len(columns))})", map(astuple, faces))
+    db.close()
+    for face, jpegs in zip(faces, pictures, strict=True):
+        for kind, data in zip(FACE_PICTURES, jpegs, strict=True):
+            path = folder / getattr(face, kind)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
 class Gallery:
     def __init__(self, path: str | Path, use_gpu: bool | None = None) -> None:
         self.name = str(path)
@@ -96,51 +226,39 @@ class Gallery:
     def _damaged(self, what: str) -> GalleryError:
         return GalleryError(f"{self.name}: {what}")
 
-    def _read_manifest(self) -> dict[str, Any]:
+    def _read_manifest(self) -> Manifest:
         path = self.root / MANIFEST
         if not path.is_file():
             raise self._damaged(f"not a gallery (no {MANIFEST}); build one with `index-builder build`")
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            return Manifest.from_json(json.loads(path.read_text(encoding="utf-8")))
         except OSError as error:
             raise self._damaged(f"{MANIFEST} cannot be read ({error.strerror})") from None
+        except ManifestError as error:
+            raise self._damaged(str(error)) from None
         except ValueError:
             raise self._damaged(f"{MANIFEST} is damaged (not valid JSON)") from None
-        if not isinstance(manifest, dict):
-            raise self._damaged(f"{MANIFEST} is damaged (not a JSON object)")
-        if manifest.get("format") != FORMAT:
-            raise self._damaged(f"unsupported gallery format {manifest.get('format')!r}")
-        version = manifest.get("format_version")
-        if isinstance(version, int) and version < FORMAT_VERSION:
-            raise self._damaged(f"gallery format version {version} is older than {FORMAT_VERSION} (it has no "
-                                "portraits); rebuild with `index-builder build --fresh`")
-        if version != FORMAT_VERSION:
-            raise self._damaged(f"unsupported gallery format version {version!r}")
-        wrong = _wrong_keys(manifest)
-        if wrong:
-            raise self._damaged(f"{MANIFEST} is damaged (missing or malformed: {', '.join(wrong)})")
-        return manifest
 
     def _read_index(self) -> faiss.Index:
-        path = self.root / self.manifest["files"]["index"]
+        path = self.root / self.manifest.files.index
         if not path.is_file():
             raise self._damaged(f"{path.name} is missing")
         try:
             index = faiss.read_index(str(path))
         except RuntimeError:  # faiss says why in C++ terms, meaningless to staff
             raise self._damaged(f"{path.name} is damaged (truncated or not a FAISS index)") from None
-        if index.ntotal != self.manifest["count"] or index.d != self.manifest["dim"]:
+        if index.ntotal != self.manifest.count or index.d != self.manifest.dim:
             raise self._damaged(f"{path.name} holds {index.ntotal} vectors of {index.d} dimensions; "
-                                f"{MANIFEST} says {self.manifest['count']} of {self.manifest['dim']}")
+                                f"{MANIFEST} says {self.manifest.count} of {self.manifest.dim}")
         try:
-            apply_search_params(index, self.manifest["index"]["search_params"])
+            apply_search_params(index, self.manifest.index.search_params)
         except RuntimeError:
-            raise self._damaged(f"{MANIFEST}'s search parameters {self.manifest['index']['search_params']} "
+            raise self._damaged(f"{MANIFEST}'s search parameters {self.manifest.index.search_params} "
                                 f"do not fit {path.name}") from None
         return index
 
     def _open_metadata(self) -> sqlite3.Connection:
-        path = self.root / self.manifest["files"]["metadata"]
+        path = self.root / self.manifest.files.metadata
         if not path.is_file():
             raise self._damaged(f"{path.name} is missing")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
@@ -161,13 +279,13 @@ class Gallery:
 
     @property
     def recognizer(self) -> str:
-        return self.manifest["recognizer"]
+        return self.manifest.recognizer
 
     def check_compatible(self, recognizer_id: str) -> None:
         """Refuse a query engine whose recognizer differs from the one that made the gallery."""
         if recognizer_id != self.recognizer:
             raise GalleryError(
-                f"gallery {self.root.name} was built with pack {self.manifest['pack']} (recognizer "
+                f"gallery {self.root.name} was built with pack {self.manifest.pack} (recognizer "
                 f"{self.recognizer}); this engine uses recognizer {recognizer_id}: embeddings of different "
                 "recognizers cannot be compared. Rebuild the gallery or use its pack."
             )
@@ -180,8 +298,8 @@ class Gallery:
         with one_thread():
             return self.index.search(xq, min(k, self.count))
 
-    def faces(self, ids: list[int]) -> list[dict[str, Any]]:
-        """Metadata of each id, in the order given; thumbnail and portrait as absolute paths."""
+    def faces(self, ids: list[int]) -> list[FaceRecord]:
+        """The record of each id, in the order given; its pictures as absolute paths."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -190,12 +308,9 @@ class Gallery:
                                    [int(i) for i in ids]).fetchall()
         except sqlite3.DatabaseError as error:  # a page damaged after the count on open
             raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
-        by_id = {row[0]: dict(zip(METADATA_COLUMNS, row)) for row in rows}
+        by_id = {row[0]: FaceRecord(*row) for row in rows}
         found = [by_id[int(i)] for i in ids if int(i) in by_id]
-        for face in found:
-            face["thumbnail"] = str(self.root / face["thumbnail"])
-            face["portrait"] = str(self.root / face["portrait"])
-        return found
+        return [replace(face, **{kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}) for face in found]
 
     def close(self) -> None:
         self.db.close()

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
-from face_engine.gallery import Gallery
+from face_engine.gallery import FaceRecord, Gallery
 from face_engine.imaging import read_image
 
 CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
+
+
+class Lookalike(NamedTuple):
+    score: float  # inner product (cosine) with the visitor's face
+    face: FaceRecord
 
 
 class Stopwatch:
@@ -34,30 +39,29 @@ def open_for_query(gallery_path: str | os.PathLike, pack: str | None, device: st
     from models.packs import resolve_pack
 
     gallery = Gallery(gallery_path)
-    engine = FaceEngine(resolve_pack(pack or gallery.manifest["pack_source"]), device)
+    engine = FaceEngine(resolve_pack(pack or gallery.manifest.pack_source), device)
     gallery.check_compatible(engine.pack.recognizer_id)
     return gallery, engine
 
 
 def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
-               watch: Stopwatch) -> tuple[Detections, list[dict[str, Any]]]:
+               watch: Stopwatch) -> tuple[Detections, list[Lookalike]]:
     """The detections of `image` and the k gallery faces most like its largest face, best first.
     With `distinct`, each named person appears once."""
     detections = engine.detect(image)
     watch.lap("detect")
-    largest = Detections(detections.boxes[:1], detections.scores[:1], detections.landmarks[:1])
-    xq = engine.embed(image, largest)
+    xq = engine.embed(image, detections.take(slice(0, 1)))
     watch.lap("embed")
-    matches: list[dict[str, Any]] = []
+    matches: list[Lookalike] = []
     if len(xq):
         D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
         seen = set()
         for score, face in zip(D[0], gallery.faces(I[0].tolist())):
-            who = face["identity"] or face["id"]  # a face without a name is a person of its own
+            who = face.identity or face.id  # a face without a name is a person of its own
             if distinct and who in seen:
                 continue
             seen.add(who)
-            matches.append({**face, "score": float(score)})
+            matches.append(Lookalike(float(score), face))
             if len(matches) == k:
                 break
     watch.lap("search")
@@ -74,9 +78,9 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
     return {
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
-        "matches": [{"rank": rank, "score": round(m["score"], 4), "identity": m["display_name"],
-                     "caption": m["caption"], "image": m["image"], "thumbnail": m["thumbnail"],
-                     "portrait": m["portrait"]}
-                    for rank, m in enumerate(matches, 1)],
+        "matches": [{"rank": rank, "score": round(score, 4), "name": face.display_name, "identity": face.identity,
+                     "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,
+                     "portrait": face.portrait}
+                    for rank, (score, face) in enumerate(matches, 1)],
         "timings_ms": watch.ms,
     }

@@ -1,46 +1,40 @@
 """`index-builder build`: corpus -> embeddings (resumable, incremental) -> index -> published gallery.
 
-Stages: worker processes read, decode, detect and align photos (index_builder.worker); this process
-embeds their crops in batches, writes shards as it goes (index_builder.state), then chooses and
-fills the index (index_builder.indexes) and publishes atomically (index_builder.publish).
+The steps, each a function here: check the work folder's settings, sync it with the corpus
+(index_builder.corpus, index_builder.state), embed what is new with an engine (index_builder.local_engine
+or index_builder.ray_engine, which commit shards as they go), choose and fill the index
+(index_builder.indexes), write the gallery (face_engine.gallery) and publish it atomically
+(index_builder.publish).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import multiprocessing
-import os
 import shutil
 import sqlite3
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
-from face_engine.engine import open_recognizer
-from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, PORTRAITS, THUMBNAILS
+from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_record, write_gallery
 from face_engine.imaging import REASONS as UNREADABLE
-from index_builder.corpus import CorpusItem, display_name, read_corpus
+from index_builder import local_engine, ray_engine
+from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
 from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
 from index_builder.lock import build_lock
-from index_builder.publish import cannot_write, face_record, gallery_home, publish, write_gallery
-from index_builder.state import BuildState
-from index_builder.worker import FaceFilter, PhotoResult, init_worker, process_photo
-from models.packs import resolve_pack
+from index_builder.options import BuildOptions
+from index_builder.publish import cannot_write, gallery_home, publish
+from index_builder.state import BuildState, FaceRow
+from models.packs import ModelPack, resolve_pack
 
 log = logging.getLogger(__name__)
-
-
-IN_FLIGHT_PER_WORKER = 32
 
 # Skips that mean a file or a row of the corpus is broken (the build exits 1 after publishing), as
 # against photos that are fine but add no face (no_face, duplicate, face_too_small, low_score).
@@ -51,25 +45,40 @@ class BuildError(RuntimeError):
     """The build cannot go on; the live gallery is untouched."""
 
 
+Engine = Callable[[list[CorpusItem], BuildState, ModelPack, BuildOptions], tuple[int, list[str]]]
+ENGINES: dict[str, Engine] = {"local": local_engine.embed, "ray": ray_engine.embed_with_ray}
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """What this run's engine did: faces embedded, the providers it ran on, and how long it took."""
+
+    faces: int
+    providers: list[str]
+    seconds: float
+
+
 @dataclass
-class BuildOptions:
-    corpus: Path
-    out: Path
-    pack: str = "sface"
-    device: str = "auto"
-    workers: int = max(1, os.cpu_count() or 1)
-    batch: int = 32
-    faces: str = "largest"
-    min_face: float = 0.0
-    min_score: float = 0.0
-    fresh: bool = False
-    shard_size: int = 1024
-    budget_ms: float = 20.0
-    engine: str = "local"  # or "ray"
-    address: str | None = None  # a Ray cluster; None starts a local Ray instance
-    allow_outside: bool = False  # manifest paths may lead outside the manifest's folder
-    progress: bool = True
-    wait: bool = False  # for another build of the same gallery to end, instead of refusing
+class Collected:
+    """The corpus as read, what this run must embed, and (once embedded) the state's faces in
+    gallery order with the skips by reason."""
+
+    corpus: Corpus
+    todo: list[CorpusItem]
+    removed: int
+    rows: list[FaceRow] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    by_key: dict[str, CorpusItem] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_key = {item.key: item for item in self.corpus.items}
+
+    def item(self, row: FaceRow) -> CorpusItem:
+        return self.by_key[row.key]
+
+    @property
+    def identities(self) -> list[str]:
+        return [self.item(row).identity for row in self.rows]
 
 
 def build(options: BuildOptions) -> dict[str, Any]:
@@ -111,115 +120,152 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         shutil.rmtree(work)
     state = BuildState(work)
     try:
-        if not state.has_portraits():
-            raise BuildError(f"the work folder {work} was made by an older index-builder (its faces have no "
-                             "portraits); rerun with --fresh to start over")
-        settings = {"recognizer": pack.recognizer_id, "detector": pack.detector_path.name,
-                    "faces": options.faces, "min_face": str(options.min_face), "min_score": str(options.min_score)}
-        previous = state.settings()
-        if previous and previous != settings:
-            changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
-            raise BuildError(f"the work folder {work} holds a build made with other settings ({changed}); "
-                             "rerun with --fresh to start over")
-        state.save_settings(settings)
-        corpus = read_corpus(options.corpus, options.allow_outside)
-        todo, removed = state.sync(corpus.items)
-        state.remove_unreferenced_shards()
-        log.info("corpus %s: %d photos, %d to process, %d removed since the last build",
-                 options.corpus, len(corpus.items), len(todo), removed)
-
-        embed_started = time.time()
-        if options.engine == "ray":
-            from index_builder.ray_engine import embed_with_ray
-
-            embedded, providers = embed_with_ray(todo, state, pack, options)
-        else:
-            recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
-            embedded = _embed_photos(todo, state, recognizer, pack, options)
-            providers = list(recognizer.session.get_providers())
-        embed_seconds = time.time() - embed_started
-
-        rows = state.gallery_rows()
-        skipped = dict(Counter(state.skip_counts()) + corpus.refused)  # the reader's refusals are skips too
-        if not rows:
-            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
-            raise BuildError(f"no face was found in the {len(corpus.items)} file(s) of {options.corpus} "
-                             f"(skipped: {reasons}): nothing to publish")
-        by_key = {item.key: item for item in corpus.items}
-        # names and captions are part of what is published: a corrected caption is a new gallery
-        texts = [(by_key[row[0]].identity, by_key[row[0]].caption, by_key[row[0]].source) for row in rows]
-        content_id = hashlib.sha1(repr((settings, [row[:4] for row in rows], texts)).encode()).hexdigest()
+        settings = _check_settings(state, work, pack, options)
+        collected = _sync(state, options)
+        embedding = _embed(collected.todo, state, pack, options)
+        collected.rows, collected.skipped = _gallery_rows(state, collected, options)
+        content_id = _content_id(settings, collected)
         live = _live_manifest(options.out)
-        if not todo and not removed and live and live["build"].get("content_id") == content_id:
-            return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
+        if not collected.todo and not collected.removed and live and live.build.get("content_id") == content_id:
+            return {**live.build, "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
-        xb = state.vectors(rows)
-        identities = [by_key[row[0]].identity for row in rows]
-        choice, index, strangers = _index_for(xb, identities, options.budget_ms)
-
-        report = {
-            "corpus": str(options.corpus),
-            "photos_in_corpus": len(corpus.items),
-            "photos_processed_this_run": len(todo),
-            "photos_removed_since_last_build": removed,
-            "faces_embedded_this_run": embedded,
-            "gallery_faces": len(rows),
-            "identities": len({name for name in identities if name}),
-            "photos_with_faces": len({row[0] for row in rows}),
-            "skipped": skipped,
-            "bad_files": sum(count for reason, count in skipped.items() if reason in BAD_FILE_REASONS),
-            "truncated": dict(corpus.truncated),
-            "warnings": corpus.warnings,
-            "embed_seconds": round(embed_seconds, 2),
-            "faces_per_second": round(embedded / embed_seconds, 2) if embedded else None,
-            "photos_per_second": round(len(todo) / embed_seconds, 2) if todo else None,
-            "wall_seconds": None,
-            "workers": options.workers,
-            "device": options.device,
-            "engine": options.engine,
-            "providers": providers,
-            "faiss_gpus": faiss.get_num_gpus(),
-            "content_id": content_id,
-        }
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "pack": pack.id,
-            "pack_source": options.pack,
-            "recognizer": pack.recognizer_id,
-            "detector": pack.detector_path.name,
-            "dim": int(xb.shape[1]),
-            "metric": "inner_product",
-            "count": len(rows),
-            "identities": report["identities"],
-            "index": {"factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
-                      "measurements": choice.measurements, "stranger_queries": strangers},
-            "recall": {"recall@5_vs_exact_on_strangers": next(
-                m["recall@5"] for m in choice.measurements
-                if m["factory"] == choice.factory and m["params"] == choice.search_params)},
-            "build": report,
-            "options": {k: str(v) for k, v in asdict(options).items() if k not in ("progress", "wait")},
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": {"index": INDEX_FILE, "metadata": METADATA_FILE, "thumbnails": THUMBNAILS, "portraits": PORTRAITS},
-        }
-        faces = [
-            face_record(i, image=by_key[key].path, identity=by_key[key].identity,
-                        display_name=display_name(by_key[key].identity), caption=by_key[key].caption,
-                        source=by_key[key].source, x1=x1, y1=y1, x2=x2, y2=y2, score=score)
-            for i, (key, _, _, _, x1, y1, x2, y2, score) in enumerate(rows)
-        ]
-        report["wall_seconds"] = round(time.time() - started, 2)
-        version = publish(options.out, xb, lambda folder: write_gallery(
-            folder, manifest, index, faces, state.pictures()))
-        report["published"] = str(version)
+        report = _report(collected, embedding, options, content_id)
+        report["published"] = str(_write_and_publish(state, collected, pack, options, report, started))
         try:
             (work / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         except OSError as error:  # published already: say so, not "the live gallery is unchanged"
-            log.warning("published %s, but its report could not be written: %s", version, error)
+            log.warning("published %s, but its report could not be written: %s", report["published"], error)
         return report
     finally:
         state.close()
+
+
+def _check_settings(state: BuildState, work: Path, pack: ModelPack, options: BuildOptions) -> dict[str, str]:
+    """The settings that shape every embedding, saved in the work folder; a work folder made with
+    other settings (or by an older index-builder) is refused, never mixed in."""
+    outdated = state.outdated()
+    if outdated:
+        raise BuildError(f"the work folder {work} was made by an older index-builder ({outdated}); "
+                         "rerun with --fresh to start over")
+    face_filter = options.face_filter
+    settings = {"recognizer": pack.recognizer_id, "detector": pack.detector_path.name, "faces": face_filter.faces,
+                "min_face": str(face_filter.min_face), "min_score": str(face_filter.min_score)}
+    previous = state.settings()
+    if previous and previous != settings:
+        changed = ", ".join(f"{k}: {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
+        raise BuildError(f"the work folder {work} holds a build made with other settings ({changed}); "
+                         "rerun with --fresh to start over")
+    state.save_settings(settings)
+    return settings
+
+
+def _sync(state: BuildState, options: BuildOptions) -> Collected:
+    """Read the corpus and bring the state up to it: what is still to embed, and what left."""
+    corpus = read_corpus(options.corpus, options.allow_outside)
+    todo, removed = state.sync(corpus.items)
+    state.remove_unreferenced_shards()
+    log.info("corpus %s: %d photos, %d to process, %d removed since the last build",
+             options.corpus, len(corpus.items), len(todo), removed)
+    return Collected(corpus, todo, removed)
+
+
+def _embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: BuildOptions) -> Embedding:
+    started = time.time()
+    faces, providers = ENGINES[options.engine](todo, state, pack, options)
+    return Embedding(faces, providers, time.time() - started)
+
+
+def _gallery_rows(state: BuildState, collected: Collected, options: BuildOptions) -> tuple[list[FaceRow], dict[str, int]]:
+    """Every face in the state, in gallery order, and the skips by reason; BuildError when there is
+    no face at all."""
+    rows = state.gallery_rows()
+    skipped = dict(Counter(state.skip_counts()) + collected.corpus.refused)  # the reader's refusals are skips too
+    if not rows:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+        raise BuildError(f"no face was found in the {len(collected.corpus.items)} file(s) of {options.corpus} "
+                         f"(skipped: {reasons}): nothing to publish")
+    return rows, skipped
+
+
+def _content_id(settings: dict[str, str], collected: Collected) -> str:
+    """What the published gallery is made of; names and captions are part of it: a corrected
+    caption is a new gallery."""
+    texts = [(collected.item(row).identity, collected.item(row).caption, collected.item(row).source)
+             for row in collected.rows]
+    where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
+    return hashlib.sha1(repr((settings, where, texts)).encode()).hexdigest()
+
+
+def _report(collected: Collected, embedding: Embedding, options: BuildOptions, content_id: str) -> dict[str, Any]:
+    """The build report (report.json and the manifest's `build`); wall_seconds is filled in last."""
+    todo, skipped, seconds = collected.todo, collected.skipped, embedding.seconds
+    return {
+        "corpus": str(options.corpus),
+        "photos_in_corpus": len(collected.corpus.items),
+        "photos_processed_this_run": len(todo),
+        "photos_removed_since_last_build": collected.removed,
+        "faces_embedded_this_run": embedding.faces,
+        "gallery_faces": len(collected.rows),
+        "identities": len({name for name in collected.identities if name}),
+        "photos_with_faces": len({row.key for row in collected.rows}),
+        "skipped": skipped,
+        "bad_files": sum(count for reason, count in skipped.items() if reason in BAD_FILE_REASONS),
+        "truncated": dict(collected.corpus.truncated),
+        "warnings": collected.corpus.warnings,
+        "embed_seconds": round(seconds, 2),
+        "faces_per_second": round(embedding.faces / seconds, 2) if embedding.faces else None,
+        "photos_per_second": round(len(todo) / seconds, 2) if todo else None,
+        "wall_seconds": None,
+        "workers": options.workers,
+        "device": options.device,
+        "engine": options.engine,
+        "providers": embedding.providers,
+        "faiss_gpus": faiss.get_num_gpus(),
+        "content_id": content_id,
+    }
+
+
+def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack, options: BuildOptions,
+                       report: dict[str, Any], started: float) -> Path:
+    """Choose and fill the index, write the gallery beside the live one and publish it; returns the
+    version folder."""
+    xb = state.vectors(collected.rows)
+    choice, index, strangers = _index_for(xb, collected.identities, options.budget_ms)
+    manifest = _manifest(pack, options, xb, choice, strangers, report)
+    faces = _face_records(collected)
+    report["wall_seconds"] = round(time.time() - started, 2)
+    return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces, state.pictures()))
+
+
+def _manifest(pack: ModelPack, options: BuildOptions, xb: np.ndarray, choice: IndexChoice, strangers: int,
+              report: dict[str, Any]) -> Manifest:
+    recall = next(m["recall@5"] for m in choice.measurements
+                  if m["factory"] == choice.factory and m["params"] == choice.search_params)
+    return Manifest(
+        pack=pack.id,
+        pack_source=options.pack,
+        recognizer=pack.recognizer_id,
+        detector=pack.detector_path.name,
+        dim=int(xb.shape[1]),
+        metric="inner_product",
+        count=len(xb),
+        identities=report["identities"],
+        index=IndexSpec(choice.factory, choice.search_params, choice.reason, choice.measurements, strangers),
+        recall={"recall@5_vs_exact_on_strangers": recall},
+        build=report,
+        options=options.recorded(),
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def _face_records(collected: Collected) -> list[FaceRecord]:
+    faces = []
+    for i, row in enumerate(collected.rows):
+        item = collected.item(row)
+        faces.append(face_record(i, image=item.path, identity=item.identity, display_name=display_name(item.identity),
+                                 caption=item.caption, source=item.source, **row.box._asdict(), score=row.score))
+    return faces
 
 
 def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple[IndexChoice, faiss.Index, int]:
@@ -232,97 +278,8 @@ def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple
     return choice, train_and_add(choice.factory, xb, use_gpu), len(strangers)
 
 
-def _live_manifest(out: Path) -> dict | None:
+def _live_manifest(out: Path) -> Manifest | None:
     try:
-        return json.loads((out / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return Manifest.from_json(json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError):  # ManifestError is a ValueError: a damaged gallery is rebuilt
         return None
-
-
-def _embed_photos(todo: list[CorpusItem], state: BuildState, recognizer, pack, options: BuildOptions) -> int:
-    """Process `todo` through the worker pool; embed crops as they arrive, a recognizer batch at a
-    time, so detection in the workers overlaps embedding here; commit a shard every shard_size faces."""
-    if not todo:
-        return 0
-    by_key = {item.key: item for item in todo}
-    batch = Batch(recognizer.embed, recognizer.dim, options.batch)
-    embedded = 0
-    face_filter = FaceFilter(options.faces, options.min_face, options.min_score)
-    # Pool.imap would read all of `todo` ahead and pile up results faster than they are embedded;
-    # these slots bound the photos in flight, so memory stays flat on a corpus of any size.
-    slots = threading.BoundedSemaphore(IN_FLIGHT_PER_WORKER * options.workers)
-
-    def feed():
-        for item in todo:
-            slots.acquire()
-            yield item
-
-    context = multiprocessing.get_context("spawn")  # no forked copies of onnxruntime's threads
-    # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
-    with (context.Pool(options.workers, initializer=init_worker, initargs=(pack, options.device, face_filter)) as pool,
-          tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
-               mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True) as bar):
-        for result in pool.imap(process_photo, feed(), chunksize=4):
-            slots.release()
-            batch.add(by_key[result.key], result, state)
-            if batch.faces >= options.shard_size:
-                embedded += batch.commit(state)
-            bar.update()
-            bar.set_postfix(faces=embedded + batch.faces, refresh=False)
-        embedded += batch.commit(state)
-    return embedded
-
-
-class Batch:
-    """Photos processed since the last shard: their rows, their faces, and their embeddings,
-    computed a recognizer batch at a time as crops arrive."""
-
-    def __init__(self, embed: Callable[[np.ndarray], np.ndarray] | None, dim: int, batch_size: int) -> None:
-        self.embed, self.dim, self.batch_size = embed, dim, batch_size
-        self.items: list[tuple] = []
-        self.faces_rows: list[tuple] = []
-        self.crops: list[np.ndarray] = []
-        self.vectors: list[np.ndarray] = []
-        self.sha1s: dict[str, str] = {}
-
-    @property
-    def faces(self) -> int:
-        return len(self.faces_rows)
-
-    def add(self, item: CorpusItem, result: PhotoResult, state: BuildState) -> None:
-        row = [item.key, item.size, item.mtime_ns, result.sha1, result.reason, None]
-        if not result.reason:
-            original = self.sha1s.get(result.sha1) or state.original_of(result.sha1)
-            if original:
-                row[4:] = ["duplicate", original]
-            else:
-                self.sha1s[result.sha1] = item.key
-                for face in range(len(result.boxes)):
-                    self.faces_rows.append((result.key, face, len(self.faces_rows), result.boxes[face],
-                                            result.scores[face], result.landmarks[face], result.thumbnails[face],
-                                            result.portraits[face]))
-                if result.vectors is not None:  # embedded already (by a Ray actor)
-                    self._embed_pending()
-                    self.vectors.append(result.vectors)
-                else:
-                    self.crops.extend(result.crops)
-                    if len(self.crops) >= self.batch_size:
-                        self._embed_pending()
-        self.items.append(tuple(row))
-
-    def _embed_pending(self) -> None:
-        if self.crops:
-            assert self.embed is not None, "crops arrived without a recognizer to embed them"
-            self.vectors.append(self.embed(np.stack(self.crops)))
-            self.crops = []
-
-    def commit(self, state: BuildState) -> int:
-        """Write the shard and its rows; returns the number of faces committed."""
-        if not self.items:
-            return 0
-        self._embed_pending()
-        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dim), np.float32)
-        state.commit(state.next_shard_name(), vectors, self.items, self.faces_rows)
-        count = len(vectors)
-        self.__init__(self.embed, self.dim, self.batch_size)
-        return count

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from face_engine.engine import Face, FaceEngine
+from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError, describe
@@ -22,6 +22,7 @@ from index_builder.build import BuildError, BuildOptions, build
 from index_builder.corpus import LIMITS, CorpusError
 from index_builder.lock import BuildLocked
 from index_builder.publish import PublishError, gallery_home
+from index_builder.worker import FaceFilter
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
 from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
 
@@ -118,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose and why")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    for add in (add_embed_parser, add_models_parser, add_build_parser, add_search_parser, add_info_parser,
+                add_bench_parser, add_doctor_parser):
+        add(commands)
+    return parser
 
+
+def add_embed_parser(commands: argparse._SubParsersAction) -> None:
     embed = commands.add_parser(
         "embed",
         help="find the faces in photos and print their embeddings",
@@ -134,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one JSON object per image per line, with full embeddings")
     embed.set_defaults(run=run_embed)
 
+
+def add_models_parser(commands: argparse._SubParsersAction) -> None:
     packs = commands.add_parser("models", help="list or install model packs")
     pack_commands = packs.add_subparsers(title="models commands", required=True, metavar="ACTION")
     listing = pack_commands.add_parser("list", help="each pack: where its files are, verified or not, license")
@@ -150,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--license", help="the models' terms, when this tool does not know them")
     install.set_defaults(run=run_models_install)
 
+
+def add_build_parser(commands: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="build (or update) a gallery from a photo corpus, and publish it atomically",
@@ -192,11 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="single-query search time under which exact search is kept (default: 20 ms)")
     build.set_defaults(run=run_build)
 
+
+def add_search_parser(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "search", help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
-        "search. With --json one object: image, faces, matches (rank, score, identity, caption, image, "
-        "thumbnail) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
+        "search. With --json one object: image, faces, matches (rank, score, name, identity, caption, "
+        "image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
     search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
@@ -205,19 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.set_defaults(run=run_search)
 
+
+def add_info_parser(commands: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="show a gallery's manifest, readably")
     info.add_argument("gallery", type=Path, metavar="GALLERY")
     info.add_argument("--json", action="store_true", help="print the manifest as it is")
     info.set_defaults(run=run_info)
 
-    add_bench_parser(commands)
 
+def add_doctor_parser(commands: argparse._SubParsersAction) -> None:
     doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
     doctor.set_defaults(run=run_doctor)
-    return parser
 
 
-def add_bench_parser(commands) -> None:
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench", help="measure recall, latency and scale; one JSON result per run (and a PNG)",
         description="Each run writes one JSON result (machine, versions, parameters, raw timings) to --out "
@@ -354,8 +368,8 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
-                           workers=args.workers, batch=args.batch, faces=args.faces, min_face=args.min_face,
-                           min_score=args.min_score, fresh=args.fresh, shard_size=args.shard_size,
+                           workers=args.workers, batch=args.batch,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh, shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside)
     report = build(options)
@@ -398,7 +412,7 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"{args.image}: {result['faces']} face(s); matches for the largest ({timings} ms)")
     for match in result["matches"]:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
-        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['identity'] or '(no name)':<28} {match['image']}{caption}")
+        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['name'] or '(no name)':<28} {match['image']}{caption}")
     return 0
 
 
@@ -406,18 +420,18 @@ def run_info(args: argparse.Namespace) -> int:
     gallery = Gallery(args.gallery, use_gpu=False)
     manifest = gallery.manifest
     if args.json:
-        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        print(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False))
         return 0
-    build_report = manifest["build"]
-    index = manifest["index"]
+    build_report = manifest.build
+    index = manifest.index
     print(f"gallery      {args.gallery} -> {gallery.root}")
-    print(f"built        {manifest['built_at']} from {build_report['corpus']}")
-    print(f"pack         {manifest['pack']} (recognizer {manifest['recognizer']}, {manifest['dim']}-d, {manifest['metric']})")
-    print(f"faces        {manifest['count']} of {manifest['identities']} identities "
+    print(f"built        {manifest.built_at} from {build_report['corpus']}")
+    print(f"pack         {manifest.pack} (recognizer {manifest.recognizer}, {manifest.dim}-d, {manifest.metric})")
+    print(f"faces        {manifest.count} of {manifest.identities} identities "
           f"({build_report['photos_with_faces']} of {build_report['photos_in_corpus']} photos)")
-    print(f"index        {index['factory']} {index['search_params'] or ''}".rstrip())
-    print(f"             {index['reason']}")
-    print(f"recall       {manifest['recall']}")
+    print(f"index        {index.factory} {index.search_params or ''}".rstrip())
+    print(f"             {index.reason}")
+    print(f"recall       {manifest.recall}")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
@@ -445,7 +459,7 @@ def run_models_list(args: argparse.Namespace) -> int:
 
 
 def run_models_install(args: argparse.Namespace) -> int:
-    pack = install_pack(args.source, name=args.name, license=args.license)
+    pack = install_pack(args.source, check_runs, name=args.name, license=args.license)
     print(f"installed pack {pack.id} into {pack.detector_path.parent}")
     print(f"  detector   {pack.detector_path.name} ({pack.detector_kind})")
     print(f"  recognizer {pack.recognizer_path.name}")

@@ -8,18 +8,16 @@ A failed or interrupted build never touches the link, so the last good gallery s
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
-import faiss
 import numpy as np
 
-from face_engine.gallery import INDEX_FILE, MANIFEST, METADATA_FILE, Gallery, portrait_path, thumbnail_path
+from face_engine.gallery import FACE_PICTURES, Gallery
 
 KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
 
@@ -32,43 +30,20 @@ def gallery_home(out: Path) -> Path:
     return out.parent / f"{out.name}.d"
 
 
-def write_gallery(folder: Path, manifest: dict, index: faiss.Index, faces: list[dict],
-                  pictures: Iterable[tuple[bytes, bytes]]) -> None:
-    """A complete gallery in `folder`: manifest, index, metadata, and one thumbnail and one portrait
-    per vector (`pictures`: their JPEGs, in the order of `faces`)."""
-    folder.mkdir(parents=True)
-    with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
-        faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))
-    db = sqlite3.connect(folder / METADATA_FILE)
-    with db:
-        db.execute("CREATE TABLE faces (id INTEGER PRIMARY KEY, image TEXT, identity TEXT, display_name TEXT, "
-                   "caption TEXT, source TEXT, x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail TEXT, "
-                   "portrait TEXT)")
-        db.executemany(
-            "INSERT INTO faces VALUES (:id, :image, :identity, :display_name, :caption, :source, "
-            ":x1, :y1, :x2, :y2, :score, :thumbnail, :portrait)", faces)
-    db.close()
-    for face, pair in zip(faces, pictures, strict=True):
-        for path, data in zip((folder / face["thumbnail"], folder / face["portrait"]), pair):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-
-
 def validate(folder: Path, xb: np.ndarray) -> None:
     """It opens, its counts agree, and known faces find themselves."""
     gallery = Gallery(folder, use_gpu=False)
     try:
         rows = gallery.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-        if not gallery.count == rows == gallery.manifest["count"] == len(xb):
+        if not gallery.count == rows == gallery.manifest.count == len(xb):
             raise PublishError(f"counts disagree: index {gallery.count}, metadata {rows}, "
-                               f"manifest {gallery.manifest['count']}, vectors {len(xb)}")
+                               f"manifest {gallery.manifest.count}, vectors {len(xb)}")
         probes = np.unique(np.linspace(0, len(xb) - 1, num=min(10, len(xb))).astype(int))
         D, I = gallery.search(xb[probes], 1)
         if (D[:, 0] < 0.99).any():
             raise PublishError(f"known faces did not find themselves: best scores {D[:, 0].round(3).tolist()}")
         missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist()))
-                   if not (Path(face["thumbnail"]).is_file() and Path(face["portrait"]).is_file())]
+                   if not all(Path(getattr(face, kind)).is_file() for kind in FACE_PICTURES)]
         if missing:
             raise PublishError(f"thumbnails or portraits missing for vectors {missing}")
     finally:
@@ -124,6 +99,3 @@ def _prune(versions: Path, live: Path) -> None:
     for stale in older[KEEP_VERSIONS - 1:]:
         shutil.rmtree(stale)
 
-
-def face_record(face_id: int, **fields) -> dict:
-    return {"id": face_id, "thumbnail": thumbnail_path(face_id), "portrait": portrait_path(face_id), **fields}

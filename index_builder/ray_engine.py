@@ -10,18 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
 from index_builder.corpus import CorpusItem
-from index_builder.state import BuildState
+from index_builder.options import BuildOptions
+from index_builder.state import BuildState, PendingShard
 from index_builder.worker import FaceFilter, PhotoResult, find_faces, init_worker, read_photo
 from models.packs import ModelPack
 
 log = logging.getLogger(__name__)
 
 DECODE_BATCH = 16
+NO_CROPS = np.zeros((0, 112, 112, 3), np.uint8)
 
 
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,10 +62,8 @@ class FaceEmbedder:
         vectors = self.recognizer.embed(np.concatenate(crops)) if crops else np.zeros((0, self.recognizer.dim), np.float32)
         out, start = [], 0
         for result in results:
-            count = len(result.crops)
-            out.append({"key": result.key, "sha1": result.sha1, "reason": result.reason, "boxes": result.boxes,
-                        "scores": result.scores, "landmarks": result.landmarks, "thumbnails": result.thumbnails,
-                        "portraits": result.portraits, "vectors": vectors[start:start + count]})
+            count = len(result.crops)  # the crops are embedded: only their vectors travel back
+            out.append(asdict(replace(result, crops=NO_CROPS, vectors=vectors[start:start + count])))
             start += count
         return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
 
@@ -73,15 +74,14 @@ def _objects(values: list) -> np.ndarray:
     return array
 
 
-def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options) -> tuple[int, list[str]]:
+def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack,
+                   options: BuildOptions) -> tuple[int, list[str]]:
     """Run the per-photo work on Ray and commit it in shards as the local engine does; returns the
     faces embedded and the providers the actors used."""
     import ray
     import ray.data
 
-    from index_builder.build import Batch  # build imports this module only when --engine ray
-
-    batch = Batch(None, 0, options.batch)  # the actors embed; the driver only commits
+    shard = PendingShard(None, 0, options.batch)  # the actors embed; the driver only commits
 
     if not todo:
         return 0, []
@@ -105,7 +105,7 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
                                     override_num_blocks=min(len(todo), max(actors, -(-len(todo) // DECODE_BATCH))))
         decoded = items.map_batches(decode_batch, batch_size=DECODE_BATCH, num_cpus=1)
         embedded = decoded.map_batches(
-            FaceEmbedder, fn_constructor_args=(pack, options.device, FaceFilter(options.faces, options.min_face, options.min_score), options.batch),
+            FaceEmbedder, fn_constructor_args=(pack, options.device, options.face_filter, options.batch),
             batch_size=options.batch, compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)
         by_key = {item.key: item for item in todo}
@@ -113,17 +113,14 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack, o
         for row in embedded.iter_rows():
             result = _photo_result(row["result"])
             providers = row["providers"]
-            batch.add(by_key[result.key], result, state)
-            if batch.faces >= options.shard_size:
-                faces += batch.commit(state)
-        faces += batch.commit(state)
+            shard.add(by_key[result.key], result, state)
+            if shard.faces >= options.shard_size:
+                faces += shard.commit(state)
+        faces += shard.commit(state)
         return faces, providers
     finally:
         ray.shutdown()
 
 
 def _photo_result(record: dict[str, Any]) -> PhotoResult:
-    return PhotoResult(record["key"], record["sha1"], record["reason"], np.asarray(record["boxes"]),
-                       np.asarray(record["scores"]), np.asarray(record["landmarks"]),
-                       thumbnails=list(record["thumbnails"]), portraits=list(record["portraits"]),
-                       vectors=np.asarray(record["vectors"], np.float32))
+    return PhotoResult(**{**record, "vectors": np.asarray(record["vectors"], np.float32)})

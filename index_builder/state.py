@@ -3,15 +3,16 @@ are. Embeddings live in shard files; a shard is written (temp file, then rename)
 transaction that records it, so a killed build loses at most the shard it was filling."""
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from index_builder.corpus import CorpusItem
+from index_builder.worker import PhotoResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -23,13 +24,78 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_sha1 ON items (sha1);
 CREATE TABLE IF NOT EXISTS faces (
     key TEXT NOT NULL, face INTEGER NOT NULL, shard TEXT NOT NULL, row INTEGER NOT NULL,
-    x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, landmarks TEXT, thumbnail BLOB, portrait BLOB,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail BLOB, portrait BLOB,
     PRIMARY KEY (key, face)
 );
 """
 
 
 GALLERY_ORDER = "ORDER BY key, face"
+
+
+class ItemRow(NamedTuple):
+    """A photo of the corpus as the state remembers it."""
+
+    key: str
+    size: int
+    mtime_ns: int
+    sha1: str
+    reason: str  # '' when the photo added faces, else why it was skipped
+    duplicate_of: str | None = None  # the photo with the same bytes, for a duplicate
+
+
+class Box(NamedTuple):
+    """A face box in image pixels, x1, y1, x2, y2, as Python floats. The detector's (n, 4) float32
+    arrays become Boxes once, where a face enters the state, and stay Boxes up to the gallery's
+    FaceRecord: what is stored and published never depends on numpy's types."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @classmethod
+    def of(cls, box: np.ndarray) -> Box:
+        return cls(*map(float, box))
+
+
+class FaceRow(NamedTuple):
+    """A face in the state: its photo, its number in the photo, where its vector is, box and score."""
+
+    key: str
+    face: int
+    shard: str
+    row: int
+    box: Box
+    score: float
+
+
+class NewFace(NamedTuple):
+    """A face of the shard being filled, with its pictures' JPEGs; the shard is named on commit."""
+
+    key: str
+    face: int
+    row: int
+    box: Box
+    score: float
+    thumbnail: bytes
+    portrait: bytes
+
+
+def _face_columns(db: sqlite3.Connection) -> list[str]:
+    return [column for _, column, *_ in db.execute("PRAGMA table_info(faces)")]
+
+
+def _schema_face_columns() -> list[str]:
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        return _face_columns(db)
+    finally:
+        db.close()
+
+
+FACE_COLUMNS = _schema_face_columns()
 
 
 class BuildState:
@@ -42,9 +108,15 @@ class BuildState:
         self.db.executescript(SCHEMA)
         self._shard_number = max((int(p.stem) for p in self.shards.glob("*.npy") if p.stem.isdigit()), default=-1)
 
-    def has_portraits(self) -> bool:
-        """False for a work folder from before portraits: its faces would publish without them."""
-        return "portrait" in {column for _, column, *_ in self.db.execute("PRAGMA table_info(faces)")}
+    def outdated(self) -> str | None:
+        """Why a work folder made by an older index-builder cannot be resumed (its faces table is
+        laid out otherwise: without portraits, with the landmarks no longer kept), or None."""
+        columns = _face_columns(self.db)
+        if "portrait" not in columns:
+            return "its faces have no portraits"
+        if columns != FACE_COLUMNS:
+            return f"its faces table differs in {', '.join(sorted(set(columns) ^ set(FACE_COLUMNS)))}"
+        return None
 
     def settings(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, value FROM settings"))
@@ -83,11 +155,8 @@ class BuildState:
         self._shard_number += 1
         return f"{self._shard_number:06d}"
 
-    def commit(self, shard: str, vectors: np.ndarray, items: Iterable[tuple], faces: Iterable[tuple]) -> None:
-        """Record a flushed batch: the shard's vectors first, then its rows in one transaction.
-
-        items: (key, size, mtime_ns, sha1, reason, duplicate_of); faces: (key, face, row, box, score,
-        landmarks, thumbnail, portrait)."""
+    def commit(self, shard: str, vectors: np.ndarray, items: Iterable[ItemRow], faces: Iterable[NewFace]) -> None:
+        """Record a filled shard: its vectors first, then its rows in one transaction."""
         if len(vectors):
             temporary = self.shards / f"{shard}.npy.tmp"
             with open(temporary, "wb") as file:
@@ -98,10 +167,9 @@ class BuildState:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
             self.db.executemany(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(key, face, shard, row, *map(float, box), float(score), json.dumps(np.round(landmarks, 2).tolist()),
-                  thumb, portrait)
-                 for key, face, row, box, score, landmarks, thumb, portrait in faces],
+                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(face.key, face.face, shard, face.row, *face.box, face.score, face.thumbnail, face.portrait)
+                 for face in faces],
             )
 
     def remove_unreferenced_shards(self) -> None:
@@ -113,21 +181,22 @@ class BuildState:
     def skip_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT reason, COUNT(*) FROM items WHERE reason != '' GROUP BY reason"))
 
-    def gallery_rows(self) -> list[tuple]:
+    def gallery_rows(self) -> list[FaceRow]:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
-        return self.db.execute(
-            f"SELECT key, face, shard, row, x1, y1, x2, y2, score FROM faces {GALLERY_ORDER}").fetchall()
+        rows = self.db.execute(f"SELECT key, face, shard, row, x1, y1, x2, y2, score FROM faces {GALLERY_ORDER}")
+        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score)
+                for key, face, shard, row, x1, y1, x2, y2, score in rows]
 
     def pictures(self) -> Iterator[tuple[bytes, bytes]]:
         """The faces' (thumbnail, portrait) JPEGs in gallery order, streamed (all of them would not
         fit in memory)."""
         yield from self.db.execute(f"SELECT thumbnail, portrait FROM faces {GALLERY_ORDER}")
 
-    def vectors(self, rows: list[tuple]) -> np.ndarray:
+    def vectors(self, rows: list[FaceRow]) -> np.ndarray:
         """The embeddings of `rows`, in their order, read one shard at a time."""
-        shards = np.array([row[2] for row in rows])
-        positions = np.array([row[3] for row in rows], dtype=np.int64)
+        shards = np.array([row.shard for row in rows])
+        positions = np.array([row.row for row in rows], dtype=np.int64)
         vectors: np.ndarray | None = None
         for shard in np.unique(shards):
             stored = np.load(self.shards / f"{shard}.npy", mmap_mode="r")
@@ -139,3 +208,64 @@ class BuildState:
 
     def close(self) -> None:
         self.db.close()
+
+
+class PendingShard:
+    """The shard being filled: the photos processed since the last one, their rows, their faces,
+    and their embeddings, computed a recognizer batch at a time as crops arrive (or computed
+    already, by a Ray actor)."""
+
+    def __init__(self, embed: Callable[[np.ndarray], np.ndarray] | None, dim: int, batch_size: int) -> None:
+        self.embed, self.dim, self.batch_size = embed, dim, batch_size
+        self._empty()
+
+    def _empty(self) -> None:
+        self.items: list[ItemRow] = []
+        self.new_faces: list[NewFace] = []
+        self.crops: list[np.ndarray] = []
+        self.vectors: list[np.ndarray] = []
+        self.sha1s: dict[str, str] = {}
+
+    @property
+    def faces(self) -> int:
+        return len(self.new_faces)
+
+    def add(self, item: CorpusItem, result: PhotoResult, state: BuildState) -> None:
+        row = ItemRow(item.key, item.size, item.mtime_ns, result.sha1, result.reason)
+        if not result.reason:
+            original = self.sha1s.get(result.sha1) or state.original_of(result.sha1)
+            if original:
+                row = row._replace(reason="duplicate", duplicate_of=original)
+            else:
+                self.sha1s[result.sha1] = item.key
+                self._add_faces(result)
+        self.items.append(row)
+
+    def _add_faces(self, result: PhotoResult) -> None:
+        pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, strict=True)
+        for face, (box, score, thumbnail, portrait) in enumerate(pictures):
+            self.new_faces.append(NewFace(result.key, face, len(self.new_faces), Box.of(box), float(score),
+                                          thumbnail, portrait))
+        if result.vectors is not None:  # embedded already (by a Ray actor)
+            self._embed_pending()
+            self.vectors.append(result.vectors)
+        else:
+            self.crops.extend(result.crops)
+            if len(self.crops) >= self.batch_size:
+                self._embed_pending()
+
+    def _embed_pending(self) -> None:
+        if self.crops:
+            assert self.embed is not None, "crops arrived without a recognizer to embed them"
+            self.vectors.append(self.embed(np.stack(self.crops)))
+            self.crops = []
+
+    def commit(self, state: BuildState) -> int:
+        """Write the shard and its rows; returns the number of faces committed."""
+        if not self.items:
+            return 0
+        self._embed_pending()
+        vectors = np.concatenate(self.vectors) if self.vectors else np.zeros((0, self.dim), np.float32)
+        state.commit(state.next_shard_name(), vectors, self.items, self.new_faces)
+        self._empty()
+        return len(vectors)

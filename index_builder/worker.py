@@ -31,12 +31,14 @@ class FaceFilter:
 
 @dataclass
 class PhotoResult:
+    """One photo after the per-photo stage. Boxes stay (n, 4) float32 arrays, as the detector made
+    them, until the build state stores them as a Box of floats."""
+
     key: str
     sha1: str = ""
     reason: str = ""  # why the photo adds no face; "" when it does
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2), np.float32))
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 112, 112, 3), np.uint8))
     thumbnails: list[bytes] = field(default_factory=list)
     portraits: list[bytes] = field(default_factory=list)
@@ -81,10 +83,9 @@ def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
     keep = _select(found.boxes, found.scores, image.shape[:2])
     if isinstance(keep, str):
         return PhotoResult(key, sha1, reason=keep)
-    boxes, scores, landmarks = found.boxes[keep], found.scores[keep], found.landmarks[keep]
-    kept = type(found)(boxes, scores, landmarks)
-    return PhotoResult(key, sha1, "", boxes, scores, landmarks, crops_of(image, kept),
-                       [thumbnail(image, box) for box in boxes], [portrait(image, box) for box in boxes])
+    kept = found.take(keep)
+    return PhotoResult(key, sha1, "", kept.boxes, kept.scores, crops_of(image, kept),
+                       [thumbnail(image, box) for box in kept.boxes], [portrait(image, box) for box in kept.boxes])
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | str:

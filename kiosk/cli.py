@@ -131,7 +131,7 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False))
     else:
         for match in result["matches"]:
-            print(f"{match['rank']}. {config.percent(match['score'])}%  {match['identity']}  {match['image']}")
+            print(f"{match['rank']}. {config.percent(match['score'])}%  {match['name']}  {match['image']}")
         if not result["matches"]:
             print("no face found")
     return 0

@@ -8,8 +8,9 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from face_engine.gallery import FORMAT_VERSION
+from face_engine.gallery import MANIFEST, Manifest
 from index_builder.build import BuildOptions, build
+from index_builder.worker import FaceFilter
 from models.folders import APP, data_home
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,17 @@ def demo_gallery() -> Path:
     manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
     log.info("building the demo gallery in %s", gallery)
     # fresh: a demo gallery cached by an older version has a work folder this one cannot resume
-    build(BuildOptions(corpus=manifest, out=gallery, workers=1, faces="all", progress=False, fresh=True))
+    build(BuildOptions(corpus=manifest, out=gallery, workers=1, face_filter=FaceFilter("all"), progress=False,
+                       fresh=True))
     return gallery
 
 
 def _built_by_this_version(gallery: Path) -> bool:
     try:
-        return json.loads((gallery / "manifest.json").read_text()).get("format_version") == FORMAT_VERSION
-    except (OSError, ValueError, AttributeError):
+        Manifest.from_json(json.loads((gallery / MANIFEST).read_text()))
+    except (OSError, ValueError):  # ManifestError (an older format version among them) is a ValueError
         return False
+    return True
 
 
 def demo_camera() -> str:

@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from face_engine.engine import FaceEngine
 from face_engine.gallery import Gallery, GalleryError, portrait_crop
 from face_engine.imaging import ImageError, read_image
-from face_engine.query import Stopwatch, lookalikes, open_for_query
+from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
 from kiosk.hints import analyse
 
@@ -87,8 +87,8 @@ class InferenceWorker(QObject):
         assert self.engine is not None and self.gallery is not None
         manifest = self.gallery.manifest
         return {"pack": self.engine.pack.id, "providers": self.engine.providers, "gallery": str(self.gallery.root),
-                "faces": manifest["count"], "identities": manifest["identities"], "built_at": manifest["built_at"],
-                "index": manifest["index"]["factory"]}
+                "faces": manifest.count, "identities": manifest.identities, "built_at": manifest.built_at,
+                "index": manifest.index.factory}
 
     @Slot(object)
     def analyse(self, frame: np.ndarray) -> None:
@@ -150,16 +150,17 @@ class InferenceWorker(QObject):
         self.gallery_changed.emit(self.info())
 
 
-def _match(face: dict[str, Any]) -> Match | None:
+def _match(found: Lookalike) -> Match | None:
     """A gallery face as the results screen shows it, or None when its portrait file is unusable:
     one face lost is better than the visitor's whole result."""
+    score, face = found
     try:
-        picture = read_image(face["portrait"])
+        picture = read_image(face.portrait)
     except (ImageError, OSError) as error:
-        log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face["id"],
-                    face["portrait"], error)
+        log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face.id,
+                    face.portrait, error)
         return None
-    return Match(face["score"], face["display_name"], face["caption"], face["image"], picture)
+    return Match(score, face.display_name, face.caption, face.image, picture)
 
 
 class GalleryWatcher:

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PureWindowsPath
@@ -182,11 +183,13 @@ def folder_pack(folder: Path, pack_id: str | None = None, license: str | None = 
     )
 
 
-def install_pack(source: Path, name: str | None = None, license: str | None = None,
-                 models_root: Path | None = None) -> ModelPack:
+def install_pack(source: Path, check_runs: Callable[[ModelPack], None], name: str | None = None,
+                 license: str | None = None, models_root: Path | None = None) -> ModelPack:
     """Copy the pack in folder or zip `source` into the models folder, with a pack.json recording
     each file's SHA-256 and the license. Replaces an installed pack of the same name atomically.
 
+    `check_runs` opens the unpacked pack's models as the engine will (face_engine.engine.check_runs:
+    passed in, since the engine imports this module) and raises PackError when they cannot run.
     Raises PackError for a bad name, a damaged, hostile or oversized zip, or models onnxruntime
     cannot run; whatever happens, nothing half-installed is left in the models folder.
     """
@@ -203,12 +206,13 @@ def install_pack(source: Path, name: str | None = None, license: str | None = No
         # Unpacking and staging happen in one folder beside the packs (so the final rename stays on
         # one file system), removed on every way out, an interrupt included.
         with tempfile.TemporaryDirectory(dir=root, prefix=".install-") as work:
-            return _install(source, name, license, root, Path(work))
+            return _install(source, name, license, root, Path(work), check_runs)
     except OSError as error:
         raise PackError(f"{source}: cannot install into {root}: {error.strerror or error}") from None
 
 
-def _install(source: Path, name: str, license: str | None, root: Path, work: Path) -> ModelPack:
+def _install(source: Path, name: str, license: str | None, root: Path, work: Path,
+             check_runs: Callable[[ModelPack], None]) -> ModelPack:
     folder = source
     if source.is_file():
         if not zipfile.is_zipfile(source):
@@ -216,7 +220,7 @@ def _install(source: Path, name: str, license: str | None, root: Path, work: Pat
         folder = work / "unpacked"
         _unzip(source, folder)
     pack = folder_pack(folder, pack_id=name, license=license)
-    _check_runs(pack)
+    check_runs(pack)
     staged = work / "staged"
     staged.mkdir()
     for path in (pack.detector_path, pack.recognizer_path):
@@ -277,18 +281,6 @@ def _check_member(archive: Path, member: zipfile.ZipInfo) -> None:
         raise PackError(f"{archive}: entry {member.filename[:200]!r} has an absolute path or '..'; refused")
     if member.flag_bits & 0x1:
         raise PackError(f"{archive}: entry {member.filename[:200]!r} is encrypted; unpack it and install the folder")
-
-
-def _check_runs(pack: ModelPack) -> None:
-    """Open both models as the engine will, so a pack onnxruntime refuses is never installed."""
-    # Imported here, not at the top: face_engine imports this module.
-    from face_engine.engine import FaceEngine
-
-    try:
-        FaceEngine(pack, device="cpu", threads=1)
-    except Exception as error:  # onnxruntime's errors derive from Exception only
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise PackError(f"pack {pack.id}: onnxruntime cannot run its models: {reason}") from None
 
 
 def _read_installed(folder: Path) -> ModelPack:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import LFW, need
-from face_engine.gallery import FORMAT, FORMAT_VERSION
+from face_engine.gallery import IndexSpec, Manifest, face_record, write_gallery
 from index_builder.bench.ann import run_ann, split_queries
 from index_builder.indexes import percentiles
 from index_builder.bench.exposure import exposure_counts, gini
@@ -18,7 +18,6 @@ from index_builder.bench.identity import best_threshold, read_pairs, verificatio
 from index_builder.bench.scale import fit, generate, run_scale
 from index_builder.cli import main
 from index_builder.indexes import train_and_add
-from index_builder.publish import face_record, write_gallery
 from test_indexes import brute_force, face_like
 
 
@@ -27,12 +26,9 @@ def synthetic_gallery(folder: Path, xb: np.ndarray, names: list[str]) -> Path:
     report = {"corpus": "synthetic", "photos_in_corpus": len(xb), "photos_with_faces": len(xb), "skipped": {},
               "faces_embedded_this_run": len(xb), "embed_seconds": 0.0, "faces_per_second": None, "workers": 1,
               "providers": []}
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "pack": "sface", "pack_source": "sface",
-                "recognizer": "synthetic", "dim": xb.shape[1], "metric": "inner_product", "count": len(xb),
-                "identities": len(set(names)), "index": {"factory": "Flat", "search_params": {}, "reason": "synthetic"},
-                "recall": {}, "build": report, "built_at": "now",
-                "files": {"index": "index.faiss", "metadata": "metadata.sqlite", "thumbnails": "thumbs",
-                          "portraits": "portraits"}}
+    manifest = Manifest(pack="sface", pack_source="sface", recognizer="synthetic", detector="synthetic",
+                        dim=xb.shape[1], metric="inner_product", count=len(xb), identities=len(set(names)),
+                        index=IndexSpec("Flat", {}, "synthetic"), recall={}, build=report, options={}, built_at="now")
     faces = [face_record(i, image=f"{name}/{i}.jpg", identity=name, display_name=name, caption="", source="",
                          x1=0, y1=0, x2=1, y2=1, score=1.0) for i, name in enumerate(names)]
     write_gallery(folder, manifest, train_and_add("Flat", xb, use_gpu=False), faces, [(b"jpeg", b"jpeg")] * len(xb))

@@ -20,6 +20,7 @@ from face_engine.imaging import read_image
 from index_builder.build import BuildError, BuildOptions, build
 from index_builder.cli import main
 from index_builder.publish import PublishError
+from index_builder.worker import FaceFilter
 
 PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 6, "Zico": 3, "Hugo_Chavez": 5}
 
@@ -77,7 +78,7 @@ def test_search_finds_the_person_and_reports_timings(tmp_path, messy_corpus, pho
     result = json.loads(capsys.readouterr().out)
     assert result["faces"] >= 1
     assert [m["rank"] for m in result["matches"]] == [1, 2, 3]
-    assert result["matches"][0]["identity"] == "Tony Blair"
+    assert (result["matches"][0]["name"], result["matches"][0]["identity"]) == ("Tony Blair", "Tony_Blair")
     assert Path(result["matches"][0]["thumbnail"]).is_file()
     assert set(result["timings_ms"]) == {"decode", "detect", "embed", "search"}
     assert main(["search", str(out), str(photos / "coffee.png"), "--json"]) == 0
@@ -137,8 +138,8 @@ def test_changed_settings_need_fresh(tmp_path):
     copy_lfw_people(corpus, {"Zico": 2})
     build(options(corpus, out))
     with pytest.raises(BuildError, match="--fresh"):
-        build(options(corpus, out, faces="all"))
-    assert build(options(corpus, out, faces="all", fresh=True))["faces_embedded_this_run"] == 2
+        build(options(corpus, out, face_filter=FaceFilter("all")))
+    assert build(options(corpus, out, face_filter=FaceFilter("all"), fresh=True))["faces_embedded_this_run"] == 2
 
 
 def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
@@ -183,7 +184,7 @@ def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
     assert report["gallery_faces"] == 3 and report["skipped"] == {"missing": 1}
     assert main(["search", str(tmp_path / "gallery"), str(photos[0]), "--json", "--k", "1"]) == 0
     match = json.loads(capsys.readouterr().out)["matches"][0]
-    assert (match["identity"], match["caption"], match["score"]) == ("Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
+    assert (match["name"], match["identity"], match["caption"], match["score"]) == ("Person 0", "Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
 
 
 def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
@@ -191,12 +192,12 @@ def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
     copy_lfw_people(corpus, {"Zico": 2, "Hugo_Chavez": 1})
     build(options(corpus, out))
     gallery = Gallery(out, use_gpu=False)
-    assert gallery.manifest["files"]["portraits"] == "portraits"
+    assert gallery.manifest.files.portraits == "portraits"
     for face in gallery.faces(list(range(gallery.count))):
-        assert face["portrait"] == str(gallery.root / "portraits" / "00000" / f"{face['id']}.jpg")
-        portrait = read_image(face["portrait"])
+        assert face.portrait == str(gallery.root / "portraits" / "00000" / f"{face.id}.jpg")
+        portrait = read_image(face.portrait)
         assert portrait.shape == (PORTRAIT_SIZE, PORTRAIT_SIZE, 3)
-        crop = portrait_crop(read_image(face["image"]), np.array([face[k] for k in ("x1", "y1", "x2", "y2")]))
+        crop = portrait_crop(read_image(face.image), np.array([face.x1, face.y1, face.x2, face.y2]))
         assert np.abs(portrait.astype(int) - crop).mean() < 3, "the crop the kiosk shows, through JPEG"
     gallery.close()
 

@@ -108,7 +108,7 @@ def test_a_gallery_of_the_format_before_portraits_asks_for_a_fresh_build(live_ve
 
 def test_an_intact_gallery_opens_with_its_counts(live_version):
     gallery = Gallery(live_version, use_gpu=False)
-    assert gallery.count == gallery.manifest["count"] == 10
+    assert gallery.count == gallery.manifest.count == 10
     faces = gallery.faces([0, 9])
-    assert [face["id"] for face in faces] == [0, 9] and all(Path(face["portrait"]).is_file() for face in faces)
+    assert [face.id for face in faces] == [0, 9] and all(Path(face.portrait).is_file() for face in faces)
     gallery.close()

@@ -8,6 +8,7 @@ import pytest
 from conftest import LFW, need
 from face_engine.gallery import Gallery
 from index_builder.build import BuildOptions, build
+from index_builder.worker import FaceFilter
 from index_builder.evaluate import leave_one_out_identification
 
 
@@ -15,7 +16,7 @@ from index_builder.evaluate import leave_one_out_identification
 def test_lfw_people_find_themselves_at_rank_one(tmp_path_factory):
     corpus = need(LFW) / "images_deepfunneled"
     out = tmp_path_factory.mktemp("lfw") / "gallery"
-    report = build(BuildOptions(corpus=corpus, out=out, faces="central", progress=False))
+    report = build(BuildOptions(corpus=corpus, out=out, face_filter=FaceFilter("central"), progress=False))
     assert report["photos_in_corpus"] == 13233
     assert report["gallery_faces"] >= 13200, report["skipped"]
     gallery = Gallery(out, use_gpu=False)

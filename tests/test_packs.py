@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from face_engine.engine import check_runs
 from index_builder.cli import main
 from models import packs
 from models.catalogue import INSIGHTFACE_LICENSE
@@ -39,7 +40,7 @@ def test_install_from_a_zip_records_digests_and_is_listed(tmp_path: Path, mini_p
         for path in mini_pack.glob("*.onnx"):
             zipped.write(path, f"buffalo_mini/{path.name}")
     root = tmp_path / "models"
-    pack = install_pack(archive, models_root=root)
+    pack = install_pack(archive, check_runs, models_root=root)
     assert pack.id == "buffalo_mini"
     assert all(pack.verify().values())
     assert [p.id for p in list_packs(root)] == ["sface", "buffalo_mini"]
@@ -49,8 +50,8 @@ def test_install_from_a_zip_records_digests_and_is_listed(tmp_path: Path, mini_p
 
 def test_reinstalling_replaces_the_pack_and_a_damaged_file_is_caught(tmp_path: Path, mini_pack: Path):
     root = tmp_path / "models"
-    install_pack(mini_pack, name="mini", license="research only", models_root=root)
-    pack = install_pack(mini_pack, name="mini", license="research only", models_root=root)
+    install_pack(mini_pack, check_runs, name="mini", license="research only", models_root=root)
+    pack = install_pack(mini_pack, check_runs, name="mini", license="research only", models_root=root)
     assert pack.license == "research only"
     with open(pack.recognizer_path, "r+b") as file:
         file.seek(1000)
@@ -197,16 +198,16 @@ def test_a_pack_name_must_be_a_plain_name(name: str, tmp_path: Path, mini_pack: 
 
 def test_a_failed_or_interrupted_reinstall_keeps_the_installed_pack(tmp_path: Path, mini_pack: Path, monkeypatch):
     root = tmp_path / "models"
-    installed = install_pack(mini_pack, name="mini", models_root=root)
+    installed = install_pack(mini_pack, check_runs, name="mini", models_root=root)
     with pytest.raises(PackError, match="Bad CRC-32"):
-        install_pack(bad_crc(tmp_path, mini_pack), name="mini", models_root=root)
+        install_pack(bad_crc(tmp_path, mini_pack), check_runs, name="mini", models_root=root)
 
     def interrupted(path: Path) -> str:
         raise KeyboardInterrupt  # Ctrl-C while the new pack's files are being hashed
 
     monkeypatch.setattr(packs, "file_sha256", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        install_pack(mini_pack, name="mini", models_root=root)
+        install_pack(mini_pack, check_runs, name="mini", models_root=root)
     monkeypatch.undo()
     assert [path.name for path in root.iterdir()] == ["mini"]
     assert all(resolve_pack("mini", root).verify().values())

@@ -70,10 +70,10 @@ def run_ann(gallery_path: str, specs: list[tuple[str, list[dict[str, Any]]]] | N
     exact = faiss.IndexFlatIP(xb.shape[1])
     exact.add(xb)
     truth = {name: exact.search(xq, k) for name, xq in query_sets.items()}
-    manifest_index = gallery.manifest["index"]
+    manifest_index = gallery.manifest.index
     specs = specs or default_specs(len(xb))
-    if manifest_index["factory"] not in [factory for factory, _ in specs]:
-        specs.append((manifest_index["factory"], [manifest_index["search_params"]]))
+    if manifest_index.factory not in [factory for factory, _ in specs]:
+        specs.append((manifest_index.factory, [manifest_index.search_params]))
     runs = []
     for factory, sweep in specs:
         started = time.perf_counter()
@@ -91,7 +91,7 @@ def run_ann(gallery_path: str, specs: list[tuple[str, list[dict[str, Any]]]] | N
                   flush=True)
     return {
         "gallery": str(gallery.root),
-        "gallery_index": manifest_index["factory"],
+        "gallery_index": manifest_index.factory,
         "base_vectors": len(xb),
         "dim": int(xb.shape[1]),
         "queries": {name: len(xq) for name, xq in query_sets.items()},

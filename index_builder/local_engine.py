@@ -1,0 +1,56 @@
+"""`build --engine local`: worker processes on this machine read, decode, detect and align photos
+(index_builder.worker); this process embeds their crops a recognizer batch at a time, so detection
+in the workers overlaps embedding here, and commits a shard every shard_size faces."""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+from collections.abc import Iterator
+
+from tqdm import tqdm
+
+from face_engine.engine import open_recognizer
+from index_builder.corpus import CorpusItem
+from index_builder.options import BuildOptions
+from index_builder.state import BuildState, PendingShard
+from index_builder.worker import init_worker, process_photo
+from models.packs import ModelPack
+
+IN_FLIGHT_PER_WORKER = 32
+
+
+def embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: BuildOptions) -> tuple[int, list[str]]:
+    """Process `todo` through the worker pool and commit it in shards; returns the faces embedded
+    and the providers the recognizer used."""
+    recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
+    providers = list(recognizer.session.get_providers())
+    if not todo:
+        return 0, providers
+    by_key = {item.key: item for item in todo}
+    shard = PendingShard(recognizer.embed, recognizer.dim, options.batch)
+    embedded = 0
+    # Pool.imap would read all of `todo` ahead and pile up results faster than they are embedded;
+    # these slots bound the photos in flight, so memory stays flat on a corpus of any size.
+    slots = threading.BoundedSemaphore(IN_FLIGHT_PER_WORKER * options.workers)
+    context = multiprocessing.get_context("spawn")  # no forked copies of onnxruntime's threads
+    # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
+    with (context.Pool(options.workers, initializer=init_worker,
+                       initargs=(pack, options.device, options.face_filter)) as pool,
+          tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
+               mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True) as bar):
+        for result in pool.imap(process_photo, _fed(todo, slots), chunksize=4):
+            slots.release()
+            shard.add(by_key[result.key], result, state)
+            if shard.faces >= options.shard_size:
+                embedded += shard.commit(state)
+            bar.update()
+            bar.set_postfix(faces=embedded + shard.faces, refresh=False)
+        embedded += shard.commit(state)
+    return embedded, providers
+
+
+def _fed(todo: list[CorpusItem], slots: threading.BoundedSemaphore) -> Iterator[CorpusItem]:
+    for item in todo:
+        slots.acquire()
+        yield item
