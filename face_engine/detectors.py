@@ -26,7 +26,7 @@ class Detections(NamedTuple):
         return Detections(self.boxes[idx], self.scores[idx], self.landmarks[idx])
 
     @staticmethod
-    def largest_first(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> "Detections":
+    def largest_first(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> Detections:
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         order = np.argsort(-areas, kind="stable")
         return Detections(
@@ -65,7 +65,8 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> Detections:
         canvas, scale = letterbox(image)
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
+        found = self.session.run(self.output_names, {self.input_name: blob})
+        outputs = dict(zip(self.output_names, found, strict=True))
         boxes, scores, landmarks = [], [], []
         for stride in self.STRIDES:
             cells = INPUT_SIZE // stride

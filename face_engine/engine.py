@@ -127,7 +127,7 @@ class FaceEngine:
         return [
             Face(box, float(score), landmarks, embedding)
             for box, score, landmarks, embedding in zip(
-                detections.boxes, detections.scores, detections.landmarks, embeddings
+                detections.boxes, detections.scores, detections.landmarks, embeddings, strict=True
             )
         ]
 

@@ -310,7 +310,8 @@ class Gallery:
             raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
         by_id = {row[0]: FaceRecord(*row) for row in rows}
         found = [by_id[int(i)] for i in ids if int(i) in by_id]
-        return [replace(face, **{kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}) for face in found]
+        return [replace(face, **{kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES})
+                for face in found]
 
     def close(self) -> None:
         self.db.close()

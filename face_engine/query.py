@@ -56,7 +56,8 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
     if len(xq):
         D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
         seen = set()
-        for score, face in zip(D[0], gallery.faces(I[0].tolist())):
+        # a short result ends in ids -1, which faces() leaves out: those scores are dropped
+        for score, face in zip(D[0], gallery.faces(I[0].tolist()), strict=False):
             who = face.identity or face.id  # a face without a name is a person of its own
             if distinct and who in seen:
                 continue

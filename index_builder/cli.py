@@ -292,7 +292,8 @@ def run_bench(args: argparse.Namespace) -> int:
         parameters = {"fit": args.fit, "sizes": args.sizes, "latency_budget_ms": args.latency_budget}
         results = scale.run_scale(args.fit, args.sizes, args.latency_budget)
     elif args.mode == "e2e":
-        parameters = {"gallery": args.gallery, "photos": str(args.photos), "repeats": args.repeats, "device": args.device}
+        parameters = {"gallery": args.gallery, "photos": str(args.photos), "repeats": args.repeats,
+                      "device": args.device}
         results = e2e.run_e2e(args.gallery, args.photos, args.repeats, args.device)
     else:
         parameters, results = {"gallery": args.gallery, "k": args.k}, exposure.run_exposure(args.gallery, args.k)
@@ -313,7 +314,8 @@ def run_bench_plot(args: argparse.Namespace) -> int:
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", default=DEFAULT_PACK,
-                        help=f"model pack: a name from `models list` or a folder of .onnx files (default: {DEFAULT_PACK})")
+                        help="model pack: a name from `models list` or a folder of .onnx files "
+                             f"(default: {DEFAULT_PACK})")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="auto: the GPU when onnxruntime can use one, else the CPU; cuda: fail unless "
                         "CUDA really runs (default: auto)")
@@ -369,7 +371,8 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
-                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh, shard_size=args.shard_size,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh,
+                           shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside)
     report = build(options)
@@ -412,7 +415,8 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"{args.image}: {result['faces']} face(s); matches for the largest ({timings} ms)")
     for match in result["matches"]:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
-        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['name'] or '(no name)':<28} {match['image']}{caption}")
+        name = match["name"] or "(no name)"
+        print(f"  {match['rank']:>2}. {match['score']:.3f}  {name:<28} {match['image']}{caption}")
     return 0
 
 

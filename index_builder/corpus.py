@@ -158,7 +158,8 @@ def _read_manifest(manifest: Path, allow_outside: bool) -> Corpus:
     corpus = Corpus()
     first_line: dict[str, int] = {}
     count = 0
-    for count, (line, row) in enumerate(rows, 1):
+    for line, row in rows:
+        count += 1
         path = _checked_path(manifest, line, row)
         real = os.path.realpath(folder / path)
         if not allow_outside and not Path(real).is_relative_to(folder):
@@ -209,7 +210,7 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 raise CorpusError(f"{manifest}: line {start}: {len(row)} fields under {len(columns)} columns "
                                   "(quote a field that holds a comma)")
             if any(value.strip() for value in row):  # spreadsheets write empty rows as ",,,"
-                yield start, dict(zip(columns, row))
+                yield start, dict(zip(columns, row, strict=False))  # a short row leaves its last columns out
             start = reader.line_num + 1
     except csv.Error as error:
         raise CorpusError(f"{manifest}: line {start}: not CSV ({error})") from None

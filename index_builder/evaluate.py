@@ -18,7 +18,7 @@ def leave_one_out_identification(xb: np.ndarray, identities: list[str], ranks: t
     _, I = index.search(xb[queries], max(ranks) + 1)
     names = np.array(identities, dtype=object)
     hits = {r: 0 for r in ranks}
-    for query, row in zip(queries, I):
+    for query, row in zip(queries, I, strict=True):
         others = row[row != query][: max(ranks)]
         same = names[others] == names[query]
         for r in ranks:

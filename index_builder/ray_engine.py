@@ -30,7 +30,7 @@ NO_CROPS = np.zeros((0, 112, 112, 3), np.uint8)
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """CPU stage: read and decode; unusable photos carry their reason instead of an image."""
     sha1s, reasons, images = [], [], []
-    for key, path in zip(batch["key"], batch["path"]):
+    for key, path in zip(batch["key"], batch["path"], strict=True):
         read = read_photo(str(key), str(path))
         if isinstance(read, PhotoResult):
             sha1s.append(read.sha1)
@@ -55,17 +55,19 @@ class FaceEmbedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = []
-        for key, sha1, reason, image in zip(batch["key"], batch["sha1"], batch["reason"], batch["image"]):
+        for key, sha1, reason, image in zip(batch["key"], batch["sha1"], batch["reason"], batch["image"], strict=True):
             result = PhotoResult(str(key), str(sha1), str(reason)) if reason else find_faces(str(key), str(sha1), image)
             results.append(result)
         crops = [r.crops for r in results if len(r.crops)]
-        vectors = self.recognizer.embed(np.concatenate(crops)) if crops else np.zeros((0, self.recognizer.dim), np.float32)
+        vectors = (self.recognizer.embed(np.concatenate(crops)) if crops
+                   else np.zeros((0, self.recognizer.dim), np.float32))
         out, start = [], 0
         for result in results:
             count = len(result.crops)  # the crops are embedded: only their vectors travel back
             out.append(asdict(replace(result, crops=NO_CROPS, vectors=vectors[start:start + count])))
             start += count
-        return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
+        providers = list(self.recognizer.session.get_providers())
+        return {"result": _objects(out), "providers": _objects([providers] * len(out))}
 
 
 def _objects(values: list) -> np.ndarray:

@@ -45,7 +45,8 @@ class KioskWindow(QMainWindow):
         super().__init__()
         self.config, self.config_path = config, config_path
         self.lang = config.lang
-        self.flow = Flow(Timing(config.idle_seconds, config.results_seconds, countdown_seconds=config.countdown_seconds))
+        self.flow = Flow(Timing(config.idle_seconds, config.results_seconds,
+                                countdown_seconds=config.countdown_seconds))
         self.latest_frame: np.ndarray | None = None
         self.latest_frame_time = 0.0
         self.worker_busy = False
@@ -140,7 +141,8 @@ class KioskWindow(QMainWindow):
         self.frames_seen += 1
         if self.flow.state in (State.LIVE, State.COUNTDOWN):
             self.live.show_frame(frame)
-        if self.worker_ready and not self.worker_busy and self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN):
+        watching = self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN)
+        if self.worker_ready and not self.worker_busy and watching:
             self.worker_busy = True
             self.request_analyse.emit(frame)
 
@@ -201,7 +203,7 @@ class KioskWindow(QMainWindow):
         if elapsed >= 1.0:
             counts = (self.frames_seen, self.live.painted_frames, self.analyses)
             self.rates = {name: (count - before) / elapsed for name, count, before
-                          in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:])}
+                          in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:], strict=True)}
             self._rates_mark = (time.perf_counter(), *counts)
             if self.staff_open:
                 self.refresh_staff()

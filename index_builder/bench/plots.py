@@ -24,7 +24,7 @@ def plot_result(result_path: Path) -> Path | None:
 
 def _ann(result: dict) -> plt.Figure:
     figure, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    for axis, queries in zip(axes, ("strangers", "in_gallery")):
+    for axis, queries in zip(axes, ("strangers", "in_gallery"), strict=True):
         for factory in dict.fromkeys(run["factory"] for run in result["runs"]):
             runs = [run for run in result["runs"] if run["factory"] == factory]
             x = [run[queries]["latency_ms"]["p50"] for run in runs]
@@ -75,7 +75,8 @@ def _e2e(result: dict) -> plt.Figure:
     axis.bar([p + 0.2 for p in positions], p95, width=0.4, label="p95")
     axis.set_xticks(list(positions), stages)
     axis.set_ylabel("ms")
-    axis.set_title(f"query path on {result['photo_count']} photos x repeats, gallery of {result['gallery_faces']:,} faces")
+    axis.set_title(f"query path on {result['photo_count']} photos x repeats, "
+                   f"gallery of {result['gallery_faces']:,} faces")
     axis.legend()
     axis.grid(True, axis="y", alpha=0.3)
     return figure
