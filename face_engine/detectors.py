@@ -5,10 +5,12 @@ face_engine.providers, never on one they create themselves.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
+
+from face_engine.providers import Session
 
 INPUT_SIZE = 640
 NMS_THRESHOLD = 0.4
@@ -56,7 +58,7 @@ class YuNetDetector:
 
     STRIDES = (8, 16, 32)
 
-    def __init__(self, session: Any, score_threshold: float = 0.6) -> None:
+    def __init__(self, session: Session, score_threshold: float = 0.6) -> None:
         self.session = session
         self.score_threshold = score_threshold
         self.input_name = session.get_inputs()[0].name
@@ -93,7 +95,7 @@ class YuNetDetector:
 class ScrfdDetector:
     """insightface SCRFD (any size, with 5 keypoints), through insightface's own decoding."""
 
-    def __init__(self, session: Any, score_threshold: float = 0.5) -> None:
+    def __init__(self, session: Session, score_threshold: float = 0.5) -> None:
         from insightface.model_zoo.scrfd import SCRFD
 
         # model_file=None keeps insightface from opening sessions of its own for other input sizes.

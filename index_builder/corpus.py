@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MANIFESTS = (".csv", ".jsonl")
 LIMITS = {"name": 80, "caption": 200, "source": 200}  # characters kept; a cut text ends with "…"
@@ -178,13 +179,13 @@ def _read_manifest(manifest: Path, allow_outside: bool) -> Corpus:
     return corpus
 
 
-def _checked_path(manifest: Path, line: int, row: dict) -> str:
+def _checked_path(manifest: Path, line: int, row: dict[str, Any]) -> str:
     """The row's path, once every text field of the row is known to be text."""
     for name in ("path", "name", "caption", "source"):
         value = row.get(name)
         if value is not None and not isinstance(value, str):
             raise CorpusError(f"{manifest}: line {line}: `{name}` is {_JSON_TYPES[type(value)]}, not text")
-    path = row.get("path")
+    path: str | None = row.get("path")
     if path is None:
         raise CorpusError(f"{manifest}: line {line}: no `path`")
     if not path.strip():
@@ -216,7 +217,7 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, str]]]:
         raise CorpusError(f"{manifest}: line {start}: not CSV ({error})") from None
 
 
-def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for line, text in enumerate(_manifest_text(manifest).split("\n"), 1):
         if not text.strip():
             continue

@@ -7,7 +7,8 @@ import faiss
 import numpy as np
 
 
-def leave_one_out_identification(xb: np.ndarray, identities: list[str], ranks: tuple[int, ...] = (1, 5)) -> dict:
+def leave_one_out_identification(xb: np.ndarray, identities: list[str],
+                                 ranks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Rank-r identification rate: each vector of a person with 2+ vectors is a query against all
     the others (itself left out, exact search); a hit when another vector of the same person is
     within the first r results."""

@@ -140,7 +140,7 @@ def builtin_sface() -> ModelPack:
     )
 
 
-def resolve_pack(name: str | os.PathLike = DEFAULT_PACK, models_root: Path | None = None) -> ModelPack:
+def resolve_pack(name: str | os.PathLike[str] = DEFAULT_PACK, models_root: Path | None = None) -> ModelPack:
     """The pack called `name` (built-in or installed), or the pack in folder `name`."""
     name = str(name)
     if name == DEFAULT_PACK:
