@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index_builder.bench.common import write_result
 from face_engine.engine import FaceEngine, crops_of
 from face_engine.imaging import read_image
+from index_builder.bench.common import write_result
 from index_builder.build import BuildOptions, build
 from index_builder.corpus import read_corpus
 from models.packs import resolve_pack

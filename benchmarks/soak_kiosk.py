@@ -9,8 +9,8 @@ import argparse
 import time
 from pathlib import Path
 
-from index_builder.bench.common import rss_mb, write_result
 from face_engine.imaging import read_image
+from index_builder.bench.common import rss_mb, write_result
 from kiosk.worker import InferenceWorker
 
 HERE = Path(__file__).resolve().parent

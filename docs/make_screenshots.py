@@ -120,7 +120,9 @@ def take_screenshots(gallery: str, out: Path) -> None:
         print(f"  {out / name}.png")
 
     frames = visitor_frames()
-    for lang in ("zh", "en"):
+
+    def tour(lang: str) -> None:
+        """Walk one visitor and one staff member through every screen, grabbing each."""
         camera = ScriptedCamera()
         camera.show(frames["empty"])
         config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
@@ -159,6 +161,9 @@ def take_screenshots(gallery: str, out: Path) -> None:
         grab(f"{lang}_9_staff_panel")
         window.close()
         settle(0.5)
+
+    for lang in ("zh", "en"):
+        tour(lang)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ face_engine.providers, never on one they create themselves.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
+
+from face_engine.providers import Session
 
 INPUT_SIZE = 640
 NMS_THRESHOLD = 0.4
@@ -26,7 +28,7 @@ class Detections(NamedTuple):
         return Detections(self.boxes[idx], self.scores[idx], self.landmarks[idx])
 
     @staticmethod
-    def largest_first(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> "Detections":
+    def largest_first(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> Detections:
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         order = np.argsort(-areas, kind="stable")
         return Detections(
@@ -56,7 +58,7 @@ class YuNetDetector:
 
     STRIDES = (8, 16, 32)
 
-    def __init__(self, session: Any, score_threshold: float = 0.6) -> None:
+    def __init__(self, session: Session, score_threshold: float = 0.6) -> None:
         self.session = session
         self.score_threshold = score_threshold
         self.input_name = session.get_inputs()[0].name
@@ -65,7 +67,8 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> Detections:
         canvas, scale = letterbox(image)
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob})))
+        found = self.session.run(self.output_names, {self.input_name: blob})
+        outputs = dict(zip(self.output_names, found, strict=True))
         boxes, scores, landmarks = [], [], []
         for stride in self.STRIDES:
             cells = INPUT_SIZE // stride
@@ -92,7 +95,7 @@ class YuNetDetector:
 class ScrfdDetector:
     """insightface SCRFD (any size, with 5 keypoints), through insightface's own decoding."""
 
-    def __init__(self, session: Any, score_threshold: float = 0.5) -> None:
+    def __init__(self, session: Session, score_threshold: float = 0.5) -> None:
         from insightface.model_zoo.scrfd import SCRFD
 
         # model_file=None keeps insightface from opening sessions of its own for other input sizes.

@@ -116,7 +116,7 @@ class FaceEngine:
         """(n, dim) embeddings of the detected faces of `image`, in the same order."""
         return self.recognizer.embed(crops_of(image, detections))
 
-    def analyze(self, source: str | os.PathLike | bytes | np.ndarray) -> list[Face]:
+    def analyze(self, source: str | os.PathLike[str] | bytes | np.ndarray) -> list[Face]:
         """All faces of a photo (path, encoded bytes or BGR array), largest first.
 
         Raises face_engine.imaging.ImageError for a file that is not a usable photo.
@@ -127,12 +127,12 @@ class FaceEngine:
         return [
             Face(box, float(score), landmarks, embedding)
             for box, score, landmarks, embedding in zip(
-                detections.boxes, detections.scores, detections.landmarks, embeddings
+                detections.boxes, detections.scores, detections.landmarks, embeddings, strict=True
             )
         ]
 
 
-def _load_graph(path: os.PathLike, batch_dynamic: bool) -> bytes:
+def _load_graph(path: os.PathLike[str], batch_dynamic: bool) -> bytes:
     """The model's bytes after the load-time repairs of face_engine.graphs (files stay untouched)."""
     model = onnx.load(str(path))
     graphs.drop_unused_inputs(model)

@@ -12,6 +12,7 @@ every reader relies on, so a damaged gallery is one GalleryError line, never a r
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -84,7 +85,8 @@ def picture_path(kind: str, face_id: int) -> str:
 
 def face_record(face_id: int, **fields: Any) -> FaceRecord:
     """The record of vector `face_id`, its pictures at their places in the gallery."""
-    return FaceRecord(id=face_id, **{kind: picture_path(kind, face_id) for kind in FACE_PICTURES}, **fields)
+    pictures: dict[str, Any] = {kind: picture_path(kind, face_id) for kind in FACE_PICTURES}
+    return FaceRecord(id=face_id, **pictures, **fields)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,9 @@ def one_thread() -> Iterator[None]:
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
     if params:
-        faiss.ParameterSpace().set_index_parameters(index, ",".join(f"{k}={v}" for k, v in params.items()))
+        settings = ",".join(f"{k}={v}" for k, v in params.items())
+        # faiss's stub declares the (index, str) form without @overload, so only (index, int) is seen
+        faiss.ParameterSpace().set_index_parameters(index, settings)  # type: ignore[arg-type]
 
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
@@ -195,7 +199,7 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
     (`pictures`: their JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
     folder.mkdir(parents=True)
     with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
-        faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))
+        faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # type: ignore[attr-defined]  # not in faiss's stub
     columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)]
     columns[0] += " PRIMARY KEY"
     db = sqlite3.connect(folder / METADATA_FILE)
@@ -212,7 +216,7 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
 
 
 class Gallery:
-    def __init__(self, path: str | Path, use_gpu: bool | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], use_gpu: bool | None = None) -> None:
         self.name = str(path)
         self.root = Path(path).resolve()
         self.manifest = self._read_manifest()
@@ -310,7 +314,11 @@ class Gallery:
             raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
         by_id = {row[0]: FaceRecord(*row) for row in rows}
         found = [by_id[int(i)] for i in ids if int(i) in by_id]
-        return [replace(face, **{kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}) for face in found]
+        return [self._with_absolute_pictures(face) for face in found]
+
+    def _with_absolute_pictures(self, face: FaceRecord) -> FaceRecord:
+        pictures: dict[str, Any] = {kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}
+        return replace(face, **pictures)
 
     def close(self) -> None:
         self.db.close()

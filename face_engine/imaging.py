@@ -43,7 +43,7 @@ class ImageError(ValueError):
         self.reason = reason
 
 
-def read_image(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(source: str | os.PathLike[str] | bytes | np.ndarray, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Return the photo as an upright HxWx3 uint8 BGR array.
 
     `source` is a path, the encoded bytes of a file, or an already decoded array (BGR, BGRA or
@@ -67,7 +67,7 @@ def read_image(source: str | os.PathLike | bytes | np.ndarray, max_pixels: int =
         raise ImageError("corrupt", f"corrupt or truncated image: {error}") from None
 
 
-def read_file(path: str | os.PathLike) -> bytes:
+def read_file(path: str | os.PathLike[str]) -> bytes:
     """The bytes of the photo file at `path`, or an ImageError.
 
     Only regular files are opened (links are followed): a FIFO would block the reader forever and
@@ -138,7 +138,8 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("L", "1"):
         return np.asarray(image.convert("L"))
     if image.mode == "F":
-        return np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        samples: np.ndarray = np.clip(np.asarray(image), 0, 255)
+        return samples.astype(np.uint8)
     return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
 
 

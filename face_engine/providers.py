@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
 
 # onnxruntime's telemetry stores a persistent device id and an event database under ~/.cache as
 # soon as the library loads; only this variable, set before the first import, prevents that.
@@ -27,6 +29,28 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 PREFERENCE = (CUDA, CPU)
 DEVICES = ("auto", "cpu", "cuda")
+
+
+class NodeArg(Protocol):
+    """One input or output of a session's graph, as onnxruntime describes it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> Sequence[int | str | None]: ...  # a str or None for a free axis
+
+
+class Session(Protocol):
+    """What this project uses of an onnxruntime.InferenceSession (onnxruntime ships no types)."""
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, np.ndarray]) -> list[np.ndarray]: ...
+
+    def get_inputs(self) -> Sequence[NodeArg]: ...
+
+    def get_outputs(self) -> Sequence[NodeArg]: ...
+
+    def get_providers(self) -> Sequence[str]: ...
 
 
 class DeviceError(RuntimeError):
@@ -52,8 +76,8 @@ def create_session(
     device: str = "auto",
     threads: int = 0,
     available: Sequence[str] | None = None,
-    session_factory: Callable[..., Any] = ort.InferenceSession,
-) -> Any:
+    session_factory: Callable[..., Session] = ort.InferenceSession,
+) -> Session:
     """An onnxruntime session for `model` (serialized bytes or a path) on `device`.
 
     Raises DeviceError when `device` is "cuda" and CUDA did not really apply; with "auto" a failed

@@ -33,7 +33,7 @@ class Stopwatch:
         self._clock = now
 
 
-def open_for_query(gallery_path: str | os.PathLike, pack: str | None, device: str) -> tuple[Gallery, FaceEngine]:
+def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, device: str) -> tuple[Gallery, FaceEngine]:
     """A gallery and an engine that can query it: the pack that built the gallery unless `pack`
     names another, which must have the same recognizer (GalleryError otherwise)."""
     from models.packs import resolve_pack
@@ -56,7 +56,8 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
     if len(xq):
         D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
         seen = set()
-        for score, face in zip(D[0], gallery.faces(I[0].tolist())):
+        # a short result ends in ids -1, which faces() leaves out: those scores are dropped
+        for score, face in zip(D[0], gallery.faces(I[0].tolist()), strict=False):
             who = face.identity or face.id  # a face without a name is a person of its own
             if distinct and who in seen:
                 continue
@@ -68,7 +69,7 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
     return detections, matches
 
 
-def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike | bytes | np.ndarray,
+def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike[str] | bytes | np.ndarray,
                  k: int, distinct: bool = False) -> dict[str, Any]:
     """The `search --json` object for one photo. Raises ImageError for an unusable file."""
     watch = Stopwatch()

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
 
 import numpy as np
 from insightface.utils.face_align import norm_crop
+
+from face_engine.providers import Session
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +19,14 @@ CROP_SIZE = 112
 
 def align(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The 112x112 crop of the standard 5-point ArcFace template for one face's landmarks."""
-    return norm_crop(image, landmarks.astype(np.float32), image_size=CROP_SIZE)
+    crop: np.ndarray = norm_crop(image, landmarks.astype(np.float32), image_size=CROP_SIZE)
+    return crop
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 class Recognizer:
@@ -33,12 +36,15 @@ class Recognizer:
     order when `rgb` else BGR. `batch_size` is checked at start-up (see `check_batching`).
     """
 
-    def __init__(self, session: Any, mean: float, std: float, rgb: bool, batch_size: int = 32) -> None:
+    def __init__(self, session: Session, mean: float, std: float, rgb: bool, batch_size: int = 32) -> None:
         self.session = session
         self.mean, self.std, self.rgb = mean, std, rgb
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
-        self.dim = int(session.get_outputs()[0].shape[-1])
+        dim = session.get_outputs()[0].shape[-1]
+        if not isinstance(dim, int):
+            raise ValueError(f"the recognizer's embedding size is not fixed ({dim!r})")
+        self.dim = dim
         self.batch_size = batch_size
 
     def embed(self, crops: np.ndarray) -> np.ndarray:

@@ -176,7 +176,8 @@ def _embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: 
     return Embedding(faces, providers, time.time() - started)
 
 
-def _gallery_rows(state: BuildState, collected: Collected, options: BuildOptions) -> tuple[list[FaceRow], dict[str, int]]:
+def _gallery_rows(state: BuildState, collected: Collected,
+                  options: BuildOptions) -> tuple[list[FaceRow], dict[str, int]]:
     """Every face in the state, in gallery order, and the skips by reason; BuildError when there is
     no face at all."""
     rows = state.gallery_rows()

@@ -12,15 +12,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.providers import DEVICES, DeviceError, describe
-from index_builder.build import BuildError, BuildOptions, build
+from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
 from index_builder.lock import BuildLocked
+from index_builder.options import BuildOptions
 from index_builder.publish import PublishError, gallery_home
 from index_builder.worker import FaceFilter
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
@@ -49,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return args.run(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError) as error:
         print(f"index-builder: {error}", file=sys.stderr)
         return 2
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_embed_parser(commands: argparse._SubParsersAction) -> None:
+def add_embed_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     embed = commands.add_parser(
         "embed",
         help="find the faces in photos and print their embeddings",
@@ -142,7 +144,7 @@ def add_embed_parser(commands: argparse._SubParsersAction) -> None:
     embed.set_defaults(run=run_embed)
 
 
-def add_models_parser(commands: argparse._SubParsersAction) -> None:
+def add_models_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     packs = commands.add_parser("models", help="list or install model packs")
     pack_commands = packs.add_subparsers(title="models commands", required=True, metavar="ACTION")
     listing = pack_commands.add_parser("list", help="each pack: where its files are, verified or not, license")
@@ -160,7 +162,7 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     install.set_defaults(run=run_models_install)
 
 
-def add_build_parser(commands: argparse._SubParsersAction) -> None:
+def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     build = commands.add_parser(
         "build",
         help="build (or update) a gallery from a photo corpus, and publish it atomically",
@@ -204,7 +206,7 @@ def add_build_parser(commands: argparse._SubParsersAction) -> None:
     build.set_defaults(run=run_build)
 
 
-def add_search_parser(commands: argparse._SubParsersAction) -> None:
+def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     search = commands.add_parser(
         "search", help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
@@ -219,19 +221,19 @@ def add_search_parser(commands: argparse._SubParsersAction) -> None:
     search.set_defaults(run=run_search)
 
 
-def add_info_parser(commands: argparse._SubParsersAction) -> None:
+def add_info_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     info = commands.add_parser("info", help="show a gallery's manifest, readably")
     info.add_argument("gallery", type=Path, metavar="GALLERY")
     info.add_argument("--json", action="store_true", help="print the manifest as it is")
     info.set_defaults(run=run_info)
 
 
-def add_doctor_parser(commands: argparse._SubParsersAction) -> None:
+def add_doctor_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
     doctor.set_defaults(run=run_doctor)
 
 
-def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     bench = commands.add_parser(
         "bench", help="measure recall, latency and scale; one JSON result per run (and a PNG)",
         description="Each run writes one JSON result (machine, versions, parameters, raw timings) to --out "
@@ -283,7 +285,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from index_builder.bench.plots import plot_result
 
     if args.mode == "ann":
-        specs = [(factory, [{}]) for factory in args.index] if args.index else None
+        specs: list[tuple[str, list[dict[str, Any]]]] | None = (
+            [(factory, [{}]) for factory in args.index] if args.index else None)
         parameters, results = {"gallery": args.gallery, "index": args.index}, ann.run_ann(args.gallery, specs)
     elif args.mode == "identity":
         parameters = {"gallery": args.gallery, "pairs": str(args.pairs) if args.pairs else None}
@@ -292,7 +295,8 @@ def run_bench(args: argparse.Namespace) -> int:
         parameters = {"fit": args.fit, "sizes": args.sizes, "latency_budget_ms": args.latency_budget}
         results = scale.run_scale(args.fit, args.sizes, args.latency_budget)
     elif args.mode == "e2e":
-        parameters = {"gallery": args.gallery, "photos": str(args.photos), "repeats": args.repeats, "device": args.device}
+        parameters = {"gallery": args.gallery, "photos": str(args.photos), "repeats": args.repeats,
+                      "device": args.device}
         results = e2e.run_e2e(args.gallery, args.photos, args.repeats, args.device)
     else:
         parameters, results = {"gallery": args.gallery, "k": args.k}, exposure.run_exposure(args.gallery, args.k)
@@ -313,7 +317,8 @@ def run_bench_plot(args: argparse.Namespace) -> int:
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", default=DEFAULT_PACK,
-                        help=f"model pack: a name from `models list` or a folder of .onnx files (default: {DEFAULT_PACK})")
+                        help="model pack: a name from `models list` or a folder of .onnx files "
+                             f"(default: {DEFAULT_PACK})")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="auto: the GPU when onnxruntime can use one, else the CPU; cuda: fail unless "
                         "CUDA really runs (default: auto)")
@@ -369,7 +374,8 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 def run_build(args: argparse.Namespace) -> int:
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
-                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh, shard_size=args.shard_size,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh,
+                           shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside)
     report = build(options)
@@ -412,7 +418,8 @@ def run_search(args: argparse.Namespace) -> int:
     print(f"{args.image}: {result['faces']} face(s); matches for the largest ({timings} ms)")
     for match in result["matches"]:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
-        print(f"  {match['rank']:>2}. {match['score']:.3f}  {match['name'] or '(no name)':<28} {match['image']}{caption}")
+        name = match["name"] or "(no name)"
+        print(f"  {match['rank']:>2}. {match['score']:.3f}  {name:<28} {match['image']}{caption}")
     return 0
 
 
@@ -453,8 +460,8 @@ def run_models_list(args: argparse.Namespace) -> int:
     missing = [pack for name, pack in KNOWN_PACKS.items() if name not in installed]
     if missing:
         print("\nknown, not installed (staff supply the files: index-builder models install --help):")
-        for pack in missing:
-            print(f"  {pack.id:<11} {pack.dim}-d  {pack.note}")
+        for known in missing:
+            print(f"  {known.id:<11} {known.dim}-d  {known.note}")
     return 0
 
 

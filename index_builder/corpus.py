@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MANIFESTS = (".csv", ".jsonl")
 LIMITS = {"name": 80, "caption": 200, "source": 200}  # characters kept; a cut text ends with "…"
@@ -158,7 +159,8 @@ def _read_manifest(manifest: Path, allow_outside: bool) -> Corpus:
     corpus = Corpus()
     first_line: dict[str, int] = {}
     count = 0
-    for count, (line, row) in enumerate(rows, 1):
+    for line, row in rows:
+        count += 1
         path = _checked_path(manifest, line, row)
         real = os.path.realpath(folder / path)
         if not allow_outside and not Path(real).is_relative_to(folder):
@@ -177,13 +179,13 @@ def _read_manifest(manifest: Path, allow_outside: bool) -> Corpus:
     return corpus
 
 
-def _checked_path(manifest: Path, line: int, row: dict) -> str:
+def _checked_path(manifest: Path, line: int, row: dict[str, Any]) -> str:
     """The row's path, once every text field of the row is known to be text."""
     for name in ("path", "name", "caption", "source"):
         value = row.get(name)
         if value is not None and not isinstance(value, str):
             raise CorpusError(f"{manifest}: line {line}: `{name}` is {_JSON_TYPES[type(value)]}, not text")
-    path = row.get("path")
+    path: str | None = row.get("path")
     if path is None:
         raise CorpusError(f"{manifest}: line {line}: no `path`")
     if not path.strip():
@@ -209,13 +211,13 @@ def _csv_rows(manifest: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 raise CorpusError(f"{manifest}: line {start}: {len(row)} fields under {len(columns)} columns "
                                   "(quote a field that holds a comma)")
             if any(value.strip() for value in row):  # spreadsheets write empty rows as ",,,"
-                yield start, dict(zip(columns, row))
+                yield start, dict(zip(columns, row, strict=False))  # a short row leaves its last columns out
             start = reader.line_num + 1
     except csv.Error as error:
         raise CorpusError(f"{manifest}: line {start}: not CSV ({error})") from None
 
 
-def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for line, text in enumerate(_manifest_text(manifest).split("\n"), 1):
         if not text.strip():
             continue

@@ -7,7 +7,8 @@ import faiss
 import numpy as np
 
 
-def leave_one_out_identification(xb: np.ndarray, identities: list[str], ranks: tuple[int, ...] = (1, 5)) -> dict:
+def leave_one_out_identification(xb: np.ndarray, identities: list[str],
+                                 ranks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Rank-r identification rate: each vector of a person with 2+ vectors is a query against all
     the others (itself left out, exact search); a hit when another vector of the same person is
     within the first r results."""
@@ -18,7 +19,7 @@ def leave_one_out_identification(xb: np.ndarray, identities: list[str], ranks: t
     _, I = index.search(xb[queries], max(ranks) + 1)
     names = np.array(identities, dtype=object)
     hits = {r: 0 for r in ranks}
-    for query, row in zip(queries, I):
+    for query, row in zip(queries, I, strict=True):
         others = row[row != query][: max(ranks)]
         same = names[others] == names[query]
         for r in ranks:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from index_builder.publish import gallery_home
 
@@ -54,7 +55,7 @@ def build_lock(out: Path, wait: bool = False) -> Iterator[None]:
             file.truncate(0)  # a free lock names nobody
 
 
-def _holder(file) -> str:
+def _holder(file: TextIO) -> str:
     """'pid 1234 since 2026-11-27 18:02:11', as the holder wrote it; it may not have written yet."""
     file.seek(0)
     pid, _, since = file.read(HOLDER_TEXT_LIMIT).strip().partition(" ")

@@ -42,7 +42,8 @@ def validate(folder: Path, xb: np.ndarray) -> None:
         D, I = gallery.search(xb[probes], 1)
         if (D[:, 0] < 0.99).any():
             raise PublishError(f"known faces did not find themselves: best scores {D[:, 0].round(3).tolist()}")
-        missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist()))
+        # faces() leaves out ids it cannot find: then fewer faces than probes
+        missing = [p for p, face in zip(probes, gallery.faces(I[:, 0].tolist()), strict=False)
                    if not all(Path(getattr(face, kind)).is_file() for kind in FACE_PICTURES)]
         if missing:
             raise PublishError(f"thumbnails or portraits missing for vectors {missing}")

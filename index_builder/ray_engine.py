@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -29,8 +30,10 @@ NO_CROPS = np.zeros((0, 112, 112, 3), np.uint8)
 
 def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """CPU stage: read and decode; unusable photos carry their reason instead of an image."""
-    sha1s, reasons, images = [], [], []
-    for key, path in zip(batch["key"], batch["path"]):
+    sha1s: list[str] = []
+    reasons: list[str] = []
+    images: list[np.ndarray | None] = []
+    for key, path in zip(batch["key"], batch["path"], strict=True):
         read = read_photo(str(key), str(path))
         if isinstance(read, PhotoResult):
             sha1s.append(read.sha1)
@@ -55,20 +58,22 @@ class FaceEmbedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = []
-        for key, sha1, reason, image in zip(batch["key"], batch["sha1"], batch["reason"], batch["image"]):
+        for key, sha1, reason, image in zip(batch["key"], batch["sha1"], batch["reason"], batch["image"], strict=True):
             result = PhotoResult(str(key), str(sha1), str(reason)) if reason else find_faces(str(key), str(sha1), image)
             results.append(result)
         crops = [r.crops for r in results if len(r.crops)]
-        vectors = self.recognizer.embed(np.concatenate(crops)) if crops else np.zeros((0, self.recognizer.dim), np.float32)
+        vectors = (self.recognizer.embed(np.concatenate(crops)) if crops
+                   else np.zeros((0, self.recognizer.dim), np.float32))
         out, start = [], 0
         for result in results:
             count = len(result.crops)  # the crops are embedded: only their vectors travel back
             out.append(asdict(replace(result, crops=NO_CROPS, vectors=vectors[start:start + count])))
             start += count
-        return {"result": _objects(out), "providers": _objects([list(self.recognizer.session.get_providers())] * len(out))}
+        providers = list(self.recognizer.session.get_providers())
+        return {"result": _objects(out), "providers": _objects([providers] * len(out))}
 
 
-def _objects(values: list) -> np.ndarray:
+def _objects(values: Sequence[object]) -> np.ndarray:
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array
@@ -89,11 +94,10 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack,
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    settings = {"log_to_driver": False, "configure_logging": False}
     if options.address:
-        ray.init(address=options.address, **settings)
+        ray.init(address=options.address, log_to_driver=False, configure_logging=False)
     else:
-        ray.init(num_cpus=options.workers, include_dashboard=False, **settings)
+        ray.init(num_cpus=options.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = options.progress and sys.stderr.isatty()

@@ -105,7 +105,8 @@ def _select(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) 
     confident = big & (scores >= _filter.min_score)
     if not confident.any():
         return "low_score"
-    return candidates[confident]
+    kept: np.ndarray = candidates[confident]
+    return kept
 
 
 def _centrality(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -116,7 +117,8 @@ def _centrality(boxes: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     dx = (boxes[:, 0] + boxes[:, 2]) / 2 - width / 2
     dy = (boxes[:, 1] + boxes[:, 3]) / 2 - height / 2
-    return areas - 2.0 * (dx * dx + dy * dy)
+    centrality: np.ndarray = areas - 2.0 * (dx * dx + dy * dy)
+    return centrality
 
 
 def thumbnail(image: np.ndarray, box: np.ndarray) -> bytes:

@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import NoReturn
 
 from face_engine.providers import DEVICES, DeviceError
-from kiosk.config import (MAX_PIN_DIGITS, MIN_PIN_DIGITS, ConfigError, KioskConfig, default_config_path, hash_pin,
-                          load_config, save_config)
+from kiosk.config import (
+    MAX_PIN_DIGITS,
+    MIN_PIN_DIGITS,
+    ConfigError,
+    KioskConfig,
+    default_config_path,
+    hash_pin,
+    load_config,
+    save_config,
+)
 from kiosk.i18n import LANGUAGES
 from models.folders import config_home
 from models.packs import PackError
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   kiosk --demo                                 a small built-in gallery; the camera, or sample photos
   kiosk --gallery galleries/main --fullscreen  the exhibition: camera 0, fullscreen
@@ -29,8 +37,8 @@ examples:
   kiosk --install-autostart                    start fullscreen after every login
 
 Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN.
-Settings come from the config file (default %s), then from these options.
-""" % default_config_path()
+Settings come from the config file (default {default_config_path()}), then from these options.
+"""
 MAX_K = 100
 
 

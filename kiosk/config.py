@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import TypeGuard
 
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
@@ -114,7 +115,7 @@ def requirement(name: str, value: object) -> str:
     return ""
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

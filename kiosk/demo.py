@@ -9,7 +9,8 @@ from importlib import resources
 from pathlib import Path
 
 from face_engine.gallery import MANIFEST, Manifest
-from index_builder.build import BuildOptions, build
+from index_builder.build import build
+from index_builder.options import BuildOptions
 from index_builder.worker import FaceFilter
 from models.folders import APP, data_home
 

@@ -14,7 +14,8 @@ STEADY = 0.03      # the face centre moved less than this share of the frame wid
 FRONTAL = (0.3, 0.7)  # where the nose sits between the eyes, as a share of the eye distance
 
 
-def analyse(gray: np.ndarray, found: Detections, previous_centre: np.ndarray | None) -> tuple[Analysis, np.ndarray | None]:
+def analyse(gray: np.ndarray, found: Detections,
+            previous_centre: np.ndarray | None) -> tuple[Analysis, np.ndarray | None]:
     """An Analysis of one frame (grayscale), and the largest face's centre for the next frame."""
     if len(found.boxes) == 0:
         return Analysis(faces=0), None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QThread, QTimer, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget
 
 from kiosk.assets import ASSETS
@@ -45,7 +45,8 @@ class KioskWindow(QMainWindow):
         super().__init__()
         self.config, self.config_path = config, config_path
         self.lang = config.lang
-        self.flow = Flow(Timing(config.idle_seconds, config.results_seconds, countdown_seconds=config.countdown_seconds))
+        self.flow = Flow(Timing(config.idle_seconds, config.results_seconds,
+                                countdown_seconds=config.countdown_seconds))
         self.latest_frame: np.ndarray | None = None
         self.latest_frame_time = 0.0
         self.worker_busy = False
@@ -111,12 +112,16 @@ class KioskWindow(QMainWindow):
         self.start_camera(source if source is not None else open_source(config.camera))
         self.worker_thread.start()
 
-        self.ticker = QTimer(self, interval=TICK_MS, timeout=self.tick)
+        # PySide6 takes a signal's slot as a keyword (timeout=); its stubs know only the properties
+        self.ticker = QTimer(self, interval=TICK_MS, timeout=self.tick)  # type: ignore[call-arg]
         self.ticker.start()
-        self.gallery_timer = QTimer(self, interval=WATCH_MS, timeout=self.watcher.check)
+        self.gallery_timer = QTimer(self, interval=WATCH_MS, timeout=self.watcher.check)  # type: ignore[call-arg]
         self.gallery_timer.start()
-        self.long_press = QTimer(self, singleShot=True, interval=LONG_PRESS_MS, timeout=self.open_staff)
-        QApplication.instance().installEventFilter(self)
+        self.long_press = QTimer(  # type: ignore[call-arg]
+            self, singleShot=True, interval=LONG_PRESS_MS, timeout=self.open_staff)
+        app = QApplication.instance()
+        assert app is not None, "a window exists only inside a QApplication"
+        app.installEventFilter(self)
         self.retranslate()
         self.show_state()
 
@@ -140,7 +145,8 @@ class KioskWindow(QMainWindow):
         self.frames_seen += 1
         if self.flow.state in (State.LIVE, State.COUNTDOWN):
             self.live.show_frame(frame)
-        if self.worker_ready and not self.worker_busy and self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN):
+        watching = self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN)
+        if self.worker_ready and not self.worker_busy and watching:
             self.worker_busy = True
             self.request_analyse.emit(frame)
 
@@ -201,7 +207,7 @@ class KioskWindow(QMainWindow):
         if elapsed >= 1.0:
             counts = (self.frames_seen, self.live.painted_frames, self.analyses)
             self.rates = {name: (count - before) / elapsed for name, count, before
-                          in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:])}
+                          in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:], strict=True)}
             self._rates_mark = (time.perf_counter(), *counts)
             if self.staff_open:
                 self.refresh_staff()
@@ -247,7 +253,7 @@ class KioskWindow(QMainWindow):
         return position.x() < corner and position.y() < corner
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.MouseButtonPress and not self.staff_open:
+        if event.type() == QEvent.Type.MouseButtonPress and isinstance(event, QMouseEvent) and not self.staff_open:
             position = self.mapFromGlobal(event.globalPosition().toPoint())
             if self._in_staff_corner(position):
                 self.long_press.start()

@@ -62,7 +62,7 @@ class InferenceWorker(QObject):
         self.engine: FaceEngine | None = None
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
-        self._previous_centre = None
+        self._previous_centre: np.ndarray | None = None
 
     @Slot()
     def start_up(self) -> None:

@@ -140,7 +140,7 @@ def builtin_sface() -> ModelPack:
     )
 
 
-def resolve_pack(name: str | os.PathLike = DEFAULT_PACK, models_root: Path | None = None) -> ModelPack:
+def resolve_pack(name: str | os.PathLike[str] = DEFAULT_PACK, models_root: Path | None = None) -> ModelPack:
     """The pack called `name` (built-in or installed), or the pack in folder `name`."""
     name = str(name)
     if name == DEFAULT_PACK:
@@ -310,7 +310,8 @@ def _route_models(folder: Path) -> tuple[Path, Path]:
             detectors.append(path)
         elif outputs == 1 and len(dims) == 4 and dims[2] == dims[3] and dims[2] >= 112 and dims[2] % 16 == 0:
             recognizers.append(path)
-    for role, found in (("detector (SCRFD, >= 5 outputs)", detectors), ("recognizer (square input >= 112, 1 output)", recognizers)):
+    for role, found in (("detector (SCRFD, >= 5 outputs)", detectors),
+                        ("recognizer (square input >= 112, 1 output)", recognizers)):
         if not found:
             raise PackError(f"{folder}: no {role} among its .onnx files")
         if len(found) > 1:

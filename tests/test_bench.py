@@ -12,12 +12,11 @@ import pytest
 from conftest import LFW, need
 from face_engine.gallery import IndexSpec, Manifest, face_record, write_gallery
 from index_builder.bench.ann import run_ann, split_queries
-from index_builder.indexes import percentiles
 from index_builder.bench.exposure import exposure_counts, gini
 from index_builder.bench.identity import best_threshold, read_pairs, verification
 from index_builder.bench.scale import fit, generate, run_scale
 from index_builder.cli import main
-from index_builder.indexes import train_and_add
+from index_builder.indexes import percentiles, train_and_add
 from test_indexes import brute_force, face_like
 
 
@@ -137,7 +136,8 @@ def test_bench_e2e_times_every_stage_on_real_photos(tmp_path, photos):
     for name in ("fr_obama.jpg", "coffee.png"):
         shutil.copy(photos / name, visitors / name)
     out = tmp_path / "e2e.json"
-    assert main(["bench", "e2e", str(tmp_path / "g"), "--photos", str(visitors), "--repeats", "2", "--out", str(out)]) == 0
+    assert main(["bench", "e2e", str(tmp_path / "g"), "--photos", str(visitors), "--repeats", "2",
+                 "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["queries"] == 4
     assert set(result["ms"]) == {"decode", "detect", "embed", "search", "total"}

@@ -184,7 +184,8 @@ def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
     assert report["gallery_faces"] == 3 and report["skipped"] == {"missing": 1}
     assert main(["search", str(tmp_path / "gallery"), str(photos[0]), "--json", "--k", "1"]) == 0
     match = json.loads(capsys.readouterr().out)["matches"][0]
-    assert (match["name"], match["identity"], match["caption"], match["score"]) == ("Person 0", "Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
+    assert (match["name"], match["identity"], match["caption"], match["score"]) == (
+        "Person 0", "Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
 
 
 def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):

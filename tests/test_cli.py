@@ -92,7 +92,7 @@ def test_embed_goes_on_past_fifos_devices_loops_and_huge_files(tmp_path: Path, p
     assert f"{good}: 1 face" in out
     lines = err.strip().splitlines()
     assert len(lines) == len(expected), "one line per bad file"
-    for line, (name, (_, words)) in zip(lines, expected.items()):
+    for line, (name, (_, words)) in zip(lines, expected.items(), strict=True):
         assert line.startswith(f"error: {tmp_path / name}: ") and words in line
 
 

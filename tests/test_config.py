@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import (ConfigError, KioskConfig, PinGuard, check_pin, hash_pin, load_config, pin_hash_parts,
-                          save_config)
+from kiosk.config import (
+    ConfigError,
+    KioskConfig,
+    PinGuard,
+    check_pin,
+    hash_pin,
+    load_config,
+    pin_hash_parts,
+    save_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_HASH = "pbkdf2_sha256$10000000$" + "00" * 16 + "$" + "0" * 64  # checking it takes seconds

@@ -120,7 +120,8 @@ MALFORMED = [
     ("extra_field.csv", b"path,name,caption\na.jpg,Zico,at home, in Rio\n", "line 2: 4 fields under 3 columns"),
     ("open_quote.csv", b'path,name\na.jpg,Zico\nb.jpg,"Zico\n', "line 3: not CSV (unexpected end of data)"),
     ("utf16.csv", "path,name\na.jpg,Zico\n".encode("utf-16"), "line 1: not UTF-8 text (save it as UTF-8)"),
-    ("latin1.csv", "path,name\na.jpg,Zico\nb.jpg,José\n".encode("latin-1"), "line 3: not UTF-8 text (save it as UTF-8)"),
+    ("latin1.csv", "path,name\na.jpg,Zico\nb.jpg,José\n".encode("latin-1"),
+     "line 3: not UTF-8 text (save it as UTF-8)"),
     ("nul.jsonl", b'{"path": "a.jpg"}\n{"path": "b.jpg\x00"}\n', "line 2: a NUL byte, so not UTF-8 text"),
 ]
 

@@ -49,7 +49,8 @@ def edit_metadata(folder: Path, statement: str) -> None:
 
 
 DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
-    "truncated index": (lambda g: truncate(g / "index.faiss"), "index.faiss is damaged (truncated or not a FAISS index)"),
+    "truncated index": (lambda g: truncate(g / "index.faiss"),
+                        "index.faiss is damaged (truncated or not a FAISS index)"),
     "empty index": (lambda g: (g / "index.faiss").write_bytes(b""), "index.faiss is damaged"),
     "zeroed index": (lambda g: zero(g / "index.faiss"), "index.faiss is damaged"),
     "deleted index": (lambda g: (g / "index.faiss").unlink(), "index.faiss is missing"),

@@ -8,8 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from face_engine import graphs
-from face_engine.recognizers import Recognizer, align, probe_crops
 from face_engine.imaging import read_image
+from face_engine.recognizers import Recognizer, align, probe_crops
 
 
 def run(model: onnx.ModelProto, feeds: dict | None = None) -> list[np.ndarray]:

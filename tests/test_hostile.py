@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from conftest import LFW, MINI_PACK, PHOTOS, copy_lfw_people, need
+from index_builder.lock import build_lock
 from test_imaging import special_files
 from test_packs import absolute_entry, bad_crc, garbage_onnx, truncated
-
-from index_builder.lock import build_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
@@ -235,7 +235,8 @@ CASES: list[Case] = [
                                                            "--out", str(ws.tmp / "out")],
         2, "1 folder(s) read (0 through symlinks), left out: symlink_loop 1"),
     Case("manifest: bad JSON on line 4", lambda ws: ["index-builder", "build", str(ws.manifest(
-        "corpus.jsonl", b'{"path": "corpus/Zico/Zico_0001.jpg"}\n\n{"path": "corpus/Zico/Zico_0002.jpg"}\n{"path": \n')),
+        "corpus.jsonl",
+        b'{"path": "corpus/Zico/Zico_0001.jpg"}\n\n{"path": "corpus/Zico/Zico_0002.jpg"}\n{"path": \n')),
         "--out", str(ws.tmp / "out")], 2, "corpus.jsonl: line 4: not JSON"),
     Case("manifest: a JSON array line", lambda ws: ["index-builder", "build", str(ws.manifest(
         "corpus.jsonl", b'{"path": "corpus/Zico/Zico_0001.jpg"}\n["corpus/Zico/Zico_0002.jpg"]\n')),
@@ -305,7 +306,8 @@ CASES: list[Case] = [
                                                 str(ws.photo)],
          2, "cannot read the config file: Is a directory"),
 
-    Case("models_install_bad_crc", lambda ws: ["index-builder", "models", "install", str(bad_crc(ws.tmp, need(MINI_PACK)))],
+    Case("models_install_bad_crc",
+         lambda ws: ["index-builder", "models", "install", str(bad_crc(ws.tmp, need(MINI_PACK)))],
          2, "damaged or unsupported zip: Bad CRC-32"),
     Case("models_install_truncated_zip",
          lambda ws: ["index-builder", "models", "install", str(truncated(ws.tmp, need(MINI_PACK)))],

@@ -236,7 +236,8 @@ def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, c
     astronaut = str(resources.files("skimage").joinpath("data/astronaut.png"))
     assert kiosk_main(["--demo", "--headless", "--image", astronaut, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["matches"][0]["name"] == result["matches"][0]["identity"] == "Eileen Collins" and result["matches"][0]["score"] > 0.9
+    best = result["matches"][0]
+    assert best["name"] == best["identity"] == "Eileen Collins" and best["score"] > 0.9
     manifest = tmp_path / "other-me" / "demo" / "gallery" / "manifest.json"
     assert manifest.is_file()
 
@@ -320,7 +321,7 @@ def test_results_show_the_gallerys_portraits_whatever_became_of_the_corpus(galle
     zico.unlink()
     os.mkfifo(zico)
     worker = started_worker(out)
-    for visitor, photo in zip(visitors, (blair, zico)):
+    for visitor, photo in zip(visitors, (blair, zico), strict=True):
         outcome = search(worker, visitor)
         assert len(outcome.matches) == 4, "every person, each with a portrait"
         best = outcome.matches[0]

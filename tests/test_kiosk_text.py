@@ -31,7 +31,7 @@ def faces(photos) -> list[np.ndarray]:
 
 def outcome(faces: list[np.ndarray], names: list[str], captions: list[str]) -> SearchOutcome:
     matches = [Match(score=0.55 - 0.05 * rank, name=name, caption=caption, image="", portrait=faces[rank % len(faces)])
-               for rank, (name, caption) in enumerate(zip(names, captions))]
+               for rank, (name, caption) in enumerate(zip(names, captions, strict=True))]
     return SearchOutcome(faces=1, visitor=faces[0], matches=matches)
 
 

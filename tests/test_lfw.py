@@ -8,8 +8,8 @@ import pytest
 from conftest import LFW, need
 from face_engine.gallery import Gallery
 from index_builder.build import BuildOptions, build
-from index_builder.worker import FaceFilter
 from index_builder.evaluate import leave_one_out_identification
+from index_builder.worker import FaceFilter
 
 
 @pytest.mark.slow

@@ -62,7 +62,8 @@ def test_ray_and_local_engines_build_the_same_gallery(tmp_path, photos):
     engine = FaceEngine(resolve_pack("sface"), "cpu")
     query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0100.jpg"
     answers = [search_photo(engine, Gallery(tmp_path / name), query, 5)["matches"] for name in ("local", "ray")]
-    assert [(m["image"], round(m["score"], 3)) for m in answers[0]] == [(m["image"], round(m["score"], 3)) for m in answers[1]]
+    found_locally, found_on_ray = ([(m["image"], round(m["score"], 3)) for m in matches] for matches in answers)
+    assert found_locally == found_on_ray
 
 
 def test_a_killed_ray_build_resumes(tmp_path):

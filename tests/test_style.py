@@ -33,3 +33,10 @@ def test_no_function_is_longer_than_60_lines():
                  for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
                  for name, lines in long_functions(path.read_text(encoding="utf-8"), MAX_LINES)]
     assert not offenders, "functions over 60 lines: " + "; ".join(offenders)
+
+
+def test_ci_runs_the_readmes_test_command_with_lint_and_types_before_the_tests():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line.strip() for line in readme.splitlines() if line.strip().startswith("./setup_kiosk.sh --ray"))
+    assert command.split(" && ")[1:] == [".venv/bin/ruff check .", ".venv/bin/mypy", ".venv/bin/python -m pytest"]
+    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()

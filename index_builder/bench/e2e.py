@@ -24,7 +24,7 @@ def run_e2e(gallery_path: str, photos: Path, repeats: int, device: str, k: int =
             readable.append(path)
         except ImageError:
             continue
-    timings = {stage: [] for stage in (*STAGES, "total")}
+    timings: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
     for _ in range(repeats):
         for path in readable:
             measured = search_photo(engine, gallery, path, k, distinct=True)["timings_ms"]

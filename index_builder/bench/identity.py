@@ -60,7 +60,7 @@ def run_identity(gallery_path: str, pairs: Path | None) -> dict[str, Any]:
         position = {"/".join(Path(image).parts[-2:]): i for i, image in enumerate(images)}
         pair_list, folds = read_pairs(pairs)
         found = [(position[a], position[b], same) for a, b, same in pair_list if a in position and b in position]
-        a, b, same = (np.array(column) for column in zip(*found))
+        a, b, same = (np.array(column) for column in zip(*found, strict=True))
         scores = np.sum(xb[a] * xb[b], axis=1)
         result["verification"] = {"pairs_file": str(pairs), "pairs": len(pair_list), "pairs_scored": len(found),
                                   **verification(scores, same.astype(bool), folds)}

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+from matplotlib.figure import Figure
 
 matplotlib.use("Agg")  # files only: no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,9 +24,9 @@ def plot_result(result_path: Path) -> Path | None:
     return out
 
 
-def _ann(result: dict) -> plt.Figure:
+def _ann(result: dict[str, Any]) -> Figure:
     figure, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    for axis, queries in zip(axes, ("strangers", "in_gallery")):
+    for axis, queries in zip(axes, ("strangers", "in_gallery"), strict=True):
         for factory in dict.fromkeys(run["factory"] for run in result["runs"]):
             runs = [run for run in result["runs"] if run["factory"] == factory]
             x = [run[queries]["latency_ms"]["p50"] for run in runs]
@@ -41,7 +43,7 @@ def _ann(result: dict) -> plt.Figure:
     return figure
 
 
-def _scale(result: dict) -> plt.Figure:
+def _scale(result: dict[str, Any]) -> Figure:
     rows = result["sizes"]
     n = [row["vectors"] for row in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
@@ -65,7 +67,7 @@ def _scale(result: dict) -> plt.Figure:
     return figure
 
 
-def _e2e(result: dict) -> plt.Figure:
+def _e2e(result: dict[str, Any]) -> Figure:
     stages = ["decode", "detect", "embed", "search", "total"]
     figure, axis = plt.subplots(figsize=(8, 4.5))
     p50 = [result["ms"][stage]["p50"] for stage in stages]
@@ -75,13 +77,14 @@ def _e2e(result: dict) -> plt.Figure:
     axis.bar([p + 0.2 for p in positions], p95, width=0.4, label="p95")
     axis.set_xticks(list(positions), stages)
     axis.set_ylabel("ms")
-    axis.set_title(f"query path on {result['photo_count']} photos x repeats, gallery of {result['gallery_faces']:,} faces")
+    axis.set_title(f"query path on {result['photo_count']} photos x repeats, "
+                   f"gallery of {result['gallery_faces']:,} faces")
     axis.legend()
     axis.grid(True, axis="y", alpha=0.3)
     return figure
 
 
-def _exposure(result: dict) -> plt.Figure:
+def _exposure(result: dict[str, Any]) -> Figure:
     figure, axis = plt.subplots(figsize=(8, 4.5))
     histogram = result["count_histogram"]
     axis.bar(range(len(histogram)), histogram)
