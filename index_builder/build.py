@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,10 @@ def build(options: BuildOptions) -> dict[str, Any]:
     except sqlite3.DatabaseError as error:
         raise BuildError(f"the build state {work / 'state.sqlite'} is damaged ({error}); "
                          "rerun with --fresh to start over") from None
+    except BrokenProcessPool:  # the OOM-killer, or a crash inside a decoder
+        raise BuildError("a worker process died while reading photos (killed by the system, perhaps for lack of "
+                         "memory); finished shards are kept: rerun to resume, with fewer --workers if memory "
+                         "is short") from None
 
 
 def _refuse_gallery_inside_corpus(corpus: Path, out: Path) -> None:

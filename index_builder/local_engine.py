@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
-import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 
 from tqdm import tqdm
 
@@ -14,15 +16,16 @@ from face_engine.engine import open_recognizer
 from index_builder.corpus import CorpusItem
 from index_builder.options import BuildOptions
 from index_builder.state import BuildState, PendingShard
-from index_builder.worker import init_worker, process_photo
+from index_builder.worker import PhotoResult, init_worker, process_photo
 from models.packs import ModelPack
 
 IN_FLIGHT_PER_WORKER = 32
 
 
 def embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: BuildOptions) -> tuple[int, list[str]]:
-    """Process `todo` through the worker pool and commit it in shards; returns the faces embedded
-    and the providers the recognizer used."""
+    """Process `todo` through the worker processes and commit it in shards; returns the faces
+    embedded and the providers the recognizer used. A worker that dies (the OOM-killer, a crash in
+    a decoder) raises BrokenProcessPool instead of leaving the build waiting for it forever."""
     recognizer = open_recognizer(pack, options.device, batch_size=options.batch)
     providers = list(recognizer.session.get_providers())
     if not todo:
@@ -30,17 +33,13 @@ def embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: B
     by_key = {item.key: item for item in todo}
     shard = PendingShard(recognizer.embed, recognizer.dim, options.batch)
     embedded = 0
-    # Pool.imap would read all of `todo` ahead and pile up results faster than they are embedded;
-    # these slots bound the photos in flight, so memory stays flat on a corpus of any size.
-    slots = threading.BoundedSemaphore(IN_FLIGHT_PER_WORKER * options.workers)
     context = multiprocessing.get_context("spawn")  # no forked copies of onnxruntime's threads
     # the bar is closed (its line ended) before an error propagates, so the error gets a line of its own
-    with (context.Pool(options.workers, initializer=init_worker,
-                       initargs=(pack, options.device, options.face_filter)) as pool,
+    with (ProcessPoolExecutor(options.workers, mp_context=context, initializer=init_worker,
+                              initargs=(pack, options.device, options.face_filter)) as pool,
           tqdm(total=len(todo), unit="photo", disable=not options.progress, file=sys.stderr,
                mininterval=0.5 if sys.stderr.isatty() else 10, dynamic_ncols=True) as bar):
-        for result in pool.imap(process_photo, _fed(todo, slots), chunksize=4):
-            slots.release()
+        for result in _in_flight(pool, todo, IN_FLIGHT_PER_WORKER * options.workers):
             shard.add(by_key[result.key], result, state)
             if shard.faces >= options.shard_size:
                 embedded += shard.commit(state)
@@ -50,7 +49,14 @@ def embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: B
     return embedded, providers
 
 
-def _fed(todo: list[CorpusItem], slots: threading.BoundedSemaphore) -> Iterator[CorpusItem]:
-    for item in todo:
-        slots.acquire()
-        yield item
+def _in_flight(pool: ProcessPoolExecutor, todo: list[CorpusItem], most: int) -> Iterator[PhotoResult]:
+    """The results of `todo` in order, with at most `most` photos submitted and not yet taken:
+    submitting them all would read the corpus ahead and pile up results faster than they are
+    embedded; this keeps memory flat on a corpus of any size."""
+    items = iter(todo)
+    pending = deque(pool.submit(process_photo, item) for item in islice(items, most))
+    while pending:
+        result = pending.popleft().result()
+        for item in islice(items, 1):
+            pending.append(pool.submit(process_photo, item))
+        yield result

@@ -214,3 +214,38 @@ def test_a_work_folder_from_before_portraits_needs_fresh(tmp_path):
     with pytest.raises(BuildError, match="no portraits.*--fresh"):
         build(options(corpus, out))
     assert build(options(corpus, out, fresh=True))["faces_embedded_this_run"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_worker_killed_by_the_system_ends_the_build_with_one_line_and_it_resumes(tmp_path):
+    """A worker process killed mid-build (as the OOM-killer does) must not leave the build waiting
+    for it forever: the build stops with a BuildError, and a rerun finishes from the kept shards."""
+    import multiprocessing
+    import threading
+
+    corpus = tmp_path / "corpus"
+    copy_lfw_people(corpus, {"George_W_Bush": 40})
+    out = tmp_path / "gallery"
+    outcome: list[Exception] = []
+
+    def run() -> None:
+        try:
+            build(options(corpus, out, shard_size=4))
+        except Exception as error:  # handed to the test thread
+            outcome.append(error)
+
+    builder = threading.Thread(target=run)
+    builder.start()
+    shards = tmp_path / "gallery.d" / "work" / "shards"
+    deadline = time.monotonic() + 120
+    while not list(shards.glob("*.npy")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for worker in multiprocessing.active_children():
+        os.kill(worker.pid, signal.SIGKILL)
+    builder.join(timeout=120)
+    assert not builder.is_alive(), "the build waited forever for a dead worker"
+    assert len(outcome) == 1 and isinstance(outcome[0], BuildError)
+    assert "a worker process died" in str(outcome[0]) and "rerun to resume" in str(outcome[0])
+    report = build(options(corpus, out))
+    assert report["gallery_faces"] == 40 and report["faces_embedded_this_run"] < 40
