@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from face_engine.engine import face_square
+from face_engine.memory import read_flags
 
 FORMAT = "other-me-gallery"
 FORMAT_VERSION = 2  # 2: a portrait per face, so the kiosk never reads the corpus
@@ -126,7 +127,7 @@ class Gallery:
         if not path.is_file():
             raise self._damaged(f"{path.name} is missing")
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), read_flags(path))
         except RuntimeError:  # faiss says why in C++ terms, meaningless to staff
             raise self._damaged(f"{path.name} is damaged (truncated or not a FAISS index)") from None
         if index.ntotal != self.manifest["count"] or index.d != self.manifest["dim"]:

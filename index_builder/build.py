@@ -11,6 +11,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import sqlite3
 import sys
@@ -18,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from face_engine.engine import open_recognizer
 from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, PORTRAITS, THUMBNAILS
 from face_engine.imaging import REASONS as UNREADABLE
 from index_builder.corpus import CorpusItem, display_name, read_corpus
-from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
+from face_engine.memory import bytes_per_vector
+from index_builder.indexes import (IndexChoice, OverMemoryBudget, Vectors, choose_index, default_memory_budget,
+                                   held_out_strangers, set_search, train_and_add)
 from index_builder.lock import build_lock
 from index_builder.publish import cannot_write, face_record, gallery_home, publish, write_gallery
 from index_builder.state import BuildState
@@ -65,6 +68,9 @@ class BuildOptions:
     fresh: bool = False
     shard_size: int = 1024
     budget_ms: float = 20.0
+    memory_budget_bytes: int = field(default_factory=default_memory_budget)  # for the gallery's index
+    index: str | None = None  # a faiss factory string forced for experiments; None: chosen by measurement
+    index_params: dict[str, Any] = field(default_factory=dict)  # search parameters of the forced index
     engine: str = "local"  # or "ray"
     address: str | None = None  # a Ray cluster; None starts a local Ray instance
     allow_outside: bool = False  # manifest paths may lead outside the manifest's folder
@@ -154,9 +160,9 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             return {**live["build"], "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
-        xb = state.vectors(rows)
+        xb = state.vector_blocks(rows)
         identities = [by_key[row[0]].identity for row in rows]
-        choice, index, strangers = _index_for(xb, identities, options.budget_ms)
+        choice, index, strangers, index_stage = _index_for(xb, identities, options)
 
         report = {
             "corpus": str(options.corpus),
@@ -181,6 +187,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "providers": providers,
             "faiss_gpus": faiss.get_num_gpus(),
             "content_id": content_id,
+            **index_stage,
         }
         manifest = {
             "format": FORMAT,
@@ -189,11 +196,12 @@ def _build(options: BuildOptions) -> dict[str, Any]:
             "pack_source": options.pack,
             "recognizer": pack.recognizer_id,
             "detector": pack.detector_path.name,
-            "dim": int(xb.shape[1]),
+            "dim": xb.dim,
             "metric": "inner_product",
             "count": len(rows),
             "identities": report["identities"],
             "index": {"factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
+                      "settings": choice.settings, "bytes_per_face": bytes_per_vector(choice.factory, xb.dim),
                       "measurements": choice.measurements, "stranger_queries": strangers},
             "recall": {"recall@5_vs_exact_on_strangers": next(
                 m["recall@5"] for m in choice.measurements
@@ -222,14 +230,31 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         state.close()
 
 
-def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple[IndexChoice, faiss.Index, int]:
+def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
+               ) -> tuple[IndexChoice, faiss.Index, int, dict[str, float]]:
     """Choose the index on held-out strangers (whole people the measured index never saw), then
-    build the chosen one on every vector. Returns the choice, the index and the strangers counted."""
+    build the chosen one on every vector, streamed from the shards. Returns the choice, the index,
+    the strangers counted and the stage's memory (ru_maxrss: the process's peak so far)."""
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     use_gpu = faiss.get_num_gpus() > 0
     strangers = held_out_strangers(identities, np.random.default_rng(0))
-    rest = np.setdiff1d(np.arange(len(xb)), strangers)
-    choice = choose_index(xb[rest] if len(rest) else xb, xb[strangers], budget_ms, use_gpu)
-    return choice, train_and_add(choice.factory, xb, use_gpu), len(strangers)
+    rest = xb.without(strangers) if len(strangers) < len(xb) else xb
+    forced = (options.index, options.index_params) if options.index else None
+    try:
+        choice = choose_index(rest, xb[strangers], options.budget_ms, use_gpu, gallery_size=len(xb),
+                              memory_budget_bytes=options.memory_budget_bytes, forced=forced)
+    except OverMemoryBudget as error:
+        raise BuildError(f"{error}; raise --memory-budget or build on a larger machine") from None
+    except RuntimeError as error:  # a forced factory or parameter faiss does not know
+        if forced is None:
+            raise
+        raise BuildError(f"--index {options.index} {options.index_params}: faiss refused it "
+                         f"({str(error).strip().splitlines()[-1][:200]})") from None
+    index = train_and_add(choice.factory, xb, use_gpu)
+    set_search(index, choice.settings)
+    stage = {"index_stage_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+             "peak_rss_mb_before_index_stage": rss_before}
+    return choice, index, len(strangers), stage
 
 
 def _live_manifest(out: Path) -> dict | None:

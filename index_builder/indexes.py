@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ import faiss
 import numpy as np
 
 from face_engine.gallery import apply_search_params, one_thread
+from face_engine.memory import bytes_per_vector
 
 RECALL_AT = 5
 MIN_RECALL = 0.98
@@ -206,8 +206,8 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
     if best is None:
         if not exact_fits:
             raise OverMemoryBudget(f"no index reached recall@5 {MIN_RECALL} on strangers within the memory budget of "
-                                   f"{memory_budget_bytes / 2**20:,.0f} MiB, and exact search needs "
-                                   f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.0f} MiB for {size:,} faces")
+                                   f"{memory_budget_bytes / 2**20:,.1f} MiB, and exact search needs "
+                                   f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.1f} MiB for {size:,} faces")
         return IndexChoice("Flat", {}, f"exact search: over the {budget_ms:g} ms budget (p99 "
                            f"{exact_latency['p99']:.2f} ms), but no approximate index that fits the memory budget "
                            f"reached recall@5 {MIN_RECALL} on strangers faster", measurements,
@@ -256,30 +256,6 @@ def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[tuple[str,
                                           for kf in shortlist_factors(n, at_million=32)]),
         ("SQfp16", [{}]),
     ]
-
-
-def bytes_per_vector(factory: str, dim: int) -> float:
-    """Expected index bytes per vector for a factory string, before building (faiss.serialize_index
-    sizes agree within a few percent: tested)."""
-    total = 0.0
-    for part in factory.replace("Refine(", "").replace(")", "").split(","):
-        if part in ("Flat", "RFlat"):
-            total += 4 * dim
-        elif part == "SQfp16":
-            total += 2 * dim
-        elif part == "SQ8":
-            total += dim
-        elif match := re.fullmatch(r"PQ(\d+)x4fs", part):
-            total += int(match[1]) / 2
-        elif match := re.fullmatch(r"PQ(\d+)(?:x8)?", part):
-            total += int(match[1])
-        elif match := re.fullmatch(r"HNSW(\d+)", part):
-            total += 8 * int(match[1]) + 16  # links on level 0 (2M ints), levels and offsets
-        elif re.fullmatch(r"IVF\d+", part):
-            total += 8  # the id of each vector in its list
-        else:
-            raise ValueError(f"no size estimate for {part!r} in {factory!r}")
-    return total
 
 
 def default_memory_budget() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from index_builder.corpus import CorpusItem
+from index_builder.indexes import Vectors
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -136,6 +137,15 @@ class BuildState:
             mine = shards == shard
             vectors[mine] = stored[positions[mine]]
         return vectors if vectors is not None else np.zeros((0, 0), np.float32)
+
+    def vector_blocks(self, rows: list[tuple], block: int = 100_000) -> Vectors:
+        """The embeddings of `rows` as Vectors: blocks in their order, read from the shards on each
+        pass, so the index stage never holds the whole gallery."""
+        dim = 0
+        if rows:
+            dim = np.load(self.shards / f"{rows[0][2]}.npy", mmap_mode="r").shape[1]
+        return Vectors(len(rows), dim, lambda: (self.vectors(rows[start:start + block])
+                                                for start in range(0, len(rows), block)))
 
     def close(self) -> None:
         self.db.close()
