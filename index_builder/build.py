@@ -30,10 +30,18 @@ from tqdm import tqdm
 from face_engine.engine import open_recognizer
 from face_engine.gallery import FORMAT, FORMAT_VERSION, INDEX_FILE, METADATA_FILE, PORTRAITS, THUMBNAILS
 from face_engine.imaging import REASONS as UNREADABLE
-from index_builder.corpus import CorpusItem, display_name, read_corpus
 from face_engine.memory import bytes_per_vector
-from index_builder.indexes import (IndexChoice, OverMemoryBudget, Vectors, choose_index, default_memory_budget,
-                                   held_out_strangers, set_search, train_and_add)
+from index_builder.corpus import CorpusItem, display_name, read_corpus
+from index_builder.indexes import (
+    IndexChoice,
+    OverMemoryBudget,
+    Vectors,
+    choose_index,
+    default_memory_budget,
+    held_out_strangers,
+    set_search,
+    train_and_add,
+)
 from index_builder.lock import build_lock
 from index_builder.publish import cannot_write, face_record, gallery_home, publish, write_gallery
 from index_builder.state import BuildState

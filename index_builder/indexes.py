@@ -75,7 +75,8 @@ class Vectors:
     def of(cls, xb: np.ndarray | Vectors) -> Vectors:
         if isinstance(xb, Vectors):
             return xb
-        return cls(len(xb), xb.shape[1], lambda: (xb[start:start + ADD_SHARD] for start in range(0, len(xb), ADD_SHARD)))
+        starts = range(0, len(xb), ADD_SHARD)
+        return cls(len(xb), xb.shape[1], lambda: (xb[start:start + ADD_SHARD] for start in starts))
 
     def __len__(self) -> int:
         return self.count
@@ -163,7 +164,8 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
     """Pick the index for gallery xb, measured with stranger queries (not in xb).
 
     Candidates whose expected size for gallery_size faces (default: len(xb)) exceeds the memory
-    budget are not built (OverMemoryBudget when none fits and reaches recall, exact search included); `forced` (factory, params) measures only that index and keeps it.
+    budget are not built (OverMemoryBudget when none fits and reaches recall, exact search included);
+    `forced` (factory, params) measures only that index and keeps it.
     exact_queries: time exact search on only that many queries (a 10^7 scan takes ~0.2 s each)."""
     vectors = Vectors.of(xb)
     size = gallery_size or len(vectors)
@@ -203,11 +205,13 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
                 if forced or latency["p99"] < exact_latency["p99"] and (best is None or latency["p99"] < best[2]):
                     best = (factory, params, latency["p99"], recall, index)
                 break  # larger settings only cost more time
+        del index  # unless it is the best so far: two candidates in memory at most (12 GB at 10^7)
     if best is None:
         if not exact_fits:
             raise OverMemoryBudget(f"no index reached recall@5 {MIN_RECALL} on strangers within the memory budget of "
                                    f"{memory_budget_bytes / 2**20:,.1f} MiB, and exact search needs "
-                                   f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.1f} MiB for {size:,} faces")
+                                   f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.1f} MiB for "
+                                   f"{size:,} faces")
         return IndexChoice("Flat", {}, f"exact search: over the {budget_ms:g} ms budget (p99 "
                            f"{exact_latency['p99']:.2f} ms), but no approximate index that fits the memory budget "
                            f"reached recall@5 {MIN_RECALL} on strangers faster", measurements,

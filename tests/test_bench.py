@@ -154,15 +154,16 @@ def test_percentiles_are_numpy_s_under_the_names_the_result_files_use():
     assert percentiles(values, (10, 50, 95, 99)) == {f"p{q}": float(np.percentile(values, q)) for q in (10, 50, 95, 99)}
 
 
-def test_scale_galleries_are_regenerated_identically_chunk_by_chunk(monkeypatch):
+def test_scale_galleries_are_regenerated_identically_chunk_by_chunk(monkeypatch, tmp_path):
     from index_builder.bench import scale
 
     xb, names = face_like(3000, dim=16, people=300)
     model = fit(xb, names)
     monkeypatch.setattr(scale, "CHUNK", 700)
-    gallery = scale.synthetic_gallery(model, 2500, seed=3)
-    first, second = (np.concatenate(list(gallery.blocks())) for _ in range(2))
-    assert first.shape == (2500, 16) and np.array_equal(first, second)
+    gallery = scale.synthetic_gallery(model, 2500, seed=3, folder=tmp_path)
+    first = np.concatenate(list(gallery.blocks()))
+    again = np.concatenate([scale.chunk(model, 2500, number, seed=3)[0] for number in range(4)])
+    assert first.shape == (2500, 16) and np.array_equal(first, again)
     positions, xq = scale.in_gallery_queries(model, 2500, seed=3, count=20)
     np.testing.assert_array_equal(xq, first[positions])
     _, person = scale.chunk(model, 2500, 0, seed=3)

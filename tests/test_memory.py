@@ -7,13 +7,13 @@ import json
 import faiss
 import numpy as np
 import pytest
+from test_bench import synthetic_gallery
+from test_indexes import brute_force, face_like
 
 from face_engine import memory
 from face_engine.gallery import Gallery
 from index_builder import indexes
 from index_builder.indexes import train_and_add
-from test_bench import synthetic_gallery
-from test_indexes import brute_force, face_like
 
 
 def gallery_with(folder, factory, settings, n=3000):

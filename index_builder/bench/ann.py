@@ -13,7 +13,14 @@ import faiss
 import numpy as np
 
 from index_builder.bench.common import gallery_arrays
-from index_builder.indexes import held_out_strangers, ivf_nlist, recall_at, set_search, single_query_latency_ms, train_and_add
+from index_builder.indexes import (
+    held_out_strangers,
+    ivf_nlist,
+    recall_at,
+    set_search,
+    single_query_latency_ms,
+    train_and_add,
+)
 
 RECALL_KS = (1, 5, 10, 100)
 LATENCY_QUERIES = 200
