@@ -80,3 +80,18 @@ def test_the_kiosk_refuses_a_new_gallery_that_does_not_fit_beside_the_current_on
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**40)
     watcher._load(folder)
     assert len(delivered) == 1 and len(refused) == 1
+
+
+def test_the_build_state_streams_the_same_vectors_in_gallery_order(tmp_path):
+    from index_builder.state import BuildState
+
+    state = BuildState(tmp_path / "work")
+    xb, _ = face_like(50)
+    for shard, keys in (("000001", "qwerty"), ("000000", "asdfgh")):  # gallery order is by key, not by shard
+        rows = [(key, 0, i, np.zeros(4), 0.9, np.zeros((5, 2)), b"t", b"p") for i, key in enumerate(keys)]
+        state.commit(shard, xb[:6] if shard == "000001" else xb[6:12], [], rows)
+    rows = state.gallery_rows()
+    streamed = state.vector_blocks(rows, block=5)
+    assert len(streamed) == 12 and streamed.dim == 32
+    np.testing.assert_array_equal(np.concatenate(list(streamed.blocks())), state.vectors(rows))
+    state.close()
