@@ -135,7 +135,9 @@ def set_search(index: faiss.Index, params: dict[str, Any]) -> None:
     settings = dict(params)
     inner = settings.pop("inner_k_factor", None)
     if inner is not None:
-        faiss.downcast_index(index.base_index).k_factor = float(inner)
+        refine: Any = index  # an IndexRefine, whose fields faiss's type stubs do not know
+        middle: Any = faiss.downcast_index(refine.base_index)
+        middle.k_factor = float(inner)
     apply_search_params(index, settings)
 
 

@@ -162,10 +162,12 @@ def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_
     exact, chosen = choice.measurements[0], next(
         m for m in choice.measurements if m["factory"] == choice.factory and m["params"] == choice.search_params)
     _, I_known_exact = exact_truth(xb, xq_known, 10)
-    _, I_known = choice.index.search(xq_known, 10)
+    index = choice.index
+    assert index is not None, "choose_index returns the index it measured"
+    _, I_known = index.search(xq_known, 10)
     path = folder / "index.faiss"
-    faiss.write_index(choice.index, str(path))
-    del choice.index  # measure opening it as the kiosk does, without this copy
+    faiss.write_index(index, str(path))
+    del index, choice.index  # measure opening it as the kiosk does, without this copy
     opening = open_cost(path)
     return {
         "vectors": n, "gallery_vectors": len(xb), "factory": choice.factory, "search_params": choice.search_params,
