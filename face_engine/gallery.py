@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from face_engine.engine import face_square
+from face_engine.memory import read_flags
 
 FORMAT = "other-me-gallery"
 FORMAT_VERSION = 2  # 2: a portrait per face, so the kiosk never reads the corpus
@@ -108,6 +109,8 @@ class IndexSpec:
     reason: str
     measurements: list[dict[str, Any]] = field(default_factory=list)
     stranger_queries: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)  # search_params and those stored in the index file
+    bytes_per_face: float = 0.0  # of the index, as expected before it was built
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,7 @@ class Gallery:
         if not path.is_file():
             raise self._damaged(f"{path.name} is missing")
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), read_flags(path))
         except RuntimeError:  # faiss says why in C++ terms, meaningless to staff
             raise self._damaged(f"{path.name} is damaged (truncated or not a FAISS index)") from None
         if index.ntotal != self.manifest.count or index.d != self.manifest.dim:

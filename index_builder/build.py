@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
 import shutil
 import sqlite3
 import time
@@ -26,9 +27,18 @@ import numpy as np
 
 from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_record, write_gallery
 from face_engine.imaging import REASONS as UNREADABLE
+from face_engine.memory import bytes_per_vector
 from index_builder import local_engine, ray_engine
 from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
-from index_builder.indexes import IndexChoice, choose_index, held_out_strangers, train_and_add
+from index_builder.indexes import (
+    IndexChoice,
+    OverMemoryBudget,
+    Vectors,
+    choose_index,
+    held_out_strangers,
+    set_search,
+    train_and_add,
+)
 from index_builder.lock import build_lock
 from index_builder.options import BuildOptions
 from index_builder.publish import cannot_write, gallery_home, publish
@@ -236,15 +246,16 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
                        report: dict[str, Any], started: float) -> Path:
     """Choose and fill the index, write the gallery beside the live one and publish it; returns the
     version folder."""
-    xb = state.vectors(collected.rows)
-    choice, index, strangers = _index_for(xb, collected.identities, options.budget_ms)
+    xb = state.vector_blocks(collected.rows)
+    choice, index, strangers, index_stage = _index_for(xb, collected.identities, options)
+    report.update(index_stage)
     manifest = _manifest(pack, options, xb, choice, strangers, report)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces, state.pictures()))
 
 
-def _manifest(pack: ModelPack, options: BuildOptions, xb: np.ndarray, choice: IndexChoice, strangers: int,
+def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: IndexChoice, strangers: int,
               report: dict[str, Any]) -> Manifest:
     recall = next(m["recall@5"] for m in choice.measurements
                   if m["factory"] == choice.factory and m["params"] == choice.search_params)
@@ -253,11 +264,12 @@ def _manifest(pack: ModelPack, options: BuildOptions, xb: np.ndarray, choice: In
         pack_source=options.pack,
         recognizer=pack.recognizer_id,
         detector=pack.detector_path.name,
-        dim=int(xb.shape[1]),
+        dim=xb.dim,
         metric="inner_product",
         count=len(xb),
         identities=report["identities"],
-        index=IndexSpec(choice.factory, choice.search_params, choice.reason, choice.measurements, strangers),
+        index=IndexSpec(choice.factory, choice.search_params, choice.reason, choice.measurements, strangers,
+                        choice.settings, bytes_per_vector(choice.factory, xb.dim)),
         recall={"recall@5_vs_exact_on_strangers": recall},
         build=report,
         options=options.recorded(),
@@ -274,14 +286,31 @@ def _face_records(collected: Collected) -> list[FaceRecord]:
     return faces
 
 
-def _index_for(xb: np.ndarray, identities: list[str], budget_ms: float) -> tuple[IndexChoice, faiss.Index, int]:
+def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
+               ) -> tuple[IndexChoice, faiss.Index, int, dict[str, float]]:
     """Choose the index on held-out strangers (whole people the measured index never saw), then
-    build the chosen one on every vector. Returns the choice, the index and the strangers counted."""
+    build the chosen one on every vector, streamed from the shards. Returns the choice, the index,
+    the strangers counted and the stage's memory (ru_maxrss: the process's peak so far)."""
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     use_gpu = faiss.get_num_gpus() > 0
     strangers = held_out_strangers(identities, np.random.default_rng(0))
-    rest = np.setdiff1d(np.arange(len(xb)), strangers)
-    choice = choose_index(xb[rest] if len(rest) else xb, xb[strangers], budget_ms, use_gpu)
-    return choice, train_and_add(choice.factory, xb, use_gpu), len(strangers)
+    rest = xb.without(strangers) if len(strangers) < len(xb) else xb
+    forced = (options.index, options.index_params) if options.index else None
+    try:
+        choice = choose_index(rest, xb[strangers], options.budget_ms, use_gpu, gallery_size=len(xb),
+                              memory_budget_bytes=options.memory_budget_bytes, forced=forced)
+    except OverMemoryBudget as error:
+        raise BuildError(f"{error}; raise --memory-budget or build on a larger machine") from None
+    except RuntimeError as error:  # a forced factory or parameter faiss does not know
+        if forced is None:
+            raise
+        raise BuildError(f"--index {options.index} {options.index_params}: faiss refused it "
+                         f"({str(error).strip().splitlines()[-1][:200]})") from None
+    index = train_and_add(choice.factory, xb, use_gpu)
+    set_search(index, choice.settings)
+    stage = {"index_stage_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+             "peak_rss_mb_before_index_stage": rss_before}
+    return choice, index, len(strangers), stage
 
 
 def _live_manifest(out: Path) -> Manifest | None:

@@ -17,9 +17,11 @@ from typing import Any, NoReturn, TypeVar
 from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
+from face_engine.memory import bytes_per_vector, expected_rss_bytes, open_cost
 from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
+from index_builder.indexes import default_memory_budget
 from index_builder.lock import BuildLocked
 from index_builder.options import BuildOptions
 from index_builder.publish import PublishError, gallery_home
@@ -93,6 +95,14 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text[:40]}")
     return value
+
+
+def search_param(text: str) -> tuple[str, float]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE, not {text[:40]!r}")
+    number = _parse(float, value, "a number after =")
+    return name, int(number) if number.is_integer() else number
 
 
 def fraction(text: str) -> float:
@@ -203,6 +213,15 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     build.add_argument("--address", help="with --engine ray: the cluster to join (default: start a local Ray)")
     build.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS",
                        help="single-query search time under which exact search is kept (default: 20 ms)")
+    build.add_argument("--memory-budget", type=positive_float, metavar="MIB",
+                       default=default_memory_budget() / 2**20,
+                       help="memory the gallery's index may take in the kiosk; indexes expected to need more are "
+                       "not tried (default: half of this machine's RAM)")
+    build.add_argument("--index", metavar="FACTORY",
+                       help="for experiments: use this faiss index factory string (e.g. PQ64x4fs,RFlat) instead of "
+                       "choosing by measurement; its recall and latency are still measured and recorded")
+    build.add_argument("--index-param", type=search_param, action="append", default=[], metavar="NAME=VALUE",
+                       help="a search parameter of the --index (e.g. k_factor_rf=64); repeatable")
     build.set_defaults(run=run_build)
 
 
@@ -258,13 +277,15 @@ def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     ann.add_argument("gallery", metavar="GALLERY")
     ann.add_argument("--index", action="append", metavar="FACTORY",
                      help="a faiss index factory string to measure (repeatable; default: Flat, SQfp16, SQ8, "
-                     "HNSW32 and IVF swept, and the gallery's own)")
+                     "PQ fast-scan with an exact re-rank, HNSW32 and IVF (for in-gallery queries) swept, and the "
+                     "gallery's own)")
     identity = mode("identity", "rank-1/rank-5 identification (each query left out) and LFW 10-fold verification")
     identity.add_argument("gallery", metavar="GALLERY")
     identity.add_argument("--pairs", type=Path, help="LFW pairs.txt, for verification accuracy")
-    scale = mode("scale", "synthetic face-like galleries of growing size: build time, memory, recall@10, latency")
+    scale = mode("scale", "synthetic face-like galleries of growing size: the chosen index, recall@5 for strangers and "
+                 "people in the gallery, latency against exact search, memory, build and open time")
     scale.add_argument("--fit", required=True, metavar="GALLERY", help="the real gallery the synthetic faces imitate")
-    scale.add_argument("--sizes", type=positive_int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    scale.add_argument("--sizes", type=positive_int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
     scale.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS")
     e2e = mode("e2e", "the kiosk's query path on real photos: decode, detect, embed, search, p50/p95")
     e2e.add_argument("gallery", metavar="GALLERY")
@@ -372,12 +393,16 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    if args.index_param and not args.index:
+        raise BuildError("--index-param sets a search parameter of --index FACTORY; give --index too")
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
                            face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh,
                            shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
-                           wait=args.wait, allow_outside=args.allow_outside)
+                           wait=args.wait, allow_outside=args.allow_outside,
+                           memory_budget_bytes=int(args.memory_budget * 2**20), index=args.index,
+                           index_params=dict(args.index_param))
     report = build(options)
     if report.get("up_to_date"):
         print(f"{args.out} is up to date: no photo was added, changed or removed since it was published")
@@ -439,6 +464,12 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"index        {index.factory} {index.search_params or ''}".rstrip())
     print(f"             {index.reason}")
     print(f"recall       {manifest.recall}")
+    cost = open_cost(gallery.root / manifest.files.index)
+    per_face = index.bytes_per_face or bytes_per_vector(index.factory, manifest.dim)
+    print(f"memory       {per_face:,.0f} bytes per face; expected RSS "
+          f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB; opened in "
+          f"{cost['open_seconds'] * 1e3:,.0f} ms{' (memory-mapped)' if cost['mmap'] else ''}, "
+          f"RSS +{cost['rss_mb_growth']:,.0f} MiB after a first query")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "

@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from index_builder.indexes import default_memory_budget
 from index_builder.worker import FaceFilter
 
 
@@ -20,6 +22,9 @@ class BuildOptions:
     fresh: bool = False
     shard_size: int = 1024
     budget_ms: float = 20.0
+    memory_budget_bytes: int = field(default_factory=default_memory_budget)  # for the gallery's index
+    index: str | None = None  # a faiss factory string forced for experiments; None: chosen by measurement
+    index_params: dict[str, Any] = field(default_factory=dict)  # search parameters of the forced index
     engine: str = "local"  # or "ray"
     address: str | None = None  # a Ray cluster; None starts a local Ray instance
     allow_outside: bool = False  # manifest paths may lead outside the manifest's folder

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from face_engine.gallery import FACE_PICTURES, Gallery
+from index_builder.indexes import Vectors
 
 KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
 
@@ -30,7 +31,7 @@ def gallery_home(out: Path) -> Path:
     return out.parent / f"{out.name}.d"
 
 
-def validate(folder: Path, xb: np.ndarray) -> None:
+def validate(folder: Path, xb: np.ndarray | Vectors) -> None:
     """It opens, its counts agree, and known faces find themselves."""
     gallery = Gallery(folder, use_gpu=False)
     try:
@@ -51,7 +52,7 @@ def validate(folder: Path, xb: np.ndarray) -> None:
         gallery.close()
 
 
-def publish(out: Path, xb: np.ndarray, write: Callable[[Path], None]) -> Path:
+def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None]) -> Path:
     """Write with `write(folder)`, validate against xb, then point `out` at it. Returns the version folder."""
     if out.exists() and not out.is_symlink():
         raise PublishError(f"{out} exists and is not a gallery link made by index-builder; choose another --out")

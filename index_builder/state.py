@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from index_builder.corpus import CorpusItem
+from index_builder.indexes import Vectors
 from index_builder.worker import PhotoResult
 
 SCHEMA = """
@@ -205,6 +206,13 @@ class BuildState:
             mine = shards == shard
             vectors[mine] = stored[positions[mine]]
         return vectors if vectors is not None else np.zeros((0, 0), np.float32)
+
+    def vector_blocks(self, rows: list[FaceRow], block: int = 100_000) -> Vectors:
+        """The embeddings of `rows` as Vectors: blocks in their order, read from the shards on each
+        pass, so the index stage never holds the whole gallery."""
+        dim = np.load(self.shards / f"{rows[0].shard}.npy", mmap_mode="r").shape[1] if rows else 0
+        return Vectors(len(rows), dim, lambda: (self.vectors(rows[start:start + block])
+                                                for start in range(0, len(rows), block)))
 
     def close(self) -> None:
         self.db.close()

@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from face_engine.engine import FaceEngine
 from face_engine.gallery import Gallery, GalleryError, portrait_crop
 from face_engine.imaging import ImageError, read_image
+from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
 from kiosk.hints import analyse
@@ -179,6 +180,10 @@ class GalleryWatcher:
         threading.Thread(target=self._load, args=(target,), daemon=True, name="gallery-loader").start()
 
     def _load(self, target: Path) -> None:
+        refusal = swap_refusal(target)
+        if refusal:
+            self.refuse(refusal)
+            return
         try:
             self.deliver(Gallery(target))
         except (GalleryError, OSError, RuntimeError) as error:

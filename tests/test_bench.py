@@ -107,8 +107,9 @@ def test_scale_reports_each_size_at_the_chosen_operating_point(tmp_path):
     result = run_scale(str(gallery), [2000, 8000], budget_ms=1000)
     assert [row["vectors"] for row in result["sizes"]] == [2000, 8000]
     for row in result["sizes"]:
-        assert row["factory"] == "Flat" and row["recall@10"] == 1.0
-        assert row["build_seconds"] >= 0 and row["index_bytes"] >= row["vectors"] * 32 * 4
+        assert row["factory"] == "Flat" and row["recall@5_strangers"] == row["recall@5_in_gallery"] == 1.0
+        assert row["build_seconds"] >= 0 and row["index_bytes"] >= row["gallery_vectors"] * 32 * 4
+        assert row["open"]["mmap"] and row["peak_rss_mb"] > 0 and row["strangers_best_score_loss_mean"] == 0
     assert set(result["fit_check"]) == {"real_stranger_best_score", "synthetic_stranger_best_score"}
 
 
@@ -147,3 +148,29 @@ def test_bench_e2e_times_every_stage_on_real_photos(tmp_path, photos):
 def test_percentiles_are_numpy_s_under_the_names_the_result_files_use():
     values = np.random.default_rng(0).exponential(size=1000)
     assert percentiles(values, (10, 50, 95, 99)) == {f"p{q}": float(np.percentile(values, q)) for q in (10, 50, 95, 99)}
+
+
+def test_scale_galleries_are_regenerated_identically_chunk_by_chunk(monkeypatch, tmp_path):
+    from index_builder.bench import scale
+
+    xb, names = face_like(3000, dim=16, people=300)
+    model = fit(xb, names)
+    monkeypatch.setattr(scale, "CHUNK", 700)
+    gallery = scale.synthetic_gallery(model, 2500, seed=3, folder=tmp_path)
+    first = np.concatenate(list(gallery.blocks()))
+    again = np.concatenate([scale.chunk(model, 2500, number, seed=3)[0] for number in range(4)])
+    assert first.shape == (2500, 16) and np.array_equal(first, again)
+    positions, xq = scale.in_gallery_queries(model, 2500, seed=3, count=20)
+    np.testing.assert_array_equal(xq, first[positions])
+    _, person = scale.chunk(model, 2500, 0, seed=3)
+    assert all((person == person[p]).sum() >= 2 for p in positions), "each query's person keeps a photo"
+
+
+def test_scale_over_budget_reports_the_approximate_choice_and_its_loss(tmp_path):
+    xb, names = face_like(3000, dim=32, people=500)
+    gallery = synthetic_gallery(tmp_path / "g", xb, names)
+    row = run_scale(str(gallery), [6000], budget_ms=0.0)["sizes"][0]
+    assert row["factory"] != "Flat" and row["recall@5_strangers"] >= 0.98
+    assert row["latency_ms"]["p99"] < row["exact_latency_ms"]["p99"]
+    assert 0 <= row["strangers_best_score_loss_mean"] < 0.01 and 0.9 <= row["recall@5_in_gallery"] <= 1
+    assert row["bytes_per_face"] < 4 * 32 + 32 and not row["open"]["mmap"] or row["factory"] == "SQfp16"

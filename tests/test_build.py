@@ -249,3 +249,27 @@ def test_a_worker_killed_by_the_system_ends_the_build_with_one_line_and_it_resum
     assert "a worker process died" in str(outcome[0]) and "rerun to resume" in str(outcome[0])
     report = build(options(corpus, out))
     assert report["gallery_faces"] == 40 and report["faces_embedded_this_run"] < 40
+
+
+def test_a_forced_index_is_built_recorded_and_reopened_with_its_shortlist(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    copy_lfw_people(corpus, {"George_W_Bush": 20})  # 4-bit PQ trains 16 centroids: 16 faces at least
+    out = tmp_path / "gallery"
+    code = main(["build", str(corpus), "--out", str(out), "--workers", "2", "--index", "PQ64x4fs,RFlat",
+                 "--index-param", "k_factor_rf=64"])
+    assert code == 0, capsys.readouterr().err
+    gallery = Gallery(out, use_gpu=False)
+    index = gallery.manifest.index
+    assert (index.factory, index.search_params) == ("PQ64x4fs,RFlat", {"k_factor_rf": 64})
+    assert index.bytes_per_face == 64 / 2 + 4 * 128 and "forced with --index" in index.reason
+    assert gallery.index.k_factor == 64
+    report = json.loads((out.parent / "gallery.d" / "work" / "report.json").read_text())
+    assert report["index_stage_peak_rss_mb"] >= report["peak_rss_mb_before_index_stage"] > 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "544 bytes per face; expected RSS" in capsys.readouterr().out
+
+    code = main(["build", str(corpus), "--out", str(out), "--workers", "2", "--fresh", "--memory-budget", "0.001"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar
+    assert code == 2 and last.startswith("index-builder: no index reached recall@5")
+    assert "exact search needs" in last and "raise --memory-budget" in last

@@ -113,7 +113,93 @@ def test_a_gallery_searches_on_the_gpu_when_faiss_sees_one(monkeypatch, tmp_path
 
 
 @pytest.mark.parametrize("n", [10, 5_000, 1_000_000])
-def test_the_ann_benchmark_sweeps_the_ivf_the_builder_would_try(n):
-    ivf = [factory for factory, _ in indexes.candidates(n) if factory.startswith("IVF")]
-    assert ivf == [factory for factory, _ in default_specs(n) if factory.startswith("IVF")]
-    assert ivf == [f"IVF{indexes.ivf_nlist(n)},Flat"] == [f"IVF{max(16, int(4 * n ** 0.5))},Flat"]
+def test_the_builder_tries_no_ivf_or_hnsw_for_strangers_but_the_ann_benchmark_sweeps_them(n):
+    tried = [factory for factory, _ in indexes.candidates(n)]
+    assert not [factory for factory in tried if factory.startswith(("IVF", "HNSW"))]
+    swept = [factory for factory, _ in default_specs(n)]
+    assert f"IVF{indexes.ivf_nlist(n)},Flat" in swept and "HNSW32,Flat" in swept
+
+
+@pytest.mark.parametrize("factory, params", [
+    ("PQ16x4fs,RFlat", {"k_factor_rf": 1000}),
+    ("PQ16x4fs,Refine(SQ8),RFlat", {"k_factor_rf": 4, "inner_k_factor": 1000}),
+    ("SQfp16", {}),
+])
+def test_each_new_candidate_matches_numpy_with_a_long_exact_rerank(factory, params):
+    xb, _ = face_like(4000)
+    xq, _ = face_like(40, seed=3)
+    index = train_and_add(factory, xb, use_gpu=False)
+    indexes.set_search(index, params)
+    _, I = index.search(xq, 5)
+    assert recall_at(I, brute_force(xq, xb, 5), 5) == 1.0
+
+
+@pytest.mark.parametrize("factory", ["Flat", "SQfp16", "SQ8", "PQ64x4fs,RFlat", "PQ64x4fs,Refine(SQ8),RFlat",
+                                     "HNSW32,Flat", "IVF64,Flat"])
+def test_bytes_per_vector_is_known_before_building(factory):
+    xb, _ = face_like(6000, dim=128)
+    index = train_and_add(factory, xb, use_gpu=False)
+    measured = faiss.serialize_index(index).size / len(xb)
+    assert indexes.bytes_per_vector(factory, 128) == pytest.approx(measured, rel=0.03)
+
+
+def test_streamed_vectors_give_the_same_rows_and_index_as_the_array():
+    xb, _ = face_like(2500)
+    vectors = indexes.Vectors(len(xb), xb.shape[1], lambda: (xb[i:i + 700] for i in range(0, len(xb), 700)))
+    held = np.array([0, 699, 700, 2499])
+    np.testing.assert_array_equal(vectors[held], xb[held])
+    np.testing.assert_array_equal(np.concatenate(list(vectors.without(held).blocks())), np.delete(xb, held, axis=0))
+    streamed, whole = train_and_add("PQ16x4fs,RFlat", vectors, False), train_and_add("PQ16x4fs,RFlat", xb, False)
+    assert faiss.serialize_index(streamed).tobytes() == faiss.serialize_index(whole).tobytes()
+    xq, _ = face_like(20, seed=4)
+    D, I = indexes.exact_truth(vectors, xq, 7)
+    np.testing.assert_array_equal(I, brute_force(xq, xb, 7))
+
+
+def stranger_split(n: int, dim: int = 32):
+    xb, names = face_like(n, dim=dim)
+    strangers = held_out_strangers(names, np.random.default_rng(0))
+    return np.delete(xb, strangers, axis=0), xb[strangers]
+
+
+def test_the_choice_falls_back_to_exact_when_no_candidate_reaches_recall(monkeypatch):
+    monkeypatch.setattr(indexes, "MIN_RECALL", 1.01)  # unreachable
+    xb, xq = stranger_split(3000)
+    choice = choose_index(xb, xq, budget_ms=0.0, use_gpu=False)
+    assert (choice.factory, choice.search_params) == ("Flat", {}) and choice.index.ntotal == len(xb)
+    assert "no approximate index" in choice.reason and len(choice.measurements) > 1
+
+
+def test_the_memory_budget_rules_candidates_out():
+    xb, xq = stranger_split(3000)
+    budget = indexes.bytes_per_vector("SQfp16", 32) * len(xb)  # fp16 fits; PQ with an exact re-rank does not
+    choice = choose_index(xb, xq, budget_ms=0.0, use_gpu=False, memory_budget_bytes=budget * 1.01)
+    ruled_out = [m["factory"] for m in choice.measurements if "ruled_out" in m]
+    assert ruled_out == ["PQ16x4fs,RFlat", "PQ16x4fs,Refine(SQ8),RFlat"]
+    assert choice.factory == "SQfp16" and "does not fit the memory budget" in choice.reason
+    assert "ruled_out" not in choice.measurements[-1]
+    with pytest.raises(indexes.OverMemoryBudget, match="exact search needs"):
+        choose_index(xb, xq, budget_ms=1000, use_gpu=False, memory_budget_bytes=1000)
+
+
+def test_a_forced_index_is_the_only_one_measured_and_is_kept():
+    xb, xq = stranger_split(3000)
+    choice = choose_index(xb, xq, budget_ms=1000, use_gpu=False, forced=("PQ16x4fs,RFlat", {"k_factor_rf": 16}))
+    assert (choice.factory, choice.search_params) == ("PQ16x4fs,RFlat", {"k_factor_rf": 16})
+    assert [m["factory"] for m in choice.measurements] == ["Flat", "PQ16x4fs,RFlat"]
+    assert faiss.downcast_index(choice.index).k_factor == 16
+
+
+def test_with_a_gpu_the_choice_is_among_gpu_capable_indexes(monkeypatch):
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 2)
+    tried = [factory for factory, _ in indexes.candidates(10**7, 128, use_gpu=faiss.get_num_gpus() > 0)]
+    assert tried == ["SQfp16", f"IVF{indexes.ivf_nlist(10**7)},PQ64,RFlat"]
+    assert not any("fs" in factory for factory in tried)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+    assert [f for f, _ in indexes.candidates(10**7, 128, use_gpu=faiss.get_num_gpus() > 0)][0] == "PQ64x4fs,RFlat"
+
+
+def test_the_shortlist_doubles_per_fourfold_growth():
+    assert indexes.shortlist_factors(10**6, 64)[:2] == [32, 64]
+    assert indexes.shortlist_factors(4 * 10**6, 64)[0] == 64
+    assert indexes.shortlist_factors(10**4, 64)[0] == 8

@@ -50,16 +50,20 @@ def _scale(result: dict[str, Any]) -> Figure:
     left.plot(n, [row["latency_ms"]["p50"] for row in rows], marker="o", label="chosen index p50")
     left.plot(n, [row["latency_ms"]["p99"] for row in rows], marker="o", label="chosen index p99")
     left.plot(n, [row["exact_latency_ms"]["p50"] for row in rows], marker="s", linestyle="--", label="exact p50")
+    left.plot(n, [row["exact_latency_ms"]["p99"] for row in rows], marker="s", linestyle="--", label="exact p99")
     left.axhline(result["budget_ms"], color="grey", linestyle=":", label=f"budget {result['budget_ms']:g} ms")
     for row in rows:
-        left.annotate(f"{row['factory']}\nrecall@10 {row['recall@10']:.3f}", (row["vectors"], row["latency_ms"]["p99"]),
-                      fontsize=7, textcoords="offset points", xytext=(4, 4))
+        left.annotate(f"{row['factory']}\nrecall@5 {row['recall@5_strangers']:.3f}",
+                      (row["vectors"], row["latency_ms"]["p99"]), fontsize=7, textcoords="offset points",
+                      xytext=(4, 4))
     left.set(xscale="log", yscale="log", xlabel="gallery vectors", ylabel="single-query latency (ms)",
              title="search latency at the chosen operating point")
     left.legend()
     right.plot(n, [row["build_seconds"] for row in rows], marker="o", label="build (s)")
     right.plot(n, [row["index_bytes"] / 2**20 for row in rows], marker="s", label="index size (MiB)")
-    right.set(xscale="log", yscale="log", xlabel="gallery vectors", title="build time and index size")
+    right.plot(n, [row["peak_rss_mb"] for row in rows], marker="^", label="peak RSS (MiB)")
+    right.plot(n, [row["open"]["open_seconds"] for row in rows], marker="v", label="gallery open (s)")
+    right.set(xscale="log", yscale="log", xlabel="gallery vectors", title="build time, memory, open time")
     right.legend()
     for axis in (left, right):
         axis.grid(True, which="both", alpha=0.3)

@@ -1,5 +1,9 @@
 """`bench scale`: galleries of synthetic embeddings made to look like real ones, from 10^4 up to
-10^6 vectors or more, with the builder's own index choice at each size.
+10^7 vectors, with the builder's own index choice at each size.
+
+The vectors are generated in chunks, each seeded by its number, so every pass over the gallery
+(exact search, training samples, adding to each candidate) regenerates the same vectors and the
+peak memory holds one float copy (the exact index), not two: 5.1 GB at 10^7 x 128.
 
 The synthetic faces are fitted to a real gallery: identity centres drawn from a Gaussian with the
 mean and covariance of the real identity centres, photos around each centre drawn with the real
@@ -8,16 +12,26 @@ The fit is checked by comparing how close strangers come to their best lookalike
 """
 from __future__ import annotations
 
+import math
+import resource
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
+from face_engine.memory import open_cost
 from index_builder.bench.common import gallery_arrays, rss_mb
-from index_builder.indexes import choose_index, percentiles, recall_at, single_query_latency_ms
+from index_builder.indexes import Vectors, choose_index, exact_truth, percentiles, recall_at
 
-QUERIES = 200
+CHUNK = 250_000               # vectors generated at a time (~1 GB of float64 temporaries)
+STRANGER_QUERIES = 300
+IN_GALLERY_QUERIES = 300
+EXACT_ON_ALL_QUERIES_UP_TO = 2_000_000
+EXACT_LATENCY_QUERIES = 50    # above that size: one exact query takes ~0.2 s at 10^7
 
 
 @dataclass
@@ -67,7 +81,8 @@ def generate(model: FaceModel, n: int, rng: np.random.Generator, first_person: i
 def best_scores(xb: np.ndarray, xq: np.ndarray) -> np.ndarray:
     index = faiss.IndexFlatIP(xb.shape[1])
     index.add(xb)
-    return index.search(xq, 1)[0][:, 0]
+    D: np.ndarray = index.search(xq, 1)[0]
+    return D[:, 0]
 
 
 def fit_check(model: FaceModel, xb: np.ndarray, identities: list[str], rng: np.random.Generator) -> dict[str, Any]:
@@ -84,35 +99,88 @@ def fit_check(model: FaceModel, xb: np.ndarray, identities: list[str], rng: np.r
             "synthetic_stranger_best_score": {"mean": float(fake.mean()), **percentiles(fake, (10, 90))}}
 
 
-def run_scale(fit_gallery: str, sizes: list[int], budget_ms: float, seed: int = 0) -> dict[str, Any]:
+def chunk(model: FaceModel, n: int, number: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows [number * CHUNK, ...) of a synthetic gallery of n faces: the same on every call."""
+    rows = min(CHUNK, n - number * CHUNK)
+    return generate(model, rows, np.random.default_rng([seed, 0, number]), first_person=number * CHUNK)
+
+
+def synthetic_gallery(model: FaceModel, n: int, seed: int, folder: Path) -> Vectors:
+    """The chunks generated once into float32 files under folder (5.1 GB of disk at 10^7), then read
+    memory-mapped on every pass: generating costs more than reading (~5 s per chunk of 250,000)."""
+    paths = [folder / f"{number:05d}.npy" for number in range(math.ceil(n / CHUNK))]
+    for number, path in enumerate(paths):
+        np.save(path, chunk(model, n, number, seed)[0])
+    return Vectors(n, len(model.mean), lambda: (np.load(path, mmap_mode="r") for path in paths))
+
+
+def in_gallery_queries(model: FaceModel, n: int, seed: int, count: int = IN_GALLERY_QUERIES
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and vectors of one photo of each of `count` people with two photos or more (from the
+    first chunk): held out of the gallery, so each query's person is still in it."""
+    xb, person = chunk(model, n, 0, seed)
+    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
+    several = starts[(np.r_[starts[1:], len(person)] - starts) >= 2]
+    positions = np.sort(np.random.default_rng([seed, 2]).choice(several, min(count, len(several)), replace=False))
+    return positions, xb[positions]
+
+
+def run_scale(fit_gallery: str, sizes: list[int], budget_ms: float, seed: int = 0,
+              memory_budget_bytes: float = math.inf) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     gallery, real, identities = gallery_arrays(fit_gallery)
     model = fit(real, identities)
     check = fit_check(model, real, identities, rng)
     rows = []
     for n in sizes:
-        rss_before = rss_mb()
-        xb, _ = generate(model, n, rng)
-        xq, _ = generate(model, QUERIES, rng, first_person=10**9)  # strangers: new people
-        choice = choose_index(xb, xq, budget_ms, use_gpu=faiss.get_num_gpus() > 0)
-        index = choice.index
-        build_seconds = next(m["build_seconds"] for m in choice.measurements if m["factory"] == choice.factory)
-        exact = faiss.IndexFlatIP(xb.shape[1])
-        exact.add(xb)
-        _, I_exact = exact.search(xq, 10)
-        _, I = index.search(xq, 10)
-        row = {
-            "vectors": n, "factory": choice.factory, "search_params": choice.search_params, "reason": choice.reason,
-            "build_seconds": build_seconds, "index_bytes": int(faiss.serialize_index(index).size),
-            "rss_mb_growth": rss_mb() - rss_before, "recall@10": recall_at(I, I_exact, 10),
-            "latency_ms": single_query_latency_ms(index, xq, 10),
-            "exact_latency_ms": single_query_latency_ms(exact, xq, 10),
-            "candidates": choice.measurements,
-        }
-        rows.append(row)
-        print(f"  {n:>10,} vectors: {choice.factory} {choice.search_params} built in {build_seconds:.1f} s, "
-              f"recall@10 {row['recall@10']:.3f}, p50 {row['latency_ms']['p50']:.2f} ms, "
-              f"p99 {row['latency_ms']['p99']:.2f} ms (exact p50 {row['exact_latency_ms']['p50']:.2f} ms)", flush=True)
-        del xb, index, exact
+        rows.append(measure_size(model, n, budget_ms, seed, memory_budget_bytes))
+        row = rows[-1]
+        print(f"  {n:>10,} vectors: {row['factory']} {row['settings']} built in {row['build_seconds']:.1f} s, "
+              f"recall@5 strangers {row['recall@5_strangers']:.3f} in gallery {row['recall@5_in_gallery']:.3f}, "
+              f"p50 {row['latency_ms']['p50']:.2f} ms, p99 {row['latency_ms']['p99']:.2f} ms "
+              f"(exact p50 {row['exact_latency_ms']['p50']:.2f} ms), peak RSS {row['peak_rss_mb']:,.0f} MB", flush=True)
     return {"fit_gallery": str(gallery.root), "fit_vectors": len(real), "dim": int(real.shape[1]),
             "fit_check": check, "budget_ms": budget_ms, "sizes": rows}
+
+
+def measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_budget_bytes: float) -> dict[str, Any]:
+    """The builder's choice on a synthetic gallery of n faces, and what it costs (the gallery's chunks
+    and the index file live in a temporary folder meanwhile)."""
+    with tempfile.TemporaryDirectory(prefix="scale-") as folder:
+        return _measure_size(model, n, budget_ms, seed, memory_budget_bytes, Path(folder))
+
+
+def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_budget_bytes: float,
+                  folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    known_positions, xq_known = in_gallery_queries(model, n, seed)
+    xb = synthetic_gallery(model, n, seed, folder).without(known_positions)
+    generated = time.perf_counter() - started
+    xq, _ = generate(model, STRANGER_QUERIES, np.random.default_rng([seed, 1]), first_person=10**9)  # new people
+    exact_queries = EXACT_LATENCY_QUERIES if n > EXACT_ON_ALL_QUERIES_UP_TO else None
+    choice = choose_index(xb, xq, budget_ms, use_gpu=faiss.get_num_gpus() > 0, memory_budget_bytes=memory_budget_bytes,
+                          exact_queries=exact_queries)
+    exact, chosen = choice.measurements[0], next(
+        m for m in choice.measurements if m["factory"] == choice.factory and m["params"] == choice.search_params)
+    _, I_known_exact = exact_truth(xb, xq_known, 10)
+    index = choice.index
+    assert index is not None, "choose_index returns the index it measured"
+    _, I_known = index.search(xq_known, 10)
+    path = folder / "index.faiss"
+    faiss.write_index(index, str(path))
+    del index, choice.index  # measure opening it as the kiosk does, without this copy
+    opening = open_cost(path)
+    return {
+        "vectors": n, "gallery_vectors": len(xb), "factory": choice.factory, "search_params": choice.search_params,
+        "settings": choice.settings, "reason": choice.reason,
+        "build_seconds": chosen["build_seconds"], "exact_build_seconds": exact["build_seconds"],
+        "recall@5_strangers": chosen["recall@5"],
+        "recall@5_in_gallery": recall_at(I_known, I_known_exact, 5),
+        "strangers_best_score_loss_mean": chosen.get("best_score_loss_mean", 0.0),
+        "latency_ms": chosen["latency_ms"], "exact_latency_ms": exact["latency_ms"],
+        "exact_latency_queries": exact_queries or len(xq),
+        "queries": {"strangers": len(xq), "in_gallery": len(xq_known)},
+        "index_bytes": int(opening["file_mb"] * 2**20), "bytes_per_face": opening["file_mb"] * 2**20 / len(xb),
+        "open": opening, "rss_mb": rss_mb(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "seconds": time.perf_counter() - started, "generate_seconds": generated, "candidates": choice.measurements,
+    }

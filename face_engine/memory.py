@@ -1,0 +1,111 @@
+"""What a gallery costs in memory, before and after opening it: bytes per face of an index type,
+the RSS a gallery is expected to need, what this machine has free, and the measured cost of opening
+an index file. The kiosk holds two galleries during a hot swap, so it asks before loading the second."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+# The SQLite page cache, the thumbnails' file handles and Python objects of an open gallery.
+GALLERY_OVERHEAD_BYTES = 64 * 2**20
+# Index types read memory-mapped (IO_FLAG_MMAP_IFC): a flat array of codes, paged in by the kernel,
+# so opening takes no time and the pages are reclaimable. Checked on faiss 1.15.1: a truncated file
+# of these types raises; a truncated fast-scan file read with the flag crashes the process instead.
+MMAP_FOURCCS = (b"IxFI", b"IxF2", b"IxSQ")
+
+
+def bytes_per_vector(factory: str, dim: int) -> float:
+    """Expected index bytes per vector for a faiss factory string, known before building
+    (faiss.serialize_index sizes agree within a few percent: tested)."""
+    total = 0.0
+    for part in factory.replace("Refine(", "").replace(")", "").split(","):
+        if part in ("Flat", "RFlat"):
+            total += 4 * dim
+        elif part == "SQfp16":
+            total += 2 * dim
+        elif part == "SQ8":
+            total += dim
+        elif match := re.fullmatch(r"PQ(\d+)x4fs", part):
+            total += int(match[1]) / 2
+        elif match := re.fullmatch(r"PQ(\d+)(?:x8)?", part):
+            total += int(match[1])
+        elif match := re.fullmatch(r"HNSW(\d+)", part):
+            total += 8 * int(match[1]) + 16  # links on level 0 (2M ints), levels and offsets
+        elif re.fullmatch(r"IVF\d+", part):
+            total += 8  # the id of each vector in its list
+        else:
+            raise ValueError(f"no size estimate for {part!r} in {factory!r}")
+    return total
+
+
+def expected_rss_bytes(bytes_per_face: float, count: int) -> int:
+    """Memory an open gallery is expected to take: its index (bytes per face x faces) and metadata."""
+    return int(bytes_per_face * count) + GALLERY_OVERHEAD_BYTES
+
+
+def available_bytes() -> int:
+    """MemAvailable: what can be allocated without swapping, page cache that can be dropped included."""
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def read_flags(path: Path) -> int:
+    """faiss.read_index flags for an index file: memory-mapped where its type allows it safely."""
+    try:
+        with open(path, "rb") as file:
+            return faiss.IO_FLAG_MMAP_IFC if file.read(4) in MMAP_FOURCCS else 0
+    except OSError:
+        return 0  # faiss.read_index then says why the file cannot be read
+
+
+def swap_refusal(gallery: Path) -> str | None:
+    """Why a new gallery must not be loaded beside the current one, or None when it fits: the kiosk
+    holds both until the swap, and the OOM-killer must never take it. An unreadable manifest is left
+    to the gallery's own checks."""
+    try:
+        manifest = json.loads((gallery / "manifest.json").read_text(encoding="utf-8"))
+        index = manifest["index"]
+        per_face = index.get("bytes_per_face") or bytes_per_vector(index["factory"], manifest["dim"])
+        needed = expected_rss_bytes(per_face, manifest["count"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    free = available_bytes()
+    if needed <= free:
+        return None
+    return (f"the new gallery {gallery.name} needs about {needed / 2**20:,.0f} MiB and only {free / 2**20:,.0f} MiB "
+            "are free beside the current one: it was not loaded; restart the kiosk to switch to it")
+
+
+def open_cost(index_path: Path) -> dict[str, Any]:
+    """Measured cost of opening an index file as Gallery does, and of its first and second query."""
+    before = rss_bytes()
+    started = time.perf_counter()
+    index = faiss.read_index(str(index_path), read_flags(index_path))
+    opened = time.perf_counter()
+    query = np.zeros((1, index.d), np.float32)
+    index.search(query, 5)
+    first = time.perf_counter()
+    index.search(query, 5)
+    second = time.perf_counter()
+    return {"open_seconds": opened - started, "mmap": read_flags(index_path) != 0,
+            "rss_mb_growth": (rss_bytes() - before) / 2**20,
+            "first_query_ms": (first - opened) * 1e3, "second_query_ms": (second - first) * 1e3,
+            "file_mb": index_path.stat().st_size / 2**20}
