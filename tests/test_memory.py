@@ -34,7 +34,7 @@ def test_a_reopened_gallery_searches_with_the_recorded_shortlists(tmp_path):
     settings = {"k_factor_rf": 4, "inner_k_factor": 48}
     folder, xb = gallery_with(tmp_path / "g", "PQ16x4fs,Refine(SQ8),RFlat", settings)
     gallery = Gallery(folder, use_gpu=False)
-    assert gallery.manifest["index"]["search_params"] == {"k_factor_rf": 4}
+    assert gallery.manifest.index.search_params == {"k_factor_rf": 4}
     assert gallery.index.k_factor == 4
     assert faiss.downcast_index(gallery.index.base_index).k_factor == 48
     xq, _ = face_like(20, seed=5)
@@ -62,8 +62,9 @@ def test_fast_scan_files_are_read_whole_since_a_truncated_one_would_crash_under_
 def test_expected_rss_counts_bytes_per_face(tmp_path):
     folder, xb = gallery_with(tmp_path / "g", "PQ16x4fs,RFlat", {"k_factor_rf": 8})
     manifest = Gallery(folder, use_gpu=False).manifest
-    assert manifest["index"]["bytes_per_face"] == 16 / 2 + 4 * 32
-    assert memory.expected_rss_bytes(manifest) == int(136 * len(xb)) + memory.GALLERY_OVERHEAD_BYTES
+    assert manifest.index.bytes_per_face == 16 / 2 + 4 * 32
+    assert memory.expected_rss_bytes(manifest.index.bytes_per_face, manifest.count) == (
+        int(136 * len(xb)) + memory.GALLERY_OVERHEAD_BYTES)
 
 
 def test_the_kiosk_refuses_a_new_gallery_that_does_not_fit_beside_the_current_one(tmp_path, monkeypatch):
@@ -83,12 +84,12 @@ def test_the_kiosk_refuses_a_new_gallery_that_does_not_fit_beside_the_current_on
 
 
 def test_the_build_state_streams_the_same_vectors_in_gallery_order(tmp_path):
-    from index_builder.state import BuildState
+    from index_builder.state import Box, BuildState, NewFace
 
     state = BuildState(tmp_path / "work")
     xb, _ = face_like(50)
     for shard, keys in (("000001", "qwerty"), ("000000", "asdfgh")):  # gallery order is by key, not by shard
-        rows = [(key, 0, i, np.zeros(4), 0.9, np.zeros((5, 2)), b"t", b"p") for i, key in enumerate(keys)]
+        rows = [NewFace(key, 0, i, Box(0, 0, 1, 1), 0.9, b"t", b"p") for i, key in enumerate(keys)]
         state.commit(shard, xb[:6] if shard == "000001" else xb[6:12], [], rows)
     rows = state.gallery_rows()
     streamed = state.vector_blocks(rows, block=5)
