@@ -12,6 +12,7 @@ every reader relies on, so a damaged gallery is one GalleryError line, never a r
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,8 @@ import numpy as np
 
 from face_engine.engine import face_square
 from face_engine.memory import read_flags
+
+log = logging.getLogger(__name__)
 
 FORMAT = "other-me-gallery"
 FORMAT_VERSION = 2  # 2: a portrait per face, so the kiosk never reads the corpus
@@ -218,6 +221,17 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
     (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
+def _on_gpus_if_possible(index: faiss.Index, factory: str) -> faiss.Index:
+    """The index cloned to the GPUs, or kept on the CPU where faiss has no GPU form of its type (4-bit
+    PQ fast-scan, refinement): a CPU search of those is still fast, and the kiosk must not fail."""
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError as error:
+        log.info("the %s index stays on the CPU: faiss cannot move it to a GPU (%s)", factory,
+                 str(error).strip().splitlines()[-1][:120])
+        return index
+
+
 class Gallery:
     def __init__(self, path: str | os.PathLike[str], use_gpu: bool | None = None) -> None:
         self.name = str(path)
@@ -227,7 +241,7 @@ class Gallery:
         if use_gpu is None:
             use_gpu = faiss.get_num_gpus() > 0
         if use_gpu:
-            self.index = faiss.index_cpu_to_all_gpus(self.index)
+            self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
         self.db = self._open_metadata()
 
     def _damaged(self, what: str) -> GalleryError:

@@ -96,3 +96,27 @@ def test_the_build_state_streams_the_same_vectors_in_gallery_order(tmp_path):
     assert len(streamed) == 12 and streamed.dim == 32
     np.testing.assert_array_equal(np.concatenate(list(streamed.blocks())), state.vectors(rows))
     state.close()
+
+
+def test_with_a_gpu_a_gallery_whose_index_has_no_gpu_form_stays_on_the_cpu(tmp_path, monkeypatch):
+    """faiss has no GPU form of 4-bit fast-scan or refinement: faked GPUs refuse such an index as
+    faiss does, and the gallery opens and searches on the CPU instead of failing the kiosk."""
+    folder, xb = gallery_with(tmp_path / "g", "PQ16x4fs,RFlat", {"k_factor_rf": 64})
+    moved = []
+
+    def to_gpus(index):
+        if isinstance(faiss.downcast_index(index), faiss.IndexRefine):
+            raise RuntimeError("Error in index_cpu_to_gpu: This index type is not implemented on GPU.")
+        moved.append(index)
+        return index
+
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_all_gpus", to_gpus)
+    gallery = Gallery(folder)
+    xq, _ = face_like(10, seed=7)
+    _, I = gallery.search(xq, 5)
+    assert not moved and indexes.recall_at(I, brute_force(xq, xb, 5), 5) >= 0.98
+
+    flat, _ = gallery_with(tmp_path / "flat", "Flat", {})
+    Gallery(flat)
+    assert len(moved) == 1, "an index with a GPU form is moved to the GPUs"
