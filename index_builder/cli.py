@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
-from face_engine.memory import bytes_per_vector, expected_rss_bytes, open_cost
+from face_engine.memory import bytes_per_vector, expected_rss_bytes
 from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
@@ -464,12 +464,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"index        {index.factory} {index.search_params or ''}".rstrip())
     print(f"             {index.reason}")
     print(f"recall       {manifest.recall}")
-    cost = open_cost(gallery.root / manifest.files.index)
     per_face = index.bytes_per_face or bytes_per_vector(index.factory, manifest.dim)
     print(f"memory       {per_face:,.0f} bytes per face; expected RSS "
-          f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB; opened in "
-          f"{cost['open_seconds'] * 1e3:,.0f} ms{' (memory-mapped)' if cost['mmap'] else ''}, "
-          f"RSS +{cost['rss_mb_growth']:,.0f} MiB after a first query")
+          f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB for the index and metadata")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
