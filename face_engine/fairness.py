@@ -1,0 +1,166 @@
+"""Fair attention: hubness scores of gallery faces and the one matching policy that uses them.
+
+Raw nearest neighbours in high dimensions make hubs: a few faces sit close to everyone and take the
+attention. Local scaling (CSLS) lowers each gallery face's score by its hubness r_g, the mean
+similarity of g to its k nearest faces of OTHER people (same-person neighbours are left out: they
+would punish everyone with many photos). The policy re-ranks a raw shortlist by cos - λ·r_g, shows
+each person once, and (in the kiosk) breaks near-ties toward the less-shown faces. The visitor still
+sees the raw similarity.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import faiss
+import numpy as np
+
+HUBNESS_K = 10
+SHORTLIST = 50  # raw neighbours re-ranked per visitor
+LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+POLICIES = ("exact", "fair")
+DEPTH_CAP = 256  # extra search depth for one person's own photos; rows still short are searched wider
+BATCH = 4096
+LEDGER_DELTA = 0.02  # fair-score margin within which a ledger prefers the less-shown (bench exposure)
+
+Progress = Callable[[int], None]
+
+
+def person_numbers(identities: Sequence[str]) -> np.ndarray:
+    """One integer per face, equal for faces of the same named person; an unnamed face is a person
+    of its own."""
+    numbers: dict[str, int] = {}
+    out = np.empty(len(identities), dtype=np.int64)
+    for i, name in enumerate(identities):
+        out[i] = numbers.setdefault(name, len(numbers)) if name else -1 - i
+    return out
+
+
+class People(NamedTuple):
+    """Each gallery face's person number, and the photo count of that person."""
+
+    persons: np.ndarray
+    unique: np.ndarray  # the person numbers, sorted
+    counts: np.ndarray  # the photos of each
+
+    @classmethod
+    def of(cls, persons: np.ndarray) -> People:
+        unique, counts = np.unique(persons, return_counts=True)
+        return cls(persons, unique, counts)
+
+    def photos_of(self, persons: np.ndarray) -> np.ndarray:
+        """How many gallery faces each of `persons` has (0 for a person not in the gallery)."""
+        at = np.minimum(np.searchsorted(self.unique, persons), len(self.unique) - 1)
+        return np.where(self.unique[at] == persons, self.counts[at], 0)
+
+
+def search_others(index: faiss.Index, xq: np.ndarray, query_persons: np.ndarray, people: People,
+                  depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """D, I (nq, depth) of the nearest gallery faces of people other than each query's own (D nan
+    and I -1 where the gallery has fewer). Searched to `depth` plus the largest person's photo count
+    (capped); the few rows that come up short are searched again, wider."""
+    n = index.ntotal
+    width = min(n, depth + min(int(people.counts.max()), DEPTH_CAP))
+    D, I = _keep_others(*index.search(xq, width), query_persons, people.persons, depth)
+    own = people.photos_of(query_persons)
+    short = (width < n) & (np.sum(I >= 0, axis=1) < np.minimum(depth, n - own))
+    while short.any():
+        width = min(n, width * 4)
+        rows = np.flatnonzero(short)
+        D[rows], I[rows] = _keep_others(*index.search(xq[rows], width), query_persons[rows], people.persons, depth)
+        short[rows] = (width < n) & (np.sum(I[rows] >= 0, axis=1) < np.minimum(depth, n - own[rows]))
+    return D, I
+
+
+def _keep_others(D: np.ndarray, I: np.ndarray, query_persons: np.ndarray, persons: np.ndarray,
+                 depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `depth` results of other people in each row, in rank order."""
+    valid = (I >= 0) & (persons[np.maximum(I, 0)] != query_persons[:, None])
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :depth]  # valid ones first, in rank order
+    kept = np.take_along_axis(valid, order, axis=1)
+    return (np.where(kept, np.take_along_axis(D, order, axis=1), np.float32(np.nan)),
+            np.where(kept, np.take_along_axis(I, order, axis=1), -1))
+
+
+def hubness(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, k: int = HUBNESS_K,
+            progress: Progress | None = None) -> np.ndarray:
+    """r_g for every face of the gallery (float32, gallery order): the mean similarity of g to its k
+    nearest faces of other people, found with the gallery's own index, in batches."""
+    people = People.of(persons)
+    r = np.zeros(len(xb), dtype=np.float32)
+    for start in range(0, len(xb), BATCH):
+        rows = slice(start, start + BATCH)
+        D, _ = search_others(index, np.ascontiguousarray(xb[rows], dtype=np.float32), persons[rows], people, k)
+        found = ~np.isnan(D)
+        r[rows] = np.where(found, D, 0).sum(axis=1) / np.maximum(found.sum(axis=1), 1)
+        if progress:
+            progress(len(D))
+    return r
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """How the shown list is chosen from the raw neighbours: "exact" (plain kNN) or "fair" (re-ranked
+    by score - fairness·r_g; fairness None: the λ the gallery's build chose)."""
+
+    name: str = "fair"
+    fairness: float | None = None
+    delta: float = LEDGER_DELTA  # used only with a ledger's counts
+
+
+EXACT = MatchPolicy("exact")
+
+
+class Pick(NamedTuple):
+    """A shown face: its place in the shortlist, raw score and fair score."""
+
+    position: int
+    score: float
+    fair_score: float
+
+
+def rerank(scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, fairness: float,
+           counts: Sequence[int] | None = None, delta: float = 0.0) -> list[Pick]:
+    """The k faces to show from one visitor's shortlist (raw `scores`, best first; each candidate's
+    person and hubness): by fair score score - fairness·hub, each person once. With `counts` (times
+    each candidate was shown so far), each slot goes to the least-shown candidate whose fair score
+    is within `delta` of the best one left."""
+    fair = np.asarray(scores, dtype=np.float64) - fairness * np.asarray(hub, dtype=np.float64)
+    order = np.argsort(-fair, kind="stable")
+    best_of_person: dict[Hashable, int] = {}
+    for position in order:
+        best_of_person.setdefault(persons[position], int(position))
+    left = sorted(best_of_person.values(), key=lambda p: -fair[p])  # sorted() is stable: ties keep rank order
+    picks: list[Pick] = []
+    while left and len(picks) < k:
+        chosen = left[0]
+        if counts is not None and delta > 0:
+            near = [p for p in left if fair[p] >= fair[left[0]] - delta]
+            chosen = min(near, key=lambda p: counts[p])  # min() keeps the first (best fair) of equals
+        left.remove(chosen)
+        picks.append(Pick(chosen, float(scores[chosen]), float(fair[chosen])))
+    return picks
+
+
+def exact(scores: np.ndarray, persons: Sequence[Hashable], k: int, distinct: bool) -> list[Pick]:
+    """Plain kNN: the shortlist in its own order, each person once when `distinct`."""
+    picks: list[Pick] = []
+    seen: set[Hashable] = set()
+    for position, score in enumerate(scores):
+        if distinct and persons[position] in seen:
+            continue
+        seen.add(persons[position])
+        picks.append(Pick(position, float(score), float(score)))
+        if len(picks) == k:
+            break
+    return picks
+
+
+def gini(counts: np.ndarray) -> float:
+    """0 when every face is shown equally often, towards 1 when a few faces take all the attention."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    n = len(x)
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    return float((2 * np.sum(np.arange(1, n + 1) * x)) / (n * x.sum()) - (n + 1) / n)
