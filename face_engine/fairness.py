@@ -9,6 +9,7 @@ sees the raw similarity.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -22,6 +23,10 @@ LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 POLICIES = ("exact", "fair")
 DEPTH_CAP = 256  # extra search depth for one person's own photos; rows still short are searched wider
 BATCH = 4096
+HUBNESS_SHARE = 0.2  # hubness may take at most this share of the build's index stage,
+HUBNESS_FLOOR_SECONDS = 30.0  # or this long: exact below it (all of LFW's 13k faces take ~3 s)
+MIN_REFERENCES = 10_000  # the smallest sample of reference faces hubness is measured against
+TIMED_QUERIES = 1024  # queries timed to project hubness's cost
 LEDGER_DELTA = 0.02  # fair-score margin within which a ledger prefers the less-shown (bench exposure)
 
 Progress = Callable[[int], None]
@@ -84,10 +89,14 @@ def _keep_others(D: np.ndarray, I: np.ndarray, query_persons: np.ndarray, person
 
 
 def hubness(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, k: int = HUBNESS_K,
-            progress: Progress | None = None) -> np.ndarray:
+            progress: Progress | None = None, references: np.ndarray | None = None) -> np.ndarray:
     """r_g for every face of the gallery (float32, gallery order): the mean similarity of g to its k
-    nearest faces of other people, found with the gallery's own index, in batches."""
-    people = People.of(persons)
+    nearest faces of other people, found in batches with the gallery's own index; or, given the
+    positions of a sample of `references`, the k nearest of other people among those (exact search)."""
+    if references is not None:
+        index = faiss.IndexFlatIP(xb.shape[1])
+        index.add(np.ascontiguousarray(xb[references], dtype=np.float32))
+    people = People.of(persons if references is None else persons[references])
     r = np.zeros(len(xb), dtype=np.float32)
     for start in range(0, len(xb), BATCH):
         rows = slice(start, start + BATCH)
@@ -97,6 +106,26 @@ def hubness(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, k: int = HU
         if progress:
             progress(len(D))
     return r
+
+
+def reference_count(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, budget_seconds: float,
+                    k: int = HUBNESS_K) -> int | None:
+    """How many reference faces hubness can afford within `budget_seconds`: None when the exact
+    search over the whole gallery fits (projected from one timed batch), else a sample size (at
+    least MIN_REFERENCES), projected from one batch timed against a flat sample."""
+    n = len(xb)
+    rows = np.arange(min(n, TIMED_QUERIES))
+    started = time.perf_counter()
+    search_others(index, xb[rows], persons[rows], People.of(persons), k)
+    if (time.perf_counter() - started) * n / len(rows) <= budget_seconds or n <= MIN_REFERENCES:
+        return None
+    sample = np.arange(MIN_REFERENCES)
+    flat = faiss.IndexFlatIP(xb.shape[1])
+    flat.add(np.ascontiguousarray(xb[sample], dtype=np.float32))
+    started = time.perf_counter()
+    search_others(flat, xb[rows], persons[rows], People.of(persons[sample]), k)
+    per_pair = (time.perf_counter() - started) / (len(rows) * MIN_REFERENCES)
+    return int(min(n, max(MIN_REFERENCES, budget_seconds / (per_pair * n))))
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ class Gallery:
             log.warning("%s has no %s: its matches use the exact policy", self.name, path.name)
             return None
         try:
-            hub = np.load(path, allow_pickle=False)
+            hub: np.ndarray = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
         if hub.shape != (self.count,) or hub.dtype != np.float32 or not np.isfinite(hub).all():
@@ -345,7 +345,8 @@ class Gallery:
 
     def content_keys(self) -> list[str]:
         """Every face's FaceRecord.content_key, in gallery order."""
-        return [f"{sha1}:{face}" for sha1, face in self.db.execute("SELECT photo_sha1, photo_face FROM faces ORDER BY id")]
+        rows = self.db.execute("SELECT photo_sha1, photo_face FROM faces ORDER BY id")
+        return [f"{sha1}:{face}" for sha1, face in rows]
 
     def close(self) -> None:
         self.db.close()

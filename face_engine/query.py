@@ -68,16 +68,18 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
            counts: Counts | None = None) -> list[Lookalike]:
     """The k faces shown for the query vector xq (1, dim) under `policy`. The fair policy re-ranks a
     raw shortlist and always shows each person once; a gallery without hubness scores gets exact."""
-    fair = policy.name == "fair" and gallery.hubness is not None
+    hubness = gallery.hubness if policy.name == "fair" else None
     depth = k * CANDIDATES_PER_RESULT if distinct else k
-    D, I = gallery.search(xq, max(depth, SHORTLIST) if fair else depth)
+    D, I = gallery.search(xq, max(depth, SHORTLIST) if hubness is not None else depth)
     faces = gallery.faces(I[0].tolist())
     scores = D[0][: len(faces)]
     persons = [face.identity or face.id for face in faces]  # a face without a name is a person of its own
     picks: list[Pick]
-    if fair:
-        fairness = policy.fairness if policy.fairness is not None else float(gallery.manifest.fairness.get("lambda", 0.0))
-        hub = gallery.hubness[[face.id for face in faces]]
+    if hubness is not None:
+        fairness = policy.fairness
+        if fairness is None:
+            fairness = float(gallery.manifest.fairness.get("lambda", 0.0))
+        hub = hubness[[face.id for face in faces]]
         picks = rerank(scores, persons, hub, k, fairness, counts(faces) if counts else None, policy.delta)
     else:
         picks = exact(scores, persons, k, distinct)

@@ -238,7 +238,7 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     index_started = time.time()
     choice, index, strangers = _index_for(xb, collected.identities, options.budget_ms)
     report["index_seconds"] = round(time.time() - index_started, 2)
-    hub, fairness = _hubness(index, xb, collected.identities, options.progress)
+    hub, fairness = _hubness(index, xb, collected.identities, report["index_seconds"], options.progress)
     manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
@@ -246,11 +246,12 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
                    lambda folder: write_gallery(folder, manifest, index, faces, state.pictures(), hub))
 
 
-def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], index_seconds: float,
+             progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
     """r_g of every face (it depends on the whole gallery: recomputed on every build) and the λ
     measured best for this gallery."""
     with tqdm(total=len(xb), unit="face", desc="hubness", disable=not progress, file=sys.stderr) as bar:
-        hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, bar.update)
+        hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds, bar.update)
     log.info("hubness of %d faces in %.1f s; fairness λ %s chosen", len(xb), fairness["seconds"], fairness["lambda"])
     return hub, fairness
 

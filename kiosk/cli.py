@@ -15,8 +15,8 @@ from typing import NoReturn
 
 from face_engine.fairness import POLICIES
 from face_engine.providers import DEVICES, DeviceError
-from kiosk.config import (MAX_FAIRNESS, MAX_PIN_DIGITS, MIN_PIN_DIGITS, ConfigError, KioskConfig, default_config_path, hash_pin,
-                          load_config, save_config)
+from kiosk.config import (MAX_FAIRNESS, MAX_PIN_DIGITS, MIN_PIN_DIGITS, ConfigError, KioskConfig,
+                          default_config_path, hash_pin, load_config, save_config)
 from kiosk.i18n import LANGUAGES
 from models.folders import config_home
 from models.packs import PackError

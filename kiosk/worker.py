@@ -20,9 +20,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from face_engine.engine import FaceEngine
+from face_engine.fairness import EXACT, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError, portrait_crop
 from face_engine.imaging import ImageError, read_image
-from face_engine.fairness import EXACT, MatchPolicy
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
 from kiosk.hints import analyse

@@ -5,20 +5,19 @@ import json
 import shutil
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pytest
+from test_indexes import brute_force, face_like
 
-from conftest import LFW, need
 from face_engine.fairness import hubness, person_numbers
 from face_engine.gallery import IndexSpec, Manifest, face_record, write_gallery
 from index_builder.bench.ann import run_ann, split_queries
-from index_builder.indexes import percentiles
 from index_builder.bench.identity import best_threshold, read_pairs, verification
 from index_builder.bench.scale import fit, generate, run_scale
 from index_builder.cli import main
-from index_builder.indexes import train_and_add
-from test_indexes import brute_force, face_like
+from index_builder.indexes import percentiles, train_and_add
+
+from conftest import LFW, need
 
 
 def synthetic_gallery(folder: Path, xb: np.ndarray, names: list[str]) -> Path:

@@ -16,14 +16,15 @@ import faiss
 import numpy as np
 import pytest
 
-from conftest import LFW, copy_lfw_people, need
-from face_engine.fairness import EXACT, MatchPolicy, exact, hubness, person_numbers, rerank
+from face_engine.fairness import EXACT, MatchPolicy, exact, hubness, person_numbers, reference_count, rerank
 from face_engine.gallery import HUBNESS_FILE, Gallery
-from face_engine.query import choose, search_photo
+from face_engine.query import choose
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
 from kiosk.config import ConfigError, load_config
 from kiosk.ledger import Ledger
+
+from conftest import LFW, copy_lfw_people, need
 
 PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 5, "Gerhard_Schroeder": 4, "Jean_Chretien": 3, "Ariel_Sharon": 3}
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,29 @@ def test_hubness_equals_a_numpy_oracle_leaving_out_the_same_person():
     index = faiss.IndexFlatIP(xb.shape[1])
     index.add(xb)
     np.testing.assert_allclose(hubness(index, xb, persons, k=10), hubness_oracle(xb, persons, 10), atol=1e-5)
+
+
+def test_hubness_over_a_sample_of_references_equals_its_oracle():
+    rng = np.random.default_rng(5)
+    xb = unit(rng, 1500, 32)
+    persons = person_numbers([f"p{i % 200}" for i in range(len(xb))])
+    references = np.sort(rng.choice(len(xb), 500, replace=False))
+    similarity = xb @ xb[references].T
+    similarity[persons[:, None] == persons[references][None, :]] = -np.inf
+    oracle = np.sort(similarity, axis=1)[:, ::-1][:, :10].mean(axis=1)
+    index = faiss.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    np.testing.assert_allclose(hubness(index, xb, persons, 10, references=references), oracle, atol=1e-5)
+
+
+def test_hubness_measures_against_a_sample_when_the_whole_gallery_is_over_budget():
+    rng = np.random.default_rng(6)
+    xb = unit(rng, 12_000, 32)
+    persons = person_numbers([f"p{i % 3000}" for i in range(len(xb))])
+    index = faiss.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    assert reference_count(index, xb, persons, budget_seconds=60) is None
+    assert reference_count(index, xb, persons, budget_seconds=1e-6) == 10_000
 
 
 def test_an_unnamed_face_is_a_person_of_its_own():
@@ -106,7 +130,7 @@ def plain_knn(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool) -> list[
     """The kiosk's search before issue 12, kept as the oracle for --policy exact."""
     D, I = gallery.search(xq, k * 5 if distinct else k)
     out, seen = [], set()
-    for score, face in zip(D[0], gallery.faces(I[0].tolist())):
+    for score, face in zip(D[0], gallery.faces(I[0].tolist()), strict=False):
         who = face.identity or face.id
         if distinct and who in seen:
             continue
@@ -145,7 +169,8 @@ def test_search_json_gives_raw_and_fair_scores(gallery_path, capsys):
     gallery = Gallery(gallery_path, use_gpu=False)
     by_image = {face.image: face.id for face in gallery.faces(list(range(gallery.count)))}
     for match in fair["matches"]:
-        assert match["fair_score"] == pytest.approx(match["score"] - gallery.hubness[by_image[match["image"]]], abs=2e-4)
+        hub = gallery.hubness[by_image[match["image"]]]
+        assert match["fair_score"] == pytest.approx(match["score"] - hub, abs=2e-4)
     assert builder_main(["search", str(gallery_path), str(visitor()), "--json", "--policy", "exact"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert all(m["score"] == m["fair_score"] for m in plain["matches"])
@@ -253,9 +278,23 @@ def test_the_ledger_keeps_counts_across_a_gallery_swap(gallery_path, tmp_path):
     copy_lfw_people(corpus, {"Ariel_Sharon": 2})
     build(BuildOptions(corpus=corpus, out=out, workers=2, progress=False))
     after = faces_of(out)
-    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").shown(after)))
+    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").shown(after), strict=True))
     assert all(counts[str(photo)] == 1 for photo in sorted((corpus / "Tony_Blair").iterdir()))
     assert all(counts[str(photo)] == 0 for photo in sorted((corpus / "Ariel_Sharon").iterdir()))
+
+
+def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):
+    from kiosk.screens import StaffPage
+
+    page = StaffPage()
+    qtbot.addWidget(page)
+    numbers = {"faces": 200, "shown_faces": 150, "showings": 900, "share_never_shown": 0.25, "gini": 0.3125}
+    for lang, says in (("en", "150 of 200 faces shown so far; never shown 25.0%; Gini 0.312"), ("zh", "150 / 200")):
+        page.retranslate(lang)
+        page.show_exposure(numbers)
+        assert says in page.exposure.text()
+    with qtbot.waitSignal(page.reset_exposure):
+        page.reset_button.click()
 
 
 def test_kiosk_config_validates_policy_and_fairness(tmp_path):
