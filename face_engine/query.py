@@ -10,7 +10,7 @@ import numpy as np
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
-from face_engine.fairness import EXACT, SHORTLIST, MatchPolicy, Pick, exact, rerank
+from face_engine.fairness import EXACT, SHORTLIST, MatchPolicy, exact, rerank
 from face_engine.gallery import FaceRecord, Gallery
 from face_engine.imaging import read_image
 
@@ -23,7 +23,7 @@ class Lookalike(NamedTuple):
     fair_score: float  # what the policy ranked by (the score itself under exact)
 
 
-Counts = Callable[[list[FaceRecord]], list[int]]  # times each face was shown so far (the kiosk's ledger)
+Counts = Callable[[list[str]], list[int]]  # times each face (by content key) was shown so far: the kiosk's ledger
 
 
 class Stopwatch:
@@ -69,21 +69,22 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     """The k faces shown for the query vector xq (1, dim) under `policy`. The fair policy re-ranks a
     raw shortlist and always shows each person once; a gallery without hubness scores gets exact."""
     hubness = gallery.hubness if policy.name == "fair" else None
-    depth = k * CANDIDATES_PER_RESULT if distinct else k
-    D, I = gallery.search(xq, max(depth, SHORTLIST) if hubness is not None else depth)
-    faces = gallery.faces(I[0].tolist())
-    scores = D[0][: len(faces)]
-    persons = [face.identity or face.id for face in faces]  # a face without a name is a person of its own
-    picks: list[Pick]
-    if hubness is not None:
-        fairness = policy.fairness
-        if fairness is None:
-            fairness = float(gallery.manifest.fairness.get("lambda", 0.0))
-        hub = hubness[[face.id for face in faces]]
-        picks = rerank(scores, persons, hub, k, fairness, counts(faces) if counts else None, policy.delta)
-    else:
-        picks = exact(scores, persons, k, distinct)
-    return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
+    if hubness is None:
+        D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
+        faces = gallery.faces(I[0].tolist())
+        picks = exact(D[0][: len(faces)], [face.identity or face.id for face in faces], k, distinct)
+        return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
+    D, I = gallery.search(xq, max(k * CANDIDATES_PER_RESULT, SHORTLIST))
+    ids = I[0][I[0] >= 0]
+    identities, keys = gallery.people(ids.tolist())
+    persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
+    fairness = policy.fairness
+    if fairness is None:
+        fairness = float(gallery.manifest.fairness.get("lambda", 0.0))
+    picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
+                   policy.delta)
+    faces = gallery.faces([int(ids[pick.position]) for pick in picks])
+    return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
 
 
 def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike | bytes | np.ndarray,

@@ -290,6 +290,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                           help=f"fair + ledger margins, at the gallery's λ (default: {LEDGER_DELTA})")
     exposure.add_argument("--sample", type=positive_int, metavar="N",
                           help="at most N visitors of each kind (default: every gallery face)")
+    exposure.add_argument("--synthetic", type=positive_int, metavar="N",
+                          help="measure N synthetic faces fitted to GALLERY (as bench scale draws them) instead")
     plot = modes.add_parser("plot", help="draw the PNG of a stored result")
     plot.add_argument("result", type=Path)
     plot.set_defaults(run=run_bench_plot)
@@ -315,7 +317,12 @@ def run_bench(args: argparse.Namespace) -> int:
     else:
         parameters = {"gallery": args.gallery, "k": args.k, "lambdas": args.lambdas, "deltas": args.deltas,
                       "sample": args.sample}
-        results = exposure.run_exposure(args.gallery, args.k, args.lambdas, args.deltas, args.sample)
+        parameters["synthetic"] = args.synthetic
+        if args.synthetic:
+            results = exposure.run_exposure_synthetic(args.gallery, args.synthetic, args.k, args.lambdas, args.deltas,
+                                                      args.sample)
+        else:
+            results = exposure.run_exposure(args.gallery, args.k, args.lambdas, args.deltas, args.sample)
     out = args.out or Path("bench_results") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_result(out, args.mode, parameters, results)
     picture = plot_result(out)

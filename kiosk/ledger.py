@@ -57,9 +57,9 @@ class Ledger:
         log.warning("exposure ledger %s is damaged (%s): counting starts afresh", self.path, why)
         return {}
 
-    def shown(self, faces: list[FaceRecord]) -> list[int]:
-        """Times each face was shown so far (the policy's `counts`)."""
-        return [self.counts.get(face.content_key, 0) for face in faces]
+    def shown(self, keys: list[str]) -> list[int]:
+        """Times each face (FaceRecord.content_key) was shown so far: the policy's `counts`."""
+        return [self.counts.get(key, 0) for key in keys]
 
     def record(self, faces: list[FaceRecord]) -> None:
         """Count one showing of each face; written out when SAVE_SECONDS have passed since the last write."""

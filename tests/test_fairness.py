@@ -207,6 +207,13 @@ def test_bench_exposure_compares_policies_on_a_real_gallery(gallery_path, tmp_pa
     assert result["policies"]["exact"]["stranger_score_loss"] == 0
     assert out.with_suffix(".png").stat().st_size > 1000
 
+    synthetic = tmp_path / "synthetic.json"
+    assert builder_main(["bench", "exposure", str(gallery_path), "--synthetic", "3000", "--sample", "400",
+                         "--out", str(synthetic)]) == 0
+    result = json.loads(synthetic.read_text())
+    assert result["vectors"] == 3000 and result["visitors"]["strangers"] == 400
+    assert "a sample of 3000 reference faces" in result["hubness_from"] and names < set(result["policies"])
+
 
 # the exposure ledger ---------------------------------------------------------------------------
 
@@ -222,11 +229,11 @@ def test_the_ledger_survives_a_restart(gallery_path, tmp_path):
     ledger.record(faces[:1])
     ledger.flush()
     again = Ledger(tmp_path / "exposure.json")
-    assert again.shown(faces[:4]) == [2, 1, 1, 0]
+    assert again.shown([face.content_key for face in faces[:4]]) == [2, 1, 1, 0]
     summary = again.summary([face.content_key for face in faces])
     assert summary["shown_faces"] == 3 and summary["share_never_shown"] == pytest.approx(1 - 3 / len(faces))
     again.reset()
-    assert Ledger(tmp_path / "exposure.json").shown(faces[:1]) == [0]
+    assert Ledger(tmp_path / "exposure.json").shown([faces[0].content_key]) == [0]
 
 
 def test_the_ledger_survives_kill_9(tmp_path):
@@ -278,7 +285,8 @@ def test_the_ledger_keeps_counts_across_a_gallery_swap(gallery_path, tmp_path):
     copy_lfw_people(corpus, {"Ariel_Sharon": 2})
     build(BuildOptions(corpus=corpus, out=out, workers=2, progress=False))
     after = faces_of(out)
-    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").shown(after), strict=True))
+    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").shown(
+        [face.content_key for face in after]), strict=True))
     assert all(counts[str(photo)] == 1 for photo in sorted((corpus / "Tony_Blair").iterdir()))
     assert all(counts[str(photo)] == 0 for photo in sorted((corpus / "Ariel_Sharon").iterdir()))
 

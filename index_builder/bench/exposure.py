@@ -44,6 +44,7 @@ from index_builder.indexes import held_out_strangers
 RANK1_SLACK = 0.001  # the chosen λ keeps identity rank-1 within 0.1 pt of exact
 MAX_SCORE_LOSS = 0.01  # and costs strangers at most this much raw top-1 score
 LORENZ_POINTS = 101
+SYNTHETIC_REFERENCES = 100_000  # reference faces for r_g of a synthetic gallery
 BUILD_VISITORS = 2000  # visitors of each kind the build measures λ on: cheap at 10^6
 
 
@@ -126,7 +127,9 @@ def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, polic
     """The policy's keys on these visitors, with its exposure counts under "counts"."""
     D, I = found.strangers
     order = rng.permutation(len(I)) if policy.delta else None
+    started = time.perf_counter()
     counts, _, _ = shown(D, I, persons, hub, k, policy, order)
+    ms_per_visitor = (time.perf_counter() - started) * 1e3 / max(len(I), 1)
     _, probe_top, _ = shown(*found.probes, persons, hub, 1, policy)
     _, _, held_score = shown(*found.held_out, persons, hub, 1, policy)
     _, per_person = np.unique(persons, return_inverse=True)
@@ -135,7 +138,7 @@ def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, polic
         "share_never_shown": float(np.mean(counts == 0)), "max_count": int(counts.max()),
         "rank1": float(np.mean((probe_top >= 0) & (persons[probe_top] == found.probe_persons)))
         if len(probe_top) else None,
-        "held_out_top1": held_score, "counts": counts,
+        "held_out_top1": held_score, "counts": counts, "choose_ms_per_visitor": round(ms_per_visitor, 4),
     }
 
 
@@ -218,28 +221,58 @@ def lorenz(counts: np.ndarray) -> list[float]:
 
 def run_exposure(gallery_path: str, k: int, lambdas: Sequence[float] = LAMBDAS,
                  deltas: Sequence[float] = (LEDGER_DELTA,), sample: int | None = None) -> dict[str, Any]:
+    """The policies compared on a real gallery, with the hubness and λ its build stored."""
     gallery, xb, identities = gallery_arrays(gallery_path)
+    names = dict(gallery.db.execute("SELECT id, display_name FROM faces"))
+    result = exposure_of(xb, identities, gallery.hubness, [names[i] for i in range(len(xb))], k, lambdas, deltas,
+                         sample, float(gallery.manifest.fairness.get("lambda", 0.5)))
+    return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.fairness, **result}
+
+
+def run_exposure_synthetic(fit_gallery: str, n: int, k: int, lambdas: Sequence[float] = LAMBDAS,
+                           deltas: Sequence[float] = (LEDGER_DELTA,), sample: int | None = None,
+                           references: int = SYNTHETIC_REFERENCES) -> dict[str, Any]:
+    """The policies compared on n synthetic faces fitted to a real gallery (bench scale's model);
+    r_g over a random sample of `references` faces, as the build does when a gallery is that large."""
+    from index_builder.bench.scale import fit, generate
+
+    rng = np.random.default_rng(0)
+    _, real, real_identities = gallery_arrays(fit_gallery)
+    xb, person = generate(fit(real, real_identities), n, rng)
+    identities = [f"p{p}" for p in person]
+    return {"fit_gallery": fit_gallery, "synthetic": n,
+            **exposure_of(xb, identities, None, identities, k, lambdas, deltas, sample, None,
+                          np.sort(rng.choice(n, min(n, references), replace=False)))}
+
+
+def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, names: list[str], k: int,
+                lambdas: Sequence[float], deltas: Sequence[float], sample: int | None, gallery_lambda: float | None,
+                references: np.ndarray | None = None) -> dict[str, Any]:
+    """Every policy on the same visitors of these faces; r_g computed (exactly, or over `references`)
+    when `hub` is None; the ledger runs at the gallery's λ (else the chosen one)."""
     persons = person_numbers(identities)
     index = faiss.IndexFlatIP(xb.shape[1])  # exact, so policies are compared and not index errors
     index.add(xb)
     started = time.perf_counter()
-    hub = gallery.hubness if gallery.hubness is not None else hubness(index, xb, persons)
-    hub_seconds = time.perf_counter() - started
+    hub_from = "gallery"
+    if hub is None:
+        hub = hubness(index, xb, persons, references=references)
+        hub_from = f"computed in {time.perf_counter() - started:.1f} s over " + \
+            (f"a sample of {len(references)} reference faces" if references is not None else "the whole gallery")
     found = visitors(index, xb, persons, identities, np.random.default_rng(0), sample)
-    ledger_fairness = float(gallery.manifest.fairness.get("lambda", 0.5))
-    chosen = policies(lambdas, ledger_fairness, deltas)
     started = time.perf_counter()
+    if gallery_lambda is None:
+        swept = policies(lambdas, 0.5, ())
+        gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept), swept)
+    chosen = policies(lambdas, gallery_lambda, deltas)
     results = compare(found, persons, hub, k, chosen)
-    names = dict(gallery.db.execute("SELECT id, display_name FROM faces"))
     for result in results.values():
         counts = result.pop("counts")
         top = int(np.argmax(counts))
         result["most_shown"] = most_shown(top, counts, found, persons, hub, names[top])
         result["lorenz"] = lorenz(counts)
         result["count_histogram"] = np.bincount(counts).tolist()
-    return {"gallery": str(gallery.root), "vectors": len(xb), "k": k,
+    return {"vectors": len(xb), "k": k, "ledger_lambda": gallery_lambda,
             "visitors": {"strangers": len(found.strangers[1]), "held_out": len(found.held_out[1]),
                          "probes": len(found.probes[1])},
-            "hubness_from": "gallery" if gallery.hubness is not None else f"computed ({hub_seconds:.1f} s)",
-            "manifest_fairness": gallery.manifest.fairness, "policy_seconds": round(time.perf_counter() - started, 2),
-            "policies": results}
+            "hubness_from": hub_from, "policy_seconds": round(time.perf_counter() - started, 2), "policies": results}
