@@ -64,6 +64,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.gallery_path, self.pack_name, self.device = gallery_path, pack, device
         self.policy, self.ledger = policy, ledger
+        self._keys: tuple[Gallery, list[str]] | None = None  # the current gallery's content keys
         self.engine: FaceEngine | None = None
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
@@ -135,8 +136,11 @@ class InferenceWorker(QObject):
 
     @Slot()
     def report_exposure(self) -> None:
-        if self.ledger is not None and self.gallery is not None:
-            self.exposure.emit(self.ledger.summary(self.gallery.content_keys()))
+        if self.ledger is None or self.gallery is None:
+            return
+        if self._keys is None or self._keys[0] is not self.gallery:  # read once per gallery: 10^6 rows take a second
+            self._keys = (self.gallery, self.gallery.content_keys())
+        self.exposure.emit(self.ledger.summary(self._keys[1]))
 
     @Slot()
     def reset_exposure(self) -> None:

@@ -291,6 +291,28 @@ def test_the_ledger_keeps_counts_across_a_gallery_swap(gallery_path, tmp_path):
     assert all(counts[str(photo)] == 0 for photo in sorted((corpus / "Ariel_Sharon").iterdir()))
 
 
+def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_path, qtbot):
+    import cv2
+
+    from kiosk.worker import InferenceWorker
+
+    ledger = Ledger(tmp_path / "exposure.json")
+    worker = InferenceWorker(str(gallery_path), "", "cpu", MatchPolicy("fair", 0.5, delta=1.0), ledger)
+    worker.start_up()
+    outcomes, summaries = [], []
+    worker.searched.connect(outcomes.append)
+    worker.exposure.connect(summaries.append)
+    frame = cv2.imread(str(visitor()))
+    for _ in range(2):
+        worker.search(frame, 1, 0.0)
+    assert [len(outcome.matches) for outcome in outcomes] == [1, 1]
+    assert outcomes[0].matches[0].name != outcomes[1].matches[0].name, "within δ the less-shown comes next"
+    worker.report_exposure()
+    assert summaries[-1]["showings"] == 2 and summaries[-1]["shown_faces"] == 2
+    worker.reset_exposure()
+    assert summaries[-1]["showings"] == 0 and Ledger(tmp_path / "exposure.json").counts == {}
+
+
 def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):
     from kiosk.screens import StaffPage
 
