@@ -41,6 +41,12 @@ def publish(corpus: Path, out: Path, **options) -> None:
     build(BuildOptions(corpus=corpus, out=out, workers=1, progress=False, **options))
 
 
+@pytest.fixture(autouse=True)
+def own_data_home(monkeypatch, tmp_path: Path) -> None:
+    """The window's exposure ledger is written to the test's folder, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+
 @pytest.fixture
 def gallery(tmp_path: Path) -> tuple[Path, Path]:
     corpus = make_corpus(tmp_path / "corpus", {"Tony_Blair": 4, "Colin_Powell": 4, "Zico": 2, "Hugo_Chavez": 2})
