@@ -30,10 +30,13 @@ from face_engine.memory import read_flags
 log = logging.getLogger(__name__)
 
 FORMAT = "other-me-gallery"
-FORMAT_VERSION = 2  # 2: a portrait per face, so the kiosk never reads the corpus
+FORMAT_VERSION = 3
+# What each format version added: a gallery older than FORMAT_VERSION lacks these.
+ADDED = {2: "portraits", 3: "hubness scores and photo hashes"}
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 METADATA_FILE = "metadata.sqlite"
+HUBNESS_FILE = "hubness.npy"
 THUMBNAILS = "thumbs"
 PORTRAITS = "portraits"
 # The results screen's big tile is 42% of its height, 453 px at 1080p: a portrait that size is
@@ -71,6 +74,12 @@ class FaceRecord:
     score: float
     thumbnail: str
     portrait: str
+    photo_sha1: str = ""  # the photo's content hash and the face's number in it: the face's name
+    photo_face: int = 0   # across rebuilds (the kiosk's exposure ledger counts by it)
+
+    @property
+    def content_key(self) -> str:
+        return f"{self.photo_sha1}:{self.photo_face}"
 
 
 METADATA_COLUMNS = tuple(column.name for column in fields(FaceRecord))
@@ -101,6 +110,7 @@ class GalleryFiles:
     metadata: str = METADATA_FILE
     thumbnails: str = THUMBNAILS
     portraits: str = PORTRAITS
+    hubness: str = HUBNESS_FILE  # r_g per face, float32 in gallery order (face_engine.fairness)
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ class Manifest:
     options: dict[str, str]
     built_at: str
     files: GalleryFiles = GalleryFiles()
+    fairness: dict[str, Any] = field(default_factory=dict)  # how hubness was measured, the λ chosen
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -147,8 +158,9 @@ class Manifest:
             raise ManifestError(f"unsupported gallery format {data.get('format')!r}")
         version = data.get("format_version")
         if isinstance(version, int) and version < FORMAT_VERSION:
+            lacks = ", ".join(ADDED[v] for v in range(max(version + 1, 2), FORMAT_VERSION + 1))
             raise ManifestError(f"gallery format version {version} is older than {FORMAT_VERSION} (it has no "
-                                "portraits); rebuild with `index-builder build --fresh`")
+                                f"{lacks}); rebuild with `index-builder build --fresh`")
         if version != FORMAT_VERSION:
             raise ManifestError(f"unsupported gallery format version {version!r}")
         wrong = _wrong_keys(data)
@@ -200,10 +212,11 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
-                  pictures: Iterable[tuple[bytes, ...]]) -> None:
-    """A complete gallery in `folder`: manifest, index, metadata, and the pictures of each face
-    (`pictures`: their JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
+                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray) -> None:
+    """A complete gallery in `folder`: manifest, index, metadata, hubness scores, and the pictures of
+    each face (`pictures`: their JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
     folder.mkdir(parents=True)
+    np.save(folder / HUBNESS_FILE, np.asarray(hubness, dtype=np.float32))
     with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
         faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # type: ignore[attr-defined]  # not in faiss's stub
     columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)]
@@ -243,6 +256,7 @@ class Gallery:
         if use_gpu:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
         self.db = self._open_metadata()
+        self.hubness = self._read_hubness()
 
     def _damaged(self, what: str) -> GalleryError:
         return GalleryError(f"{self.name}: {what}")
@@ -277,6 +291,20 @@ class Gallery:
             raise self._damaged(f"{MANIFEST}'s search parameters {self.manifest.index.search_params} "
                                 f"do not fit {path.name}") from None
         return index
+
+    def _read_hubness(self) -> np.ndarray | None:
+        """r_g per face, or None when the gallery has none (the fair policy then falls back to exact)."""
+        path = self.root / self.manifest.files.hubness
+        if not path.is_file():
+            log.warning("%s has no %s: its matches use the exact policy", self.name, path.name)
+            return None
+        try:
+            hub: np.ndarray = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
+        if hub.shape != (self.count,) or hub.dtype != np.float32 or not np.isfinite(hub).all():
+            raise self._damaged(f"{path.name} is damaged (not {self.count} finite float32 scores)")
+        return hub
 
     def _open_metadata(self) -> sqlite3.Connection:
         path = self.root / self.manifest.files.metadata
@@ -336,6 +364,26 @@ class Gallery:
     def _with_absolute_pictures(self, face: FaceRecord) -> FaceRecord:
         pictures: dict[str, Any] = {kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}
         return replace(face, **pictures)
+
+    def people(self, ids: list[int]) -> tuple[list[str], list[str]]:
+        """The identity and FaceRecord.content_key of each id, in the order given: what a policy needs
+        of a shortlist, without building whole records."""
+        marks = ",".join("?" * len(ids))
+        try:
+            rows = self.db.execute(f"SELECT id, identity, photo_sha1, photo_face FROM faces WHERE id IN ({marks})",
+                                   [int(i) for i in ids]).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
+        by_id = {row[0]: row[1:] for row in rows}
+        if len(by_id) < len(set(ids)):
+            raise self._damaged(f"{METADATA_FILE} is damaged (rows missing for some vectors)")
+        found = [by_id[int(i)] for i in ids]
+        return [identity for identity, _, _ in found], [f"{sha1}:{face}" for _, sha1, face in found]
+
+    def content_keys(self) -> list[str]:
+        """Every face's FaceRecord.content_key, in gallery order."""
+        rows = self.db.execute("SELECT photo_sha1, photo_face FROM faces ORDER BY id")
+        return [f"{sha1}:{face}" for sha1, face in rows]
 
     def close(self) -> None:
         self.db.close()

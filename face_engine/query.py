@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
+from face_engine.fairness import EXACT, SHORTLIST, MatchPolicy, exact, rerank
 from face_engine.gallery import FaceRecord, Gallery
 from face_engine.imaging import read_image
 
@@ -16,8 +18,12 @@ CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may app
 
 
 class Lookalike(NamedTuple):
-    score: float  # inner product (cosine) with the visitor's face
+    score: float  # inner product (cosine) with the visitor's face: what the visitor is shown
     face: FaceRecord
+    fair_score: float  # what the policy ranked by (the score itself under exact)
+
+
+Counts = Callable[[list[str]], list[int]]  # times each face (by content key) was shown so far: the kiosk's ledger
 
 
 class Stopwatch:
@@ -45,43 +51,57 @@ def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, devic
 
 
 def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
-               watch: Stopwatch) -> tuple[Detections, list[Lookalike]]:
-    """The detections of `image` and the k gallery faces most like its largest face, best first.
+               watch: Stopwatch, policy: MatchPolicy = EXACT, counts: Counts | None = None
+               ) -> tuple[Detections, list[Lookalike]]:
+    """The detections of `image` and the k gallery faces its largest face is shown, best first.
     With `distinct`, each named person appears once."""
     detections = engine.detect(image)
     watch.lap("detect")
     xq = engine.embed(image, detections.take(slice(0, 1)))
     watch.lap("embed")
-    matches: list[Lookalike] = []
-    if len(xq):
-        D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
-        seen = set()
-        # a short result ends in ids -1, which faces() leaves out: those scores are dropped
-        for score, face in zip(D[0], gallery.faces(I[0].tolist()), strict=False):
-            who = face.identity or face.id  # a face without a name is a person of its own
-            if distinct and who in seen:
-                continue
-            seen.add(who)
-            matches.append(Lookalike(float(score), face))
-            if len(matches) == k:
-                break
+    matches = choose(gallery, xq, k, distinct, policy, counts) if len(xq) else []
     watch.lap("search")
     return detections, matches
 
 
+def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: MatchPolicy = EXACT,
+           counts: Counts | None = None) -> list[Lookalike]:
+    """The k faces shown for the query vector xq (1, dim) under `policy`. The fair policy re-ranks a
+    raw shortlist and always shows each person once; a gallery without hubness scores gets exact."""
+    hubness = gallery.hubness if policy.name == "fair" else None
+    if hubness is None:
+        D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
+        faces = gallery.faces(I[0].tolist())
+        picks = exact(D[0][: len(faces)], [face.identity or face.id for face in faces], k, distinct)
+        return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
+    D, I = gallery.search(xq, max(k * CANDIDATES_PER_RESULT, SHORTLIST))
+    ids = I[0][I[0] >= 0]
+    identities, keys = gallery.people(ids.tolist())
+    persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
+    fairness = policy.fairness
+    if fairness is None:
+        fairness = float(gallery.manifest.fairness.get("lambda", 0.0))
+    picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
+                   policy.delta)
+    faces = gallery.faces([int(ids[pick.position]) for pick in picks])
+    return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
+
+
 def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike[str] | bytes | np.ndarray,
-                 k: int, distinct: bool = False) -> dict[str, Any]:
+                 k: int, distinct: bool = False, policy: MatchPolicy = EXACT) -> dict[str, Any]:
     """The `search --json` object for one photo. Raises ImageError for an unusable file."""
     watch = Stopwatch()
     image = read_image(source)
     watch.lap("decode")
-    detections, matches = lookalikes(engine, gallery, image, k, distinct, watch)
+    detections, matches = lookalikes(engine, gallery, image, k, distinct, watch, policy)
     return {
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
-        "matches": [{"rank": rank, "score": round(score, 4), "name": face.display_name, "identity": face.identity,
+        "policy": policy.name if gallery.hubness is not None else "exact",
+        "matches": [{"rank": rank, "score": round(score, 4), "fair_score": round(fair_score, 4),
+                     "name": face.display_name, "identity": face.identity,
                      "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,
                      "portrait": face.portrait}
-                    for rank, (score, face) in enumerate(matches, 1)],
+                    for rank, (score, face, fair_score) in enumerate(matches, 1)],
         "timings_ms": watch.ms,
     }

@@ -14,21 +14,24 @@ import logging
 import resource
 import shutil
 import sqlite3
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_record, write_gallery
 from face_engine.imaging import REASONS as UNREADABLE
 from face_engine.memory import bytes_per_vector
 from index_builder import local_engine, ray_engine
+from index_builder.bench.exposure import gallery_fairness
 from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
 from index_builder.indexes import (
     IndexChoice,
@@ -46,6 +49,7 @@ from index_builder.state import BuildState, FaceRow
 from models.packs import ModelPack, resolve_pack
 
 log = logging.getLogger(__name__)
+LOOKALIKES = 5  # shown per visitor, as the kiosk shows them: what λ is measured on
 
 # Skips that mean a file or a row of the corpus is broken (the build exits 1 after publishing), as
 # against photos that are fine but add no face (no_face, duplicate, face_too_small, low_score).
@@ -247,12 +251,28 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     """Choose and fill the index, write the gallery beside the live one and publish it; returns the
     version folder."""
     xb = state.vector_blocks(collected.rows)
+    index_started = time.time()
     choice, index, strangers, index_stage = _index_for(xb, collected.identities, options)
+    report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
-    manifest = _manifest(pack, options, xb, choice, strangers, report)
+    # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
+    hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, report["index_seconds"],
+                             options.progress)
+    manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
-    return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces, state.pictures()))
+    return publish(options.out, xb,
+                   lambda folder: write_gallery(folder, manifest, index, faces, state.pictures(), hub))
+
+
+def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], index_seconds: float,
+             progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """r_g of every face (it depends on the whole gallery: recomputed on every build) and the λ
+    measured best for this gallery."""
+    with tqdm(total=len(xb), unit="face", desc="hubness", disable=not progress, file=sys.stderr) as bar:
+        hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds, bar.update)
+    log.info("hubness of %d faces in %.1f s; fairness λ %s chosen", len(xb), fairness["seconds"], fairness["lambda"])
+    return hub, fairness
 
 
 def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: IndexChoice, strangers: int,
@@ -282,7 +302,8 @@ def _face_records(collected: Collected) -> list[FaceRecord]:
     for i, row in enumerate(collected.rows):
         item = collected.item(row)
         faces.append(face_record(i, image=item.path, identity=item.identity, display_name=display_name(item.identity),
-                                 caption=item.caption, source=item.source, **row.box._asdict(), score=row.score))
+                                 caption=item.caption, source=item.source, **row.box._asdict(), score=row.score,
+                                 photo_sha1=row.sha1, photo_face=row.face))
     return faces
 
 

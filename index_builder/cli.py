@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from face_engine.engine import Face, FaceEngine, check_runs
+from face_engine.fairness import LAMBDAS, LEDGER_DELTA, POLICIES, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
@@ -237,7 +238,16 @@ def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     search.add_argument("--pack", help="model pack (default: the one that built the gallery)")
     search.add_argument("--device", default="auto", choices=DEVICES)
     search.add_argument("--json", action="store_true", help="print one JSON object")
+    add_policy_options(search)
     search.set_defaults(run=run_search)
+
+
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", choices=POLICIES, default="fair",
+                        help="fair: re-rank the 50 nearest faces by score - λ·hubness, each person once, so hub "
+                        "faces do not take all the attention (default); exact: plain nearest neighbours")
+    parser.add_argument("--fairness", type=non_negative_float, metavar="λ",
+                        help="the fair policy's λ (default: the one the gallery's build measured best)")
 
 
 def add_info_parser(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -292,9 +302,19 @@ def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     e2e.add_argument("--photos", type=Path, required=True, help="a folder of photos used as visitors")
     e2e.add_argument("--repeats", type=positive_int, default=3)
     e2e.add_argument("--device", default="auto", choices=DEVICES)
-    exposure = mode("exposure", "how often each gallery face is shown: Gini coefficient, share never shown, hubs")
+    exposure = mode("exposure", "matching policies side by side on the same visitors: how often each gallery face "
+                    "is shown (Gini per face and per person, share never shown, most shown), identity rank-1, "
+                    "strangers' top-1 score loss; Lorenz curves")
     exposure.add_argument("gallery", metavar="GALLERY")
     exposure.add_argument("--k", type=positive_int, default=5, help="lookalikes shown per visitor (default: 5)")
+    exposure.add_argument("--lambdas", type=non_negative_float, nargs="+", default=list(LAMBDAS), metavar="λ",
+                          help=f"the fair policy's λ sweep (default: {' '.join(map(str, LAMBDAS))})")
+    exposure.add_argument("--deltas", type=non_negative_float, nargs="+", default=[LEDGER_DELTA], metavar="δ",
+                          help=f"fair + ledger margins, at the gallery's λ (default: {LEDGER_DELTA})")
+    exposure.add_argument("--sample", type=positive_int, metavar="N",
+                          help="at most N visitors of each kind (default: every gallery face)")
+    exposure.add_argument("--synthetic", type=positive_int, metavar="N",
+                          help="measure N synthetic faces fitted to GALLERY (as bench scale draws them) instead")
     plot = modes.add_parser("plot", help="draw the PNG of a stored result")
     plot.add_argument("result", type=Path)
     plot.set_defaults(run=run_bench_plot)
@@ -320,7 +340,14 @@ def run_bench(args: argparse.Namespace) -> int:
                       "device": args.device}
         results = e2e.run_e2e(args.gallery, args.photos, args.repeats, args.device)
     else:
-        parameters, results = {"gallery": args.gallery, "k": args.k}, exposure.run_exposure(args.gallery, args.k)
+        parameters = {"gallery": args.gallery, "k": args.k, "lambdas": args.lambdas, "deltas": args.deltas,
+                      "sample": args.sample}
+        parameters["synthetic"] = args.synthetic
+        if args.synthetic:
+            results = exposure.run_exposure_synthetic(args.gallery, args.synthetic, args.k, args.lambdas, args.deltas,
+                                                      args.sample)
+        else:
+            results = exposure.run_exposure(args.gallery, args.k, args.lambdas, args.deltas, args.sample)
     out = args.out or Path("bench_results") / f"{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_result(out, args.mode, parameters, results)
     picture = plot_result(out)
@@ -432,7 +459,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     gallery, engine = open_for_query(args.gallery, args.pack, args.device)
     try:
-        result = search_photo(engine, gallery, args.image, args.k)
+        result = search_photo(engine, gallery, args.image, args.k, policy=MatchPolicy(args.policy, args.fairness))
     except ImageError as error:
         print(f"error: {args.image}: {error}", file=sys.stderr)
         return 1
@@ -445,6 +472,7 @@ def run_search(args: argparse.Namespace) -> int:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
         name = match["name"] or "(no name)"
         print(f"  {match['rank']:>2}. {match['score']:.3f}  {name:<28} {match['image']}{caption}")
+    print(f"  policy {result['policy']}")
     return 0
 
 

@@ -69,6 +69,7 @@ class FaceRow(NamedTuple):
     row: int
     box: Box
     score: float
+    sha1: str = ""  # the photo's content hash
 
 
 class NewFace(NamedTuple):
@@ -185,9 +186,10 @@ class BuildState:
     def gallery_rows(self) -> list[FaceRow]:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
-        rows = self.db.execute(f"SELECT key, face, shard, row, x1, y1, x2, y2, score FROM faces {GALLERY_ORDER}")
-        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score)
-                for key, face, shard, row, x1, y1, x2, y2, score in rows]
+        rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1 FROM faces "
+                               f"JOIN items USING (key) {GALLERY_ORDER}")
+        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1)
+                for key, face, shard, row, x1, y1, x2, y2, score, sha1 in rows]
 
     def pictures(self) -> Iterator[tuple[bytes, bytes]]:
         """The faces' (thumbnail, portrait) JPEGs in gallery order, streamed (all of them would not

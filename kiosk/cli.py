@@ -5,6 +5,7 @@ import argparse
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,8 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
+from face_engine.fairness import POLICIES
 from face_engine.providers import DEVICES, DeviceError
 from kiosk.config import (
+    MAX_FAIRNESS,
     MAX_PIN_DIGITS,
     MIN_PIN_DIGITS,
     ConfigError,
@@ -62,6 +65,17 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def fairness(text: str) -> float:
+    """An argparse type: λ from 0 to MAX_FAIRNESS."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_FAIRNESS:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to {MAX_FAIRNESS:g}, not {text[:40]!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="kiosk", description="Meet the other me (遇见另一个我): show "
                            "visitors the people in a gallery who look most like them.",
@@ -80,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="with --headless: the JSON of `index-builder search`")
     parser.add_argument("--k", type=whole_number(1, MAX_K),
                         help="with --headless: number of lookalikes (default: the config's)")
+    parser.add_argument("--policy", choices=POLICIES, help="fair (default): spread attention over the gallery; "
+                        "exact: plain nearest neighbours")
+    parser.add_argument("--fairness", type=fairness,
+                        help='the fair policy\'s λ (default "gallery": its build\'s choice)')
     parser.add_argument("--set-pin", action="store_true", help="set the staff PIN, then exit")
     parser.add_argument("--install-autostart", action="store_true",
                         help="start the kiosk fullscreen at login (an XDG autostart entry), then exit")
@@ -101,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return set_pin(config, config_path)
     if args.install_autostart:
         return install_autostart(config_path)
-    overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "lang")
+    overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "lang",
+                                                          "policy", "fairness")
                  if getattr(args, name) is not None}
     if args.demo:
         from kiosk.demo import demo_camera, demo_gallery
@@ -131,7 +150,8 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
         return 2
     gallery, engine = open_for_query(config.gallery, config.pack, config.device)
     try:
-        result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, distinct=True)
+        result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, distinct=True,
+                              policy=config.match_policy())
     except ImageError as error:
         print(f"error: {args.image}: {error}", file=sys.stderr)
         return 1

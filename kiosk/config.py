@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TypeGuard
 
+from face_engine.fairness import POLICIES, MatchPolicy
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
 from models.folders import APP, config_home
@@ -29,6 +30,7 @@ MAX_PIN_ITERATIONS = 10_000_000  # more would stall the staff panel for minutes 
 PIN_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,8})\$((?:[0-9a-f]{2})+)\$([0-9a-f]{64})", re.ASCII)
 MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
 SHOWN_VALUE_CHARS = 60
+MAX_FAIRNESS = 5.0  # λ beyond this ranks by hubness alone
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,13 @@ class KioskConfig:
     # at `ceiling` 99% (for SFace, the same person sits above about 0.5)
     similarity_floor: float = -0.2
     similarity_ceiling: float = 0.6
+    # which faces are shown (face_engine.fairness): "fair" re-ranks by score - fairness·hubness and
+    # prefers the less-shown among near-equals; "exact" shows plain nearest neighbours
+    policy: str = "fair"
+    fairness: float | str = "gallery"  # λ, or "gallery": the one the gallery's build measured best
+
+    def match_policy(self) -> MatchPolicy:
+        return MatchPolicy(self.policy, None if self.fairness == "gallery" else float(self.fairness))
 
     def percent(self, score: float) -> int:
         share = (score - self.similarity_floor) / (self.similarity_ceiling - self.similarity_floor)
@@ -108,6 +117,11 @@ def requirement(name: str, value: object) -> str:
         return "" if is_number(value) and value > 0 else "a positive number of seconds"
     if name.startswith("similarity_"):
         return "" if is_number(value) and -1 <= value <= 1 else "a number from -1 to 1 (a cosine similarity)"
+    if name == "policy":
+        return "" if value in POLICIES else f"one of {', '.join(POLICIES)}"
+    if name == "fairness":
+        fine = value == "gallery" or is_number(value) and 0 <= value <= MAX_FAIRNESS
+        return "" if fine else f'a number from 0 to {MAX_FAIRNESS}, or "gallery" (the λ its build chose)'
     if name == "pin_hash":
         fine = value == "" or (isinstance(value, str) and pin_hash_parts(value) is not None)
         return "" if fine else ("a hash written by kiosk --set-pin (pbkdf2_sha256$iterations$salt$digest): "

@@ -437,6 +437,7 @@ class StaffPage(Page):
     apply = Signal(str, str, int)  # camera, language, lookalikes
     closed = Signal()
     quit = Signal()
+    reset_exposure = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -448,8 +449,14 @@ class StaffPage(Page):
         self.lookalikes = QSpinBox()
         self.lookalikes.setRange(1, 1 + SMALL_MATCHES)
         self.labels = {key: label("caption", Qt.AlignmentFlag.AlignLeft) for key in
-                       ("camera", "language_setting", "lookalikes", "gallery", "providers", "performance")}
-        self.gallery, self.providers, self.performance = (label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(3))
+                       ("camera", "language_setting", "lookalikes", "gallery", "providers", "performance", "exposure")}
+        self.gallery, self.providers, self.performance, self.exposure = (
+            label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(4))
+        self.exposure_numbers: dict = {}
+        self.lang = "zh"
+        self.reset_button = QPushButton()
+        self.reset_button.setObjectName("secondary")
+        self.reset_button.clicked.connect(self.reset_exposure)
         self.warning = label("warning", Qt.AlignmentFlag.AlignLeft)
         self.close_button, self.quit_button = QPushButton(), QPushButton()
         self.quit_button.setObjectName("secondary")
@@ -460,13 +467,15 @@ class StaffPage(Page):
         grid = QGridLayout(panel)
         grid.addWidget(self.heading, 0, 0, 1, 2)
         rows = (("camera", self.camera), ("language_setting", self.language), ("lookalikes", self.lookalikes),
-                ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance))
+                ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance),
+                ("exposure", self.exposure))
         for row, (key, widget) in enumerate(rows, 1):
             grid.addWidget(self.labels[key], row, 0)
             grid.addWidget(widget, row, 1)
         grid.addWidget(self.warning, len(rows) + 1, 0, 1, 2)
         buttons = QHBoxLayout()
         buttons.addWidget(self.quit_button)
+        buttons.addWidget(self.reset_button)
         buttons.addStretch()
         buttons.addWidget(self.close_button)
         grid.addLayout(buttons, len(rows) + 2, 0, 1, 2)
@@ -486,13 +495,21 @@ class StaffPage(Page):
         self.performance.setText(performance)
         self.warning.setText(warning)
 
+    def show_exposure(self, numbers: dict) -> None:
+        """The exposure ledger's summary (kiosk.ledger.Ledger.summary)."""
+        self.exposure_numbers = numbers
+        self.exposure.setText(tr(self.lang, "exposure_status", **numbers) if numbers else "")
+
     def _apply_and_close(self) -> None:
         self.apply.emit(self.camera.currentText(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
         self.closed.emit()
 
     def retranslate(self, lang: str) -> None:
+        self.lang = lang
         self.heading.setText(tr(lang, "staff_panel"))
         for key, widget in self.labels.items():
             widget.setText(tr(lang, key))
         self.close_button.setText(tr(lang, "close"))
         self.quit_button.setText(tr(lang, "quit"))
+        self.reset_button.setText(tr(lang, "reset_exposure"))
+        self.show_exposure(self.exposure_numbers)

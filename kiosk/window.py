@@ -21,6 +21,7 @@ from kiosk.camera import CaptureThread, open_source
 from kiosk.config import KioskConfig, PinGuard, save_config
 from kiosk.flow import Analysis, Flow, State, Timing
 from kiosk.i18n import tr
+from kiosk.ledger import Ledger
 from kiosk.screens import LivePage, MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.worker import GalleryWatcher, InferenceWorker, SearchOutcome
 
@@ -38,6 +39,8 @@ class KioskWindow(QMainWindow):
     request_analyse = Signal(object)
     request_search = Signal(object, int, float)
     request_between_visitors = Signal()
+    request_exposure = Signal()
+    request_exposure_reset = Signal()
     gallery_offered = Signal(object)
     gallery_problem = Signal(str)
 
@@ -91,7 +94,7 @@ class KioskWindow(QMainWindow):
 
         self.worker_thread = QThread(self)
         self.worker_thread.setObjectName("inference")
-        self.worker = InferenceWorker(config.gallery, config.pack, config.device)
+        self.worker = InferenceWorker(config.gallery, config.pack, config.device, config.match_policy(), Ledger())
         self.worker.moveToThread(self.worker_thread)
         self.worker_thread.started.connect(self.worker.start_up)
         self.worker.ready.connect(self.on_worker_ready)
@@ -104,6 +107,10 @@ class KioskWindow(QMainWindow):
         self.request_analyse.connect(self.worker.analyse)
         self.request_search.connect(self.worker.search)
         self.request_between_visitors.connect(self.worker.between_visitors)
+        self.request_exposure.connect(self.worker.report_exposure)
+        self.request_exposure_reset.connect(self.worker.reset_exposure)
+        self.worker.exposure.connect(self.staff.show_exposure)
+        self.staff.reset_exposure.connect(self.request_exposure_reset.emit)
         self.gallery_offered.connect(self.worker.offer_gallery)
         self.gallery_problem.connect(self.on_gallery_refused)
         self.watcher = GalleryWatcher(config.gallery, self.gallery_offered.emit, self.gallery_problem.emit)
@@ -294,6 +301,7 @@ class KioskWindow(QMainWindow):
         rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in self.rates.items())
         performance = f"frames: {rates}\n{latency}"
         self.staff.show_status(gallery, f"{self.info.get('pack', '')} — {providers}", performance, self.gallery_warning)
+        self.request_exposure.emit()
 
     def apply_staff_settings(self, camera: str, lang: str, lookalikes: int) -> None:
         changed_camera = camera != self.config.camera
@@ -330,6 +338,8 @@ class KioskWindow(QMainWindow):
             self.capture.stop()
         self.worker_thread.quit()
         self.worker_thread.wait()
+        if self.worker.ledger is not None:  # the worker thread has ended: nobody else touches it now
+            self.worker.ledger.flush()
         super().closeEvent(event)
 
 

@@ -20,12 +20,14 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from face_engine.engine import FaceEngine
+from face_engine.fairness import EXACT, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError, portrait_crop
 from face_engine.imaging import ImageError, read_image
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.flow import Analysis
 from kiosk.hints import analyse
+from kiosk.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,14 @@ class InferenceWorker(QObject):
     gallery_waiting = Signal()    # a new gallery is ready to be swapped in between visitors
     gallery_changed = Signal(dict)
     gallery_refused = Signal(str)
+    exposure = Signal(dict)       # the ledger's summary for the staff panel (Ledger.summary)
 
-    def __init__(self, gallery_path: str, pack: str, device: str) -> None:
+    def __init__(self, gallery_path: str, pack: str, device: str, policy: MatchPolicy = EXACT,
+                 ledger: Ledger | None = None) -> None:
         super().__init__()
         self.gallery_path, self.pack_name, self.device = gallery_path, pack, device
+        self.policy, self.ledger = policy, ledger
+        self._keys: tuple[Gallery, list[str]] | None = None  # the current gallery's content keys
         self.engine: FaceEngine | None = None
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
@@ -116,13 +122,32 @@ class InferenceWorker(QObject):
     def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
         assert self.engine is not None and self.gallery is not None
         watch = Stopwatch()
-        detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch)
+        counts = self.ledger.shown if self.ledger is not None else None
+        detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch,
+                                       policy=self.policy, counts=counts)
         visitor = None
         if len(detections.boxes):
             visitor = portrait_crop(frame, detections.boxes[0])
-        matches = [match for match in map(_match, found) if match is not None]
+        shown = [(lookalike.face, match) for lookalike in found if (match := _match(lookalike)) is not None]
+        matches = [match for _, match in shown]
         watch.lap("portraits")
+        if self.ledger is not None:
+            self.ledger.record([face for face, _ in shown])
         return SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time)
+
+    @Slot()
+    def report_exposure(self) -> None:
+        if self.ledger is None or self.gallery is None:
+            return
+        if self._keys is None or self._keys[0] is not self.gallery:  # read once per gallery: 10^6 rows take a second
+            self._keys = (self.gallery, self.gallery.content_keys())
+        self.exposure.emit(self.ledger.summary(self._keys[1]))
+
+    @Slot()
+    def reset_exposure(self) -> None:
+        if self.ledger is not None:
+            self.ledger.reset()
+        self.report_exposure()
 
     @Slot(object)
     def offer_gallery(self, gallery: Gallery) -> None:
@@ -154,7 +179,7 @@ class InferenceWorker(QObject):
 def _match(found: Lookalike) -> Match | None:
     """A gallery face as the results screen shows it, or None when its portrait file is unusable:
     one face lost is better than the visitor's whole result."""
-    score, face = found
+    score, face, _ = found
     try:
         picture = read_image(face.portrait)
     except (ImageError, OSError) as error:

@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtTest import QTest
 
 from conftest import LFW, copy_lfw_people, need
-from face_engine.gallery import portrait_crop
+from face_engine.gallery import FORMAT_VERSION, portrait_crop
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
@@ -39,6 +39,12 @@ def make_corpus(folder: Path, people: dict[str, int]) -> Path:
 
 def publish(corpus: Path, out: Path, **options) -> None:
     build(BuildOptions(corpus=corpus, out=out, workers=1, progress=False, **options))
+
+
+@pytest.fixture(autouse=True)
+def own_data_home(monkeypatch, tmp_path: Path) -> None:
+    """The window's exposure ledger is written to the test's folder, never the user's."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
 @pytest.fixture
@@ -242,7 +248,7 @@ def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, c
     assert manifest.is_file()
 
     built = manifest.resolve()  # a demo gallery cached by an older version is made again, not refused
-    built.write_text(built.read_text().replace('"format_version": 2', '"format_version": 1'))
+    built.write_text(built.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1'))
     assert kiosk_main(["--demo", "--headless", "--image", astronaut, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["matches"][0]["identity"] == "Eileen Collins"
 

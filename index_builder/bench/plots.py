@@ -89,12 +89,16 @@ def _e2e(result: dict[str, Any]) -> Figure:
 
 
 def _exposure(result: dict[str, Any]) -> Figure:
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    histogram = result["count_histogram"]
-    axis.bar(range(len(histogram)), histogram)
-    axis.set_yscale("log")
-    axis.set_xlabel(f"times shown in the top {result['k']} of {result['queries']:,} visitors")
-    axis.set_ylabel("gallery faces")
-    axis.set_title(f"exposure: Gini {result['gini']:.3f}, never shown {result['share_never_shown']:.1%}")
-    axis.grid(True, axis="y", alpha=0.3)
+    figure, axis = plt.subplots(figsize=(8, 6))
+    for name, policy in result["policies"].items():
+        curve = policy["lorenz"]
+        axis.plot([i / (len(curve) - 1) for i in range(len(curve))], curve,
+                  label=f"{name}: Gini {policy['gini']:.3f}, never shown {policy['share_never_shown']:.1%}")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="equal attention")
+    axis.set_xlabel("gallery faces, least shown first")
+    axis.set_ylabel("share of all showings")
+    axis.set_title(f"exposure: top {result['k']} for {result['visitors']['strangers']:,} visitors, "
+                   f"{result['vectors']:,} gallery faces")
+    axis.legend(fontsize=7, loc="upper left")
+    axis.grid(True, alpha=0.3)
     return figure

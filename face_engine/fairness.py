@@ -1,0 +1,197 @@
+"""Fair attention: hubness scores of gallery faces and the one matching policy that uses them.
+
+Raw nearest neighbours in high dimensions make hubs: a few faces sit close to everyone and take the
+attention. Local scaling (CSLS) lowers each gallery face's score by its hubness r_g, the mean
+similarity of g to its k nearest faces of OTHER people (same-person neighbours are left out: they
+would punish everyone with many photos). The policy re-ranks a raw shortlist by cos - λ·r_g, shows
+each person once, and (in the kiosk) breaks near-ties toward the less-shown faces. The visitor still
+sees the raw similarity.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import faiss
+import numpy as np
+
+HUBNESS_K = 10
+SHORTLIST = 50  # raw neighbours re-ranked per visitor
+LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+POLICIES = ("exact", "fair")
+DEPTH_CAP = 256  # extra search depth for one person's own photos; rows still short are searched wider
+BATCH = 4096
+HUBNESS_SHARE = 0.2  # hubness may take at most this share of the build's index stage,
+HUBNESS_FLOOR_SECONDS = 30.0  # or this long: exact below it (all of LFW's 13k faces take ~3 s)
+MIN_REFERENCES = 10_000  # the smallest sample of reference faces hubness is measured against
+TIMED_QUERIES = 1024  # queries timed to project hubness's cost
+LEDGER_DELTA = 0.02  # fair-score margin within which a ledger prefers the less-shown (bench exposure)
+
+Progress = Callable[[int], None]
+
+
+def person_numbers(identities: Sequence[str]) -> np.ndarray:
+    """One integer per face, equal for faces of the same named person; an unnamed face is a person
+    of its own."""
+    numbers: dict[str, int] = {}
+    out = np.empty(len(identities), dtype=np.int64)
+    for i, name in enumerate(identities):
+        out[i] = numbers.setdefault(name, len(numbers)) if name else -1 - i
+    return out
+
+
+class People(NamedTuple):
+    """Each gallery face's person number, and the photo count of that person."""
+
+    persons: np.ndarray
+    unique: np.ndarray  # the person numbers, sorted
+    counts: np.ndarray  # the photos of each
+
+    @classmethod
+    def of(cls, persons: np.ndarray) -> People:
+        unique, counts = np.unique(persons, return_counts=True)
+        return cls(persons, unique, counts)
+
+    def photos_of(self, persons: np.ndarray) -> np.ndarray:
+        """How many gallery faces each of `persons` has (0 for a person not in the gallery)."""
+        at = np.minimum(np.searchsorted(self.unique, persons), len(self.unique) - 1)
+        return np.where(self.unique[at] == persons, self.counts[at], 0)
+
+
+def search_others(index: faiss.Index, xq: np.ndarray, query_persons: np.ndarray, people: People,
+                  depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """D, I (nq, depth) of the nearest gallery faces of people other than each query's own (D nan
+    and I -1 where the gallery has fewer). Searched to `depth` plus the largest person's photo count
+    (capped); the few rows that come up short are searched again, wider."""
+    n = index.ntotal
+    width = min(n, depth + min(int(people.counts.max()), DEPTH_CAP))
+    found_D, found_I = index.search(xq, width)
+    D, I = _keep_others(found_D, found_I, query_persons, people.persons, depth)
+    own = people.photos_of(query_persons)
+    short = (width < n) & (np.sum(I >= 0, axis=1) < np.minimum(depth, n - own))
+    while short.any():
+        width = min(n, width * 4)
+        rows = np.flatnonzero(short)
+        found_D, found_I = index.search(xq[rows], width)
+        D[rows], I[rows] = _keep_others(found_D, found_I, query_persons[rows], people.persons, depth)
+        short[rows] = (width < n) & (np.sum(I[rows] >= 0, axis=1) < np.minimum(depth, n - own[rows]))
+    return D, I
+
+
+def _keep_others(D: np.ndarray, I: np.ndarray, query_persons: np.ndarray, persons: np.ndarray,
+                 depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `depth` results of other people in each row, in rank order."""
+    valid = (I >= 0) & (persons[np.maximum(I, 0)] != query_persons[:, None])
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :depth]  # valid ones first, in rank order
+    kept = np.take_along_axis(valid, order, axis=1)
+    return (np.where(kept, np.take_along_axis(D, order, axis=1), np.float32(np.nan)),
+            np.where(kept, np.take_along_axis(I, order, axis=1), -1))
+
+
+def hubness(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, k: int = HUBNESS_K,
+            progress: Progress | None = None, references: np.ndarray | None = None) -> np.ndarray:
+    """r_g for every face of the gallery (float32, gallery order): the mean similarity of g to its k
+    nearest faces of other people, found in batches with the gallery's own index; or, given the
+    positions of a sample of `references`, the k nearest of other people among those (exact search)."""
+    if references is not None:
+        index = faiss.IndexFlatIP(xb.shape[1])
+        index.add(np.ascontiguousarray(xb[references], dtype=np.float32))
+    people = People.of(persons if references is None else persons[references])
+    r = np.zeros(len(xb), dtype=np.float32)
+    for start in range(0, len(xb), BATCH):
+        rows = slice(start, start + BATCH)
+        D, _ = search_others(index, np.ascontiguousarray(xb[rows], dtype=np.float32), persons[rows], people, k)
+        found = ~np.isnan(D)
+        r[rows] = np.where(found, D, 0).sum(axis=1) / np.maximum(found.sum(axis=1), 1)
+        if progress:
+            progress(len(D))
+    return r
+
+
+def reference_count(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, budget_seconds: float,
+                    k: int = HUBNESS_K) -> int | None:
+    """How many reference faces hubness can afford within `budget_seconds`: None when the exact
+    search over the whole gallery fits (projected from one timed batch), else a sample size (at
+    least MIN_REFERENCES), projected from one batch timed against a flat sample."""
+    n = len(xb)
+    rows = np.arange(min(n, TIMED_QUERIES))
+    started = time.perf_counter()
+    search_others(index, xb[rows], persons[rows], People.of(persons), k)
+    if (time.perf_counter() - started) * n / len(rows) <= budget_seconds or n <= MIN_REFERENCES:
+        return None
+    sample = np.arange(MIN_REFERENCES)
+    flat = faiss.IndexFlatIP(xb.shape[1])
+    flat.add(np.ascontiguousarray(xb[sample], dtype=np.float32))
+    started = time.perf_counter()
+    search_others(flat, xb[rows], persons[rows], People.of(persons[sample]), k)
+    per_pair = (time.perf_counter() - started) / (len(rows) * MIN_REFERENCES)
+    return int(min(n, max(MIN_REFERENCES, budget_seconds / (per_pair * n))))
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    """How the shown list is chosen from the raw neighbours: "exact" (plain kNN) or "fair" (re-ranked
+    by score - fairness·r_g; fairness None: the λ the gallery's build chose)."""
+
+    name: str = "fair"
+    fairness: float | None = None
+    delta: float = LEDGER_DELTA  # used only with a ledger's counts
+
+
+EXACT = MatchPolicy("exact")
+
+
+class Pick(NamedTuple):
+    """A shown face: its place in the shortlist, raw score and fair score."""
+
+    position: int
+    score: float
+    fair_score: float
+
+
+def rerank(scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, fairness: float,
+           counts: Sequence[int] | None = None, delta: float = 0.0) -> list[Pick]:
+    """The k faces to show from one visitor's shortlist (raw `scores`, best first; each candidate's
+    person and hubness): by fair score score - fairness·hub, each person once. With `counts` (times
+    each candidate was shown so far), each slot goes to the least-shown candidate whose fair score
+    is within `delta` of the best one left."""
+    fair = np.asarray(scores, dtype=np.float64) - fairness * np.asarray(hub, dtype=np.float64)
+    order = np.argsort(-fair, kind="stable")
+    best_of_person: dict[Hashable, int] = {}
+    for position in order:
+        best_of_person.setdefault(persons[position], int(position))
+    left = sorted(best_of_person.values(), key=lambda p: -fair[p])  # sorted() is stable: ties keep rank order
+    picks: list[Pick] = []
+    while left and len(picks) < k:
+        chosen = left[0]
+        if counts is not None and delta > 0:
+            near = [p for p in left if fair[p] >= fair[left[0]] - delta]
+            chosen = min(near, key=lambda p: counts[p])  # min() keeps the first (best fair) of equals
+        left.remove(chosen)
+        picks.append(Pick(chosen, float(scores[chosen]), float(fair[chosen])))
+    return picks
+
+
+def exact(scores: np.ndarray, persons: Sequence[Hashable], k: int, distinct: bool) -> list[Pick]:
+    """Plain kNN: the shortlist in its own order, each person once when `distinct`."""
+    picks: list[Pick] = []
+    seen: set[Hashable] = set()
+    for position, score in enumerate(scores):
+        if distinct and persons[position] in seen:
+            continue
+        seen.add(persons[position])
+        picks.append(Pick(position, float(score), float(score)))
+        if len(picks) == k:
+            break
+    return picks
+
+
+def gini(counts: np.ndarray) -> float:
+    """0 when every face is shown equally often, towards 1 when a few faces take all the attention."""
+    x = np.sort(np.asarray(counts, dtype=float))
+    n = len(x)
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    return float((2 * np.sum(np.arange(1, n + 1) * x)) / (n * x.sum()) - (n + 1) / n)

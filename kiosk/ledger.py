@@ -1,0 +1,100 @@
+"""The exposure ledger: how often each gallery face has been shown at this kiosk, and nothing else
+(no visitor data). The fair policy uses it to break near-ties toward the less-shown faces.
+
+Counts are keyed by a face's content key (its photo's SHA-1 and its number in the photo), so they
+survive a rebuild of the gallery for the faces that remain. They are written to the data folder,
+atomically (a temporary file, then os.replace), at most every SAVE_SECONDS; a kill loses at most
+that much. A damaged file is set aside with a warning and counting starts afresh.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from face_engine.fairness import gini
+from face_engine.gallery import FaceRecord
+from models.folders import APP, data_home
+
+log = logging.getLogger(__name__)
+
+FORMAT = "other-me-exposure"
+SAVE_SECONDS = 5.0
+
+
+def default_ledger_path() -> Path:
+    return data_home() / APP / "exposure.json"
+
+
+class Ledger:
+    def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path or default_ledger_path()
+        self.clock = clock
+        self.counts = self._read()
+        self._saved_at = clock()
+        self._unsaved = False
+
+    def _read(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as error:
+            return self._start_afresh(f"unreadable ({error})")
+        counts = data.get("counts") if isinstance(data, dict) and data.get("format") == FORMAT else None
+        if not isinstance(counts, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()):
+            return self._start_afresh("not an exposure ledger")
+        return counts
+
+    def _start_afresh(self, why: str) -> dict[str, int]:
+        log.warning("exposure ledger %s is damaged (%s): counting starts afresh", self.path, why)
+        return {}
+
+    def shown(self, keys: list[str]) -> list[int]:
+        """Times each face (FaceRecord.content_key) was shown so far: the policy's `counts`."""
+        return [self.counts.get(key, 0) for key in keys]
+
+    def record(self, faces: list[FaceRecord]) -> None:
+        """Count one showing of each face; written out when SAVE_SECONDS have passed since the last write."""
+        for face in faces:
+            self.counts[face.content_key] = self.counts.get(face.content_key, 0) + 1
+        self._unsaved = True
+        if self.clock() - self._saved_at >= SAVE_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        """Write the counts now, atomically; a failed write is logged and retried on the next record."""
+        temporary = self.path.with_suffix(".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump({"format": FORMAT, "counts": self.counts}, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except OSError as error:
+            log.warning("exposure ledger %s could not be written: %s", self.path, error)
+            return
+        self._saved_at, self._unsaved = self.clock(), False
+
+    def flush(self) -> None:
+        if self._unsaved:
+            self.save()
+
+    def reset(self) -> None:
+        self.counts.clear()
+        self.save()
+
+    def summary(self, keys: list[str]) -> dict[str, Any]:
+        """For the faces of the current gallery (their content keys): how many were shown, the share
+        never shown and the Gini coefficient of the counts."""
+        counts = np.array([self.counts.get(key, 0) for key in keys], dtype=np.int64)
+        return {"faces": len(keys), "shown_faces": int(np.count_nonzero(counts)), "showings": int(counts.sum()),
+                "share_never_shown": float(np.mean(counts == 0)) if len(keys) else 0.0, "gini": gini(counts)}
