@@ -497,9 +497,13 @@ def run_info(args: argparse.Namespace) -> int:
           f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB for the index and metadata")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
+    rate = f"{build_report['faces_per_second']} faces/s" if build_report["faces_per_second"] else "nothing new"
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
-          f"({build_report['faces_per_second']} faces/s), {build_report['workers']} workers, "
-          f"providers {', '.join(build_report['providers'])}")
+          f"({rate}), {build_report['workers']} workers, providers {', '.join(build_report['providers'])}")
+    fairness = manifest.fairness
+    if fairness:
+        print(f"fairness     λ {fairness['lambda']} (fair policy: score - λ·hubness); hubness of each face over "
+              f"its {fairness['k']} nearest other people, {fairness['seconds']} s, {fairness['method']}")
     return 0
 
 
