@@ -18,13 +18,16 @@ from index_builder.bench.common import gallery_arrays, write_result
 from index_builder.bench.exposure import gallery_fairness
 from index_builder.bench.scale import fit, generate
 from index_builder.build import LOOKALIKES, _index_for
+from index_builder.indexes import Vectors
+from index_builder.options import BuildOptions
 
 
 def measure(model, n: int, budget_ms: float, rng: np.random.Generator) -> dict:
     xb, person = generate(model, n, rng)
     identities = [f"p{p}" for p in person]
     started = time.perf_counter()
-    choice, index, _ = _index_for(xb, identities, budget_ms)
+    options = BuildOptions(corpus=Path("synthetic"), out=Path("synthetic"), budget_ms=budget_ms, progress=False)
+    choice, index, _, _ = _index_for(Vectors.of(xb), identities, options)
     index_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds)

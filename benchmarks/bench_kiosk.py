@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "kiosk_cpu.json")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # the exhibition's exposure ledger lives in the data folder: a benchmark's showings are not its own
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="other-me-bench-")
 
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
@@ -42,7 +45,6 @@ def main() -> None:
 
     app = QApplication([])
     import shutil
-    import tempfile
 
     camera_folder = Path(tempfile.mkdtemp())
     for name in VISITORS:

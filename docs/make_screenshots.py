@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def main() -> None:
         os.environ["DISPLAY"] = ":97"
         time.sleep(1.5)
     os.environ["QT_QPA_PLATFORM"] = "xcb"
+    # the exhibition's exposure ledger lives in the data folder: the screenshots' showings are not its own
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="other-me-screens-")
     try:
         take_screenshots(args.gallery, args.out)
     finally:

@@ -47,7 +47,7 @@ PORTRAIT_SIZE = 456
 # before a Manifest is made, so a damaged one is named key by key.
 MANIFEST_KEYS: dict[str, type | tuple[type, ...]] = {
     "pack": str, "pack_source": str, "recognizer": str, "dim": int, "metric": str, "count": int,
-    "identities": int, "built_at": str, "recall": dict,
+    "identities": int, "built_at": str, "recall": dict, "fairness": dict,
     "files": dict, "files.index": str, "files.metadata": str,
     "index": dict, "index.factory": str, "index.search_params": dict, "index.reason": str,
     "build": dict, "build.corpus": str, "build.photos_in_corpus": int, "build.photos_with_faces": int,
@@ -255,8 +255,8 @@ class Gallery:
             use_gpu = faiss.get_num_gpus() > 0
         if use_gpu:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
-        self.db = self._open_metadata()
         self.hubness = self._read_hubness()
+        self.db = self._open_metadata()  # last: nothing after it can fail and leave it open
 
     def _damaged(self, what: str) -> GalleryError:
         return GalleryError(f"{self.name}: {what}")
@@ -310,7 +310,8 @@ class Gallery:
         path = self.root / self.manifest.files.metadata
         if not path.is_file():
             raise self._damaged(f"{path.name} is missing")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        # as_uri quotes the path: a folder name holding '?', '#' or '%' must not end the file name
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
         try:
             db.execute(f"SELECT {','.join(METADATA_COLUMNS)} FROM faces LIMIT 0")
             rows = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]

@@ -57,6 +57,11 @@ class DeviceError(RuntimeError):
     """The requested device cannot run here; the message says why and what to do."""
 
 
+def runtime() -> tuple[str, list[str]]:
+    """onnxruntime's version and the providers it offers (for reports), imported with telemetry off."""
+    return ort.__version__, list(ort.get_available_providers())
+
+
 def choose_providers(device: str, available: Sequence[str]) -> list[str]:
     """The providers to ask onnxruntime for, best first, for `device` in DEVICES."""
     if device not in DEVICES:

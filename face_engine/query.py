@@ -80,7 +80,8 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
     fairness = policy.fairness
     if fairness is None:
-        fairness = float(gallery.manifest.fairness.get("lambda", 0.0))
+        chosen = gallery.manifest.fairness.get("lambda")
+        fairness = float(chosen) if isinstance(chosen, (int, float)) else 0.0  # none measured: plain scores
     picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
                    policy.delta)
     faces = gallery.faces([int(ids[pick.position]) for pick in picks])

@@ -143,7 +143,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         collected = _sync(state, options)
         embedding = _embed(collected.todo, state, pack, options)
         collected.rows, collected.skipped = _gallery_rows(state, collected, options)
-        content_id = _content_id(settings, collected)
+        content_id = _content_id(settings, collected, options)
         live = _live_manifest(options.out)
         if not collected.todo and not collected.removed and live and live.build.get("content_id") == content_id:
             return {**live.build, "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
@@ -208,13 +208,14 @@ def _gallery_rows(state: BuildState, collected: Collected,
     return rows, skipped
 
 
-def _content_id(settings: dict[str, str], collected: Collected) -> str:
-    """What the published gallery is made of; names and captions are part of it: a corrected
-    caption is a new gallery."""
+def _content_id(settings: dict[str, str], collected: Collected, options: BuildOptions) -> str:
+    """What the published gallery is made of; names and captions are part of it (a corrected
+    caption is a new gallery), and so are the options that choose its index."""
     texts = [(collected.item(row).identity, collected.item(row).caption, collected.item(row).source)
              for row in collected.rows]
     where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
-    return hashlib.sha1(repr((settings, where, texts)).encode()).hexdigest()
+    index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes)
+    return hashlib.sha1(repr((settings, where, texts, index)).encode()).hexdigest()
 
 
 def _report(collected: Collected, embedding: Embedding, options: BuildOptions, content_id: str) -> dict[str, Any]:
@@ -277,8 +278,7 @@ def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], index_se
 
 def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: IndexChoice, strangers: int,
               report: dict[str, Any]) -> Manifest:
-    recall = next(m["recall@5"] for m in choice.measurements
-                  if m["factory"] == choice.factory and m["params"] == choice.search_params)
+    recall = choice.measured["recall@5"]
     return Manifest(
         pack=pack.id,
         pack_source=options.pack,
@@ -322,11 +322,12 @@ def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
                               memory_budget_bytes=options.memory_budget_bytes, forced=forced)
     except OverMemoryBudget as error:
         raise BuildError(f"{error}; raise --memory-budget or build on a larger machine") from None
-    except RuntimeError as error:  # a forced factory or parameter faiss does not know
+    except (RuntimeError, ValueError) as error:  # a forced factory or parameter faiss (or the size rule) does not know
         if forced is None:
             raise
         raise BuildError(f"--index {options.index} {options.index_params}: faiss refused it "
                          f"({str(error).strip().splitlines()[-1][:200]})") from None
+    choice.index = None  # measured on all but the strangers: dropped before the final index is built
     index = train_and_add(choice.factory, xb, use_gpu)
     set_search(index, choice.settings)
     stage = {"index_stage_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

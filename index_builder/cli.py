@@ -230,8 +230,9 @@ def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     search = commands.add_parser(
         "search", help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
-        "search. With --json one object: image, faces, matches (rank, score, name, identity, caption, "
-        "image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and exit 0.")
+        "search. With --json one object: image, faces, policy, matches (rank, score, fair_score, name, identity, "
+        "caption, image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and "
+        "exit 0.")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
     search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
@@ -502,8 +503,9 @@ def run_info(args: argparse.Namespace) -> int:
           f"({rate}), {build_report['workers']} workers, providers {', '.join(build_report['providers'])}")
     fairness = manifest.fairness
     if fairness:
-        print(f"fairness     λ {fairness['lambda']} (fair policy: score - λ·hubness); hubness of each face over "
-              f"its {fairness['k']} nearest other people, {fairness['seconds']} s, {fairness['method']}")
+        print(f"fairness     λ {fairness.get('lambda')} (fair policy: score - λ·hubness); hubness of each face "
+              f"over its {fairness.get('k')} nearest other people, {fairness.get('seconds')} s, "
+              f"{fairness.get('method')}")
     return 0
 
 

@@ -37,6 +37,13 @@ class IndexChoice:
     index: faiss.Index | None = field(default=None, repr=False)  # the measured index, built on xb
     settings: dict[str, Any] = field(default_factory=dict)  # search_params and those stored in the index file
 
+    @property
+    def measured(self) -> dict[str, Any]:
+        """The measurement of the chosen index at its chosen settings (a sweep can repeat the same
+        search_params with another setting stored in the index file)."""
+        return next(m for m in self.measurements if m["factory"] == self.factory
+                    and m.get("settings", m["params"]) == (self.settings or self.search_params))
+
 
 class OverMemoryBudget(RuntimeError):
     """Not even exact search fits the memory budget; the message says how much it needs."""

@@ -3,8 +3,9 @@
 
 Counts are keyed by a face's content key (its photo's SHA-1 and its number in the photo), so they
 survive a rebuild of the gallery for the faces that remain. They are written to the data folder,
-atomically (a temporary file, then os.replace), at most every SAVE_SECONDS; a kill loses at most
-that much. A damaged file is set aside with a warning and counting starts afresh.
+atomically (a temporary file, then os.replace), at most every SAVE_SECONDS while visitors come and
+whenever a visitor has gone, so a kill loses at most the last few seconds of counts. A damaged file
+is set aside (renamed *.damaged) with a warning, and counting starts afresh.
 """
 from __future__ import annotations
 
@@ -54,7 +55,13 @@ class Ledger:
         return counts
 
     def _start_afresh(self, why: str) -> dict[str, int]:
-        log.warning("exposure ledger %s is damaged (%s): counting starts afresh", self.path, why)
+        aside = self.path.with_suffix(".damaged")
+        try:
+            os.replace(self.path, aside)
+        except OSError:
+            aside = self.path  # it stays, and is replaced on the first write
+        log.warning("exposure ledger %s is damaged (%s): set aside as %s, counting starts afresh", self.path, why,
+                    aside.name)
         return {}
 
     def shown(self, keys: list[str]) -> list[int]:

@@ -65,7 +65,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.gallery_path, self.pack_name, self.device = gallery_path, pack, device
         self.policy, self.ledger = policy, ledger
-        self._keys: tuple[Gallery, list[str]] | None = None  # the current gallery's content keys
+        self._keys: list[str] | None = None  # the current gallery's content keys, read once per gallery
         self.engine: FaceEngine | None = None
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
@@ -139,9 +139,9 @@ class InferenceWorker(QObject):
     def report_exposure(self) -> None:
         if self.ledger is None or self.gallery is None:
             return
-        if self._keys is None or self._keys[0] is not self.gallery:  # read once per gallery: 10^6 rows take a second
-            self._keys = (self.gallery, self.gallery.content_keys())
-        self.exposure.emit(self.ledger.summary(self._keys[1]))
+        if self._keys is None:  # 10^6 rows take a second
+            self._keys = self.gallery.content_keys()
+        self.exposure.emit(self.ledger.summary(self._keys))
 
     @Slot()
     def reset_exposure(self) -> None:
@@ -166,10 +166,13 @@ class InferenceWorker(QObject):
 
     @Slot()
     def between_visitors(self) -> None:
-        """Swap in a pending gallery now that nobody is looking at results."""
+        """Write the exposure counts, and swap in a pending gallery now that nobody is looking at results."""
+        if self.ledger is not None:
+            self.ledger.flush()
         if self._pending is None:
             return
         old, self.gallery, self._pending = self.gallery, self._pending, None
+        self._keys = None
         if old is not None:
             old.close()
         log.info("gallery swapped in: %s", self.gallery.root)

@@ -266,6 +266,7 @@ def test_a_corrupt_ledger_is_replaced_with_a_warning(tmp_path, caplog, content):
     with caplog.at_level(logging.WARNING):
         ledger = Ledger(path)
     assert ledger.counts == {} and "counting starts afresh" in caplog.text
+    assert (tmp_path / "exposure.damaged").read_text() == content, "the damaged file is set aside, not lost"
     ledger.save()
     assert json.loads(path.read_text())["counts"] == {}
 

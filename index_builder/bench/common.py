@@ -11,9 +11,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-import onnxruntime
 
 from face_engine.gallery import Gallery
+from face_engine.providers import runtime
 
 
 def machine() -> dict[str, Any]:
@@ -25,8 +25,8 @@ def machine() -> dict[str, Any]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(memory / 2**30, 1),
             "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
-            "faiss_gpus": faiss.get_num_gpus(), "onnxruntime": onnxruntime.__version__,
-            "onnxruntime_providers": onnxruntime.get_available_providers()}
+            "faiss_gpus": faiss.get_num_gpus(), "onnxruntime": runtime()[0],
+            "onnxruntime_providers": runtime()[1]}
 
 
 def write_result(out: Path, mode: str, parameters: dict[str, Any], results: dict[str, Any]) -> Path:

@@ -160,8 +160,7 @@ def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_
     exact_queries = EXACT_LATENCY_QUERIES if n > EXACT_ON_ALL_QUERIES_UP_TO else None
     choice = choose_index(xb, xq, budget_ms, use_gpu=faiss.get_num_gpus() > 0, memory_budget_bytes=memory_budget_bytes,
                           exact_queries=exact_queries)
-    exact, chosen = choice.measurements[0], next(
-        m for m in choice.measurements if m["factory"] == choice.factory and m["params"] == choice.search_params)
+    exact, chosen = choice.measurements[0], choice.measured
     _, I_known_exact = exact_truth(xb, xq_known, 10)
     index = choice.index
     assert index is not None, "choose_index returns the index it measured"
