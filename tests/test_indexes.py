@@ -203,3 +203,15 @@ def test_the_shortlist_doubles_per_fourfold_growth():
     assert indexes.shortlist_factors(10**6, 64)[:2] == [32, 64]
     assert indexes.shortlist_factors(4 * 10**6, 64)[0] == 64
     assert indexes.shortlist_factors(10**4, 64)[0] == 8
+
+
+def test_identification_through_a_gallery_index_matches_exact_search_when_its_shortlist_is_wide():
+    from index_builder.evaluate import leave_one_out_identification
+
+    xb, names = face_like(3000)
+    exact = leave_one_out_identification(xb, names)
+    index = train_and_add("PQ16x4fs,RFlat", xb, use_gpu=False)
+    indexes.set_search(index, {"k_factor_rf": 200})
+    through_index = leave_one_out_identification(xb, names, index=index)
+    assert through_index["queries"] == exact["queries"]
+    assert abs(through_index["rank1"] - exact["rank1"]) <= 0.001

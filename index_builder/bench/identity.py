@@ -55,6 +55,11 @@ def run_identity(gallery_path: str, pairs: Path | None) -> dict[str, Any]:
     gallery, xb, identities = gallery_arrays(gallery_path)
     result: dict[str, Any] = {"gallery": str(gallery.root), "vectors": len(xb),
                               "identification": leave_one_out_identification(xb, identities)}
+    spec = gallery.manifest.index
+    if spec.factory != "Flat":  # the gallery's own approximate index, against the exact search above
+        result["identification_with_gallery_index"] = {
+            "factory": spec.factory, "search_params": spec.settings or spec.search_params,
+            **leave_one_out_identification(xb, identities, index=gallery.index)}
     if pairs is not None:
         images = [row[0] for row in gallery.db.execute("SELECT image FROM faces ORDER BY id")]
         position = {"/".join(Path(image).parts[-2:]): i for i, image in enumerate(images)}
