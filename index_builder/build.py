@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import resource
 import shutil
 import sqlite3
 import sys
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_record, write_gallery
 from face_engine.imaging import REASONS as UNREADABLE
-from face_engine.memory import bytes_per_vector
+from face_engine.memory import bytes_per_vector, peak_rss_mb
 from index_builder import local_engine, ray_engine
 from index_builder.bench.exposure import gallery_fairness
 from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
@@ -312,7 +311,7 @@ def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
     """Choose the index on held-out strangers (whole people the measured index never saw), then
     build the chosen one on every vector, streamed from the shards. Returns the choice, the index,
     the strangers counted and the stage's memory (ru_maxrss: the process's peak so far)."""
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
     use_gpu = faiss.get_num_gpus() > 0
     strangers = held_out_strangers(identities, np.random.default_rng(0))
     rest = xb.without(strangers) if len(strangers) < len(xb) else xb
@@ -330,7 +329,7 @@ def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
     choice.index = None  # measured on all but the strangers: dropped before the final index is built
     index = train_and_add(choice.factory, xb, use_gpu)
     set_search(index, choice.settings)
-    stage = {"index_stage_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    stage = {"index_stage_peak_rss_mb": peak_rss_mb(),
              "peak_rss_mb_before_index_stage": rss_before}
     return choice, index, len(strangers), stage
 

@@ -145,6 +145,16 @@ def command(*argv: str) -> Callable[[Workspace], list[str]]:
     return lambda w: list(argv)
 
 
+def install_zip(make: Callable[[Path, Path], Path]) -> Callable[[Workspace], list[str]]:
+    """`models install` of a zip that `make` builds from the real test pack in the case's folder."""
+    return lambda ws: ["index-builder", "models", "install", str(make(ws.tmp, need(MINI_PACK)))]
+
+
+def headless_with_config(text: str, *options: str) -> Callable[[Workspace], list[str]]:
+    """`kiosk --headless` on a real photo, with a config file holding `text`."""
+    return lambda ws: ["kiosk", "--config", kiosk_config(ws, text), "--headless", "--image", str(ws.photo), *options]
+
+
 def kiosk_config(ws: Workspace, text: str) -> str:
     """A kiosk config file holding `text`, in the case's own folder."""
     path = ws.tmp / "kiosk.toml"
@@ -284,39 +294,33 @@ CASES: list[Case] = [
     # --- kiosk and models: options, config, PIN, packs ---
     Case("set_pin_at_end_of_input", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"'), "--set-pin"],
          2, "kiosk: no PIN given (end of input); nothing changed", stdin=""),
-    Case("pin_hash_malformed", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'pin_hash = "pbkdf2_sha256$x$zz$00"'),
-                                           "--headless", "--image", str(ws.photo)],
+    Case("pin_hash_malformed", headless_with_config('pin_hash = "pbkdf2_sha256$x$zz$00"'),
          2, "pin_hash must be a hash written by kiosk --set-pin"),
-    Case("lookalikes_five", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lookalikes = "five"'),
-                                        "--headless", "--image", str(ws.photo)],
+    Case("lookalikes_five", headless_with_config('lookalikes = "five"'),
          2, 'kiosk.toml: lookalikes must be an integer from 1 to 5, not "five"'),
-    Case("lookalikes_minus_3", lambda ws: ["kiosk", "--config", kiosk_config(ws, "lookalikes = -3"),
-                                           "--headless", "--image", str(ws.photo)],
+    Case("lookalikes_minus_3", headless_with_config("lookalikes = -3"),
          2, "kiosk.toml: lookalikes must be an integer from 1 to 5, not -3"),
-    Case("config_toml_syntax_error", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"\nlookalikes = = 3'),
-                                                 "--headless", "--image", str(ws.photo)],
+    Case("config_toml_syntax_error", headless_with_config('lang = "en"\nlookalikes = = 3'),
          2, "not a valid TOML file: Invalid value (at line 2, column 14)"),
-    Case("kiosk_k_0", lambda ws: ["kiosk", "--config", kiosk_config(ws, ""), "--headless", "--image", str(ws.photo),
-                                  "--k", "0"],
+    Case("kiosk_k_0", headless_with_config("", "--k", "0"),
          2, "kiosk: argument --k: must be a whole number from 1 to 100, not '0' (see kiosk --help)"),
-    Case("kiosk_k_minus_1", lambda ws: ["kiosk", "--config", kiosk_config(ws, ""), "--headless", "--image",
-                                        str(ws.photo), "--k", "-1"],
+    Case("kiosk_k_minus_1", headless_with_config("", "--k", "-1"),
          2, "kiosk: argument --k: must be a whole number from 1 to 100, not '-1' (see kiosk --help)"),
     Case("config_path_is_a_folder", lambda ws: ["kiosk", "--config", str(ws.tmp), "--headless", "--image",
                                                 str(ws.photo)],
          2, "cannot read the config file: Is a directory"),
 
     Case("models_install_bad_crc",
-         lambda ws: ["index-builder", "models", "install", str(bad_crc(ws.tmp, need(MINI_PACK)))],
+         install_zip(bad_crc),
          2, "damaged or unsupported zip: Bad CRC-32"),
     Case("models_install_truncated_zip",
-         lambda ws: ["index-builder", "models", "install", str(truncated(ws.tmp, need(MINI_PACK)))],
+         install_zip(truncated),
          2, "not a folder or a complete zip file"),
     Case("models_install_absolute_entry",
-         lambda ws: ["index-builder", "models", "install", str(absolute_entry(ws.tmp, need(MINI_PACK)))],
+         install_zip(absolute_entry),
          2, "'/tmp/evil.txt' has an absolute path or '..'; refused"),
     Case("models_install_garbage_onnx",
-         lambda ws: ["index-builder", "models", "install", str(garbage_onnx(ws.tmp, need(MINI_PACK)))],
+         install_zip(garbage_onnx),
          2, "w600k_r50.onnx: not a valid ONNX model"),
     Case("models_install_name_dotdot",
          lambda ws: ["index-builder", "models", "install", str(need(MINI_PACK)), "--name", ".."],

@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from face_engine.gallery import Gallery
+from face_engine.memory import rss_bytes
 from face_engine.providers import runtime
 
 
@@ -63,8 +64,4 @@ def gallery_arrays(path: str | Path) -> tuple[Gallery, np.ndarray, list[str]]:
 
 
 def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return rss_bytes() / 2**20

@@ -13,7 +13,6 @@ The fit is checked by comparing how close strangers come to their best lookalike
 from __future__ import annotations
 
 import math
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from face_engine.memory import open_cost
-from index_builder.bench.common import gallery_arrays, rss_mb
+from face_engine.memory import open_cost, peak_rss_mb, rss_bytes
+from index_builder.bench.common import gallery_arrays
 from index_builder.indexes import Vectors, choose_index, exact_truth, percentiles, recall_at
 
 CHUNK = 250_000               # vectors generated at a time (~1 GB of float64 temporaries)
@@ -180,6 +179,6 @@ def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_
         "exact_latency_queries": exact_queries or len(xq),
         "queries": {"strangers": len(xq), "in_gallery": len(xq_known)},
         "index_bytes": int(opening["file_mb"] * 2**20), "bytes_per_face": opening["file_mb"] * 2**20 / len(xb),
-        "open": opening, "rss_mb": rss_mb(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "open": opening, "rss_mb": rss_bytes() / 2**20, "peak_rss_mb": peak_rss_mb(),
         "seconds": time.perf_counter() - started, "generate_seconds": generated, "candidates": choice.measurements,
     }
