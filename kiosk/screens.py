@@ -342,7 +342,7 @@ class ResultsPage(Page):
     def _fill(self) -> None:
         outcome = self.outcome
         big, little = int(self.height() * 0.42) or 400, int(self.height() * 0.17) or 160
-        if outcome is None or not outcome.matches or outcome.visitor is None:
+        if outcome is None or not outcome.pairs:
             for widget in (self.you, self.best):
                 widget.clear()
             for widgets in self.small:
@@ -352,13 +352,14 @@ class ResultsPage(Page):
             self.best_caption.clear()
             self.percent.clear()
             return
-        best = outcome.matches[0]
-        self.you.setPixmap(fit(to_pixmap(outcome.visitor, mirror=True), big))  # as they saw themselves live
+        pair = outcome.pairs[0]
+        best = pair.matches[0]
+        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
         self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), big))
         self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(best.score)))
         self.best_name.setText(best.name)
         self.best_caption.setText(best.caption)
-        others = outcome.matches[1:1 + SMALL_MATCHES]
+        others = pair.matches[1:1 + SMALL_MATCHES]
         self.more.setVisible(bool(others))
         for index, (portrait, name, percent) in enumerate(self.small):
             if index < len(others):

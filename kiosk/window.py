@@ -182,7 +182,7 @@ class KioskWindow(QMainWindow):
 
     def on_searched(self, outcome: SearchOutcome) -> None:
         self.stage_ms.update({f"search_{stage}": ms for stage, ms in outcome.timings_ms.items()})
-        found = outcome.visitor is not None and bool(outcome.matches)
+        found = bool(outcome.pairs)
         if found and self.flow.state is State.SEARCHING:
             self.results.show_outcome(outcome, self.config)
         self.flow.results(found, time.monotonic())

@@ -42,10 +42,18 @@ class Match:
 
 
 @dataclass
+class Pair:
+    """One visitor beside their lookalikes."""
+
+    visitor: np.ndarray  # BGR square crop of the visitor's face, as the camera saw it
+    matches: list[Match]  # best first, never empty
+
+
+@dataclass
 class SearchOutcome:
-    faces: int
-    visitor: np.ndarray | None  # BGR square crop of the visitor's face, as the camera saw it
-    matches: list[Match] = field(default_factory=list)
+    faces: int                  # faces found in the captured frame
+    pairs: list[Pair] = field(default_factory=list)  # largest face first; two in duo mode
+    failure: str = ""           # why there are no pairs, as an i18n key ("" when there are)
     timings_ms: dict[str, float] = field(default_factory=dict)
     frame_time: float = 0.0     # time.perf_counter() when the frame was captured
 
@@ -116,7 +124,7 @@ class InferenceWorker(QObject):
             outcome = self._search(frame, k, frame_time)
         except Exception:  # the visitor sees "try again", never a frozen kiosk
             log.exception("search failed")
-            outcome = SearchOutcome(0, None, frame_time=frame_time)
+            outcome = SearchOutcome(0, failure="fail_search", frame_time=frame_time)
         self.searched.emit(outcome)
 
     def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
@@ -125,15 +133,18 @@ class InferenceWorker(QObject):
         counts = self.ledger.shown if self.ledger is not None else None
         detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch,
                                        policy=self.policy, counts=counts)
-        visitor = None
-        if len(detections.boxes):
-            visitor = portrait_crop(frame, detections.boxes[0])
         shown = [(lookalike.face, match) for lookalike in found if (match := _match(lookalike)) is not None]
         matches = [match for _, match in shown]
         watch.lap("portraits")
         if self.ledger is not None:
             self.ledger.record([face for face, _ in shown])
-        return SearchOutcome(len(detections.boxes), visitor, matches, watch.ms, frame_time)
+        faces = len(detections.boxes)
+        if not faces:
+            return SearchOutcome(0, failure="fail_no_face", timings_ms=watch.ms, frame_time=frame_time)
+        if not matches:
+            return SearchOutcome(faces, failure="fail_no_match", timings_ms=watch.ms, frame_time=frame_time)
+        pair = Pair(portrait_crop(frame, detections.boxes[0]), matches)
+        return SearchOutcome(faces, [pair], timings_ms=watch.ms, frame_time=frame_time)
 
     @Slot()
     def report_exposure(self) -> None:

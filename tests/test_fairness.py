@@ -305,8 +305,9 @@ def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_
     frame = cv2.imread(str(visitor()))
     for _ in range(2):
         worker.search(frame, 1, 0.0)
-    assert [len(outcome.matches) for outcome in outcomes] == [1, 1]
-    assert outcomes[0].matches[0].name != outcomes[1].matches[0].name, "within δ the less-shown comes next"
+    assert [len(outcome.pairs[0].matches) for outcome in outcomes] == [1, 1]
+    first, second = (outcome.pairs[0].matches[0].name for outcome in outcomes)
+    assert first != second, "within δ the less-shown comes next"
     worker.report_exposure()
     assert summaries[-1]["showings"] == 2 and summaries[-1]["shown_faces"] == 2
     worker.reset_exposure()

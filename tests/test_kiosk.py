@@ -93,9 +93,9 @@ def test_a_visitor_is_shown_their_lookalikes(qtbot, tmp_path, gallery, photos):
     window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "fr_obama.jpg"))
     qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
     outcome = window.results.outcome
-    names = [match.name for match in outcome.matches]
+    names = [match.name for match in outcome.pairs[0].matches]
     assert len(names) == 4 and len(set(names)) == 4, "each person once"
-    assert outcome.visitor.shape[2] == 3 and outcome.matches[0].portrait.shape[2] == 3
+    assert outcome.pairs[0].visitor.shape[2] == 3 and outcome.pairs[0].matches[0].portrait.shape[2] == 3
     assert window.results.percent.text().startswith("相似度")
     qtbot.waitUntil(lambda: bool(window.results_latency_ms), timeout=WAIT_MS)
     assert 0 < window.analyses < window.frames_seen, "frames are dropped while the worker is busy"
@@ -294,7 +294,7 @@ def test_a_frame_that_breaks_detection_still_gets_an_answer(gallery):
     worker.analyse(empty)
     worker.search(empty, 5, 0.0)
     assert analyses[0].faces == 0
-    assert outcomes[0].visitor is None and outcomes[0].matches == []
+    assert outcomes[0].pairs == [] and outcomes[0].failure == "fail_search", "the truth: it broke, not \"no face\""
 
 
 def started_worker(gallery_path: Path) -> InferenceWorker:
@@ -329,8 +329,8 @@ def test_results_show_the_gallerys_portraits_whatever_became_of_the_corpus(galle
     worker = started_worker(out)
     for visitor, photo in zip(visitors, (blair, zico), strict=True):
         outcome = search(worker, visitor)
-        assert len(outcome.matches) == 4, "every person, each with a portrait"
-        best = outcome.matches[0]
+        assert len(outcome.pairs[0].matches) == 4, "every person, each with a portrait"
+        best = outcome.pairs[0].matches[0]
         assert best.image == str(photo) and best.score > 0.99
         np.testing.assert_array_equal(best.portrait, gallery_portrait(worker, photo))
 
@@ -341,12 +341,13 @@ def test_a_missing_portrait_drops_only_its_match(gallery, caplog):
     visitor = read_image(min((corpus / "Zico").iterdir()))
     before = search(worker, visitor)
     face, portrait = worker.gallery.db.execute("SELECT id, portrait FROM faces WHERE image = ?",
-                                               (before.matches[0].image,)).fetchone()
+                                               (before.pairs[0].matches[0].image,)).fetchone()
     (worker.gallery.root / portrait).unlink()
     with caplog.at_level(logging.WARNING, logger="kiosk.worker"):
         after = search(worker, visitor)
-    assert [m.image for m in after.matches] == [m.image for m in before.matches[1:]] and len(after.matches) == 3
-    assert after.visitor is not None
+    kept, earlier = after.pairs[0].matches, before.pairs[0].matches
+    assert [m.image for m in kept] == [m.image for m in earlier[1:]] and len(kept) == 3
+    assert after.pairs[0].visitor is not None
     assert f"face {face} left out of the results" in caplog.text
 
 
@@ -377,15 +378,15 @@ def test_results_show_the_visitor_mirrored_and_the_portraits_as_they_are(qtbot, 
     frame = read_image(photos / "astronaut.png")  # a flag on one side only
     outcome = search(worker, frame)
     face = worker.engine.detect(frame).boxes[0]
-    np.testing.assert_array_equal(outcome.visitor, portrait_crop(frame, face))  # BGR, as the camera saw it
+    np.testing.assert_array_equal(outcome.pairs[0].visitor, portrait_crop(frame, face))  # BGR, as the camera saw it
     page = ResultsPage()
     qtbot.addWidget(page)
     page.resize(1280, 720)
     page.retranslate("en")
     page.show_outcome(outcome, KioskConfig())
     you, best = shown(page.you.pixmap()), shown(page.best.pixmap())
-    portrait = gallery_portrait(worker, Path(outcome.matches[0].image))
-    assert distance(you, outcome.visitor[:, ::-1]) < distance(you, outcome.visitor) / 3
+    portrait = gallery_portrait(worker, Path(outcome.pairs[0].matches[0].image))
+    assert distance(you, outcome.pairs[0].visitor[:, ::-1]) < distance(you, outcome.pairs[0].visitor) / 3
     assert distance(best, portrait) < distance(best, portrait[:, ::-1]) / 3
 
 

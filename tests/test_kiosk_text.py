@@ -13,7 +13,7 @@ from kiosk.assets import ASSETS
 from kiosk.config import KioskConfig
 from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.window import scaled_theme
-from kiosk.worker import Match, SearchOutcome
+from kiosk.worker import Match, Pair, SearchOutcome
 
 LONG_URL = ("https://archive.example.org/collections/portraits/" + "item?id=0042&lang=en&view=full&" * 20)[:435]
 
@@ -32,7 +32,7 @@ def faces(photos) -> list[np.ndarray]:
 def outcome(faces: list[np.ndarray], names: list[str], captions: list[str]) -> SearchOutcome:
     matches = [Match(score=0.55 - 0.05 * rank, name=name, caption=caption, image="", portrait=faces[rank % len(faces)])
                for rank, (name, caption) in enumerate(zip(names, captions, strict=True))]
-    return SearchOutcome(faces=1, visitor=faces[0], matches=matches)
+    return SearchOutcome(faces=1, pairs=[Pair(faces[0], matches)])
 
 
 def results_screen(qtbot) -> ResultsPage:
