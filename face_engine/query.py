@@ -83,7 +83,7 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
         chosen = gallery.manifest.fairness.get("lambda")
         fairness = float(chosen) if isinstance(chosen, (int, float)) else 0.0  # none measured: plain scores
     picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
-                   policy.delta)
+                   policy.delta, policy.delta_more)
     faces = gallery.faces([int(ids[pick.position]) for pick in picks])
     return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
 

@@ -30,7 +30,7 @@ from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_
 from face_engine.imaging import REASONS as UNREADABLE
 from face_engine.memory import bytes_per_vector, peak_rss_mb
 from index_builder import local_engine, ray_engine
-from index_builder.bench.exposure import gallery_fairness
+from index_builder.attention import gallery_fairness
 from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
 from index_builder.indexes import (
     IndexChoice,

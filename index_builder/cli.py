@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from face_engine.engine import Face, FaceEngine, check_runs
-from face_engine.fairness import LAMBDAS, LEDGER_DELTA, POLICIES, MatchPolicy
+from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, POLICIES, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
@@ -311,7 +311,8 @@ def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     exposure.add_argument("--lambdas", type=non_negative_float, nargs="+", default=list(LAMBDAS), metavar="λ",
                           help=f"the fair policy's λ sweep (default: {' '.join(map(str, LAMBDAS))})")
     exposure.add_argument("--deltas", type=non_negative_float, nargs="+", default=[LEDGER_DELTA], metavar="δ",
-                          help=f"fair + ledger margins, at the gallery's λ (default: {LEDGER_DELTA})")
+                          help=f"the ledger's margins for the best lookalike, at the gallery's λ (default: "
+                          f"{LEDGER_DELTA}; the smaller matches use {LEDGER_DELTA_MORE})")
     exposure.add_argument("--sample", type=positive_int, metavar="N",
                           help="at most N visitors of each kind (default: every gallery face)")
     exposure.add_argument("--synthetic", type=positive_int, metavar="N",

@@ -108,6 +108,14 @@ def test_the_ledger_prefers_the_less_shown_only_within_delta():
     assert [p.position for p in rerank(scores, [0, 1, 2], hub, 3, 0.5, counts, delta=0.02)] == [1, 0, 2]
 
 
+def test_the_ledger_moves_the_best_lookalike_less_than_the_smaller_matches():
+    scores = np.array([0.60, 0.55, 0.50, 0.45])
+    counts = [9, 9, 0, 0]
+    picks = rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02, delta_more=0.12)
+    assert [p.position for p in picks] == [0, 2, 3], "the best stays (0.05 > 0.02); the next slots take the less-shown"
+    assert [p.position for p in rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02)] == [0, 1, 2]
+
+
 def test_exact_is_the_shortlist_in_order_each_person_once():
     picks = exact(np.array([0.9, 0.8, 0.7, 0.6]), ["a", "a", "b", "c"], 2, distinct=True)
     assert [p.position for p in picks] == [0, 2]
@@ -204,6 +212,8 @@ def test_bench_exposure_compares_policies_on_a_real_gallery(gallery_path, tmp_pa
         assert {"gini", "gini_per_person", "share_never_shown", "max_count", "rank1", "stranger_score_loss",
                 "most_shown", "lorenz"} <= set(policy)
     assert result["policies"]["exact"]["stranger_score_loss"] == 0
+    ledger = next(name for name in result["policies"] if "_ledger_" in name)
+    assert ledger.endswith("_ledger_0.02_0.15"), "the ledger at the gallery's λ, with both margins in its name"
     assert out.with_suffix(".png").stat().st_size > 1000
 
     synthetic = tmp_path / "synthetic.json"

@@ -1,0 +1,198 @@
+"""How attention spreads over a gallery under each matching policy, measured with the gallery's own
+faces as visitors: the build's hubness step (r_g and the λ it chooses) and `bench exposure` share
+this measurement (face_engine.fairness holds the policies themselves).
+
+Visitors: (a) every gallery face in turn, their own person left out: a stranger to the gallery, for
+exposure and for the strangers' top-1 score loss (averaged per person, so that a person with 530
+photos counts once); (c) in-gallery probes (a face of someone with 2+ faces, only itself left out),
+for identity rank-1. A policy with the ledger replays the visitors in random order, as a day at the
+booth, and its loss is measured on that day, with the counts the day had built up.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import faiss
+import numpy as np
+
+from face_engine.fairness import (
+    HUBNESS_FLOOR_SECONDS,
+    HUBNESS_K,
+    HUBNESS_SHARE,
+    LAMBDAS,
+    SHORTLIST,
+    MatchPolicy,
+    People,
+    Progress,
+    exact,
+    gini,
+    hubness,
+    person_numbers,
+    reference_count,
+    rerank,
+    search_others,
+)
+
+RANK1_SLACK = 0.001  # the chosen λ keeps identity rank-1 within 0.1 pt of exact
+MAX_SCORE_LOSS = 0.01  # and costs strangers at most this much raw top-1 score
+BUILD_VISITORS = 2000  # visitors of each kind the build measures λ on: cheap at 10^6
+
+
+class Replayed(NamedTuple):
+    """A policy as the measurement replays it: with the kiosk's ledger or without."""
+
+    policy: MatchPolicy
+    ledger: bool = False
+
+    @property
+    def name(self) -> str:
+        policy = self.policy
+        if policy.name == "exact":
+            return "exact"
+        name = f"fair_{policy.fairness:g}"
+        return f"{name}_ledger_{policy.delta:g}_{policy.delta_more:g}" if self.ledger else name
+
+
+def lambda_sweep(lambdas: Sequence[float] = LAMBDAS) -> list[Replayed]:
+    """Exact, then the fair policy at each λ, without the ledger."""
+    return [Replayed(MatchPolicy("exact"))] + [Replayed(MatchPolicy("fair", lam)) for lam in lambdas]
+
+
+@dataclass
+class Visitors:
+    """The shortlists (raw scores D, ids I, best first; -1 where short) of each kind of visitor."""
+
+    strangers: tuple[np.ndarray, np.ndarray]  # (a): exposure and score loss
+    stranger_persons: np.ndarray              # each stranger's person, for the loss per person
+    probes: tuple[np.ndarray, np.ndarray]     # (c): rank-1
+    probe_persons: np.ndarray
+
+
+def visitors(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, rng: np.random.Generator,
+             sample: int | None = None) -> Visitors:
+    """Shortlists for both kinds of visitor; `sample` caps how many of each (None: all)."""
+    people = People.of(persons)
+    n = len(xb)
+    strangers = np.arange(n) if sample is None or sample >= n else np.sort(rng.choice(n, sample, replace=False))
+    probes = np.flatnonzero(people.photos_of(persons) >= 2)
+    if sample is not None and sample < len(probes):
+        probes = np.sort(rng.choice(probes, sample, replace=False))
+    D, I = search_others(index, xb[strangers], persons[strangers], people, SHORTLIST)
+    return Visitors((np.nan_to_num(D, nan=-np.inf), I), persons[strangers], _leave_one_out(index, xb, probes),
+                    persons[probes])
+
+
+def _leave_one_out(index: faiss.Index, xb: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    D, I = index.search(xb[probes], min(index.ntotal, SHORTLIST + 1))
+    itself = I == probes[:, None]
+    order = np.argsort(itself, axis=1, kind="stable")[:, :SHORTLIST]
+    return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
+
+
+def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
+          order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each visitor (replayed in `order` when given), the faces shown: counts per gallery face,
+    and each visitor's top-1 id and raw score (-1 and -inf when nothing was shown)."""
+    policy = replayed.policy
+    counts = np.zeros(len(persons), dtype=np.int64)
+    top_id = np.full(len(I), -1, dtype=np.int64)
+    top_score = np.full(len(I), -np.inf)
+    for visitor in (range(len(I)) if order is None else order):
+        ids = I[visitor][I[visitor] >= 0]
+        scores = D[visitor][: len(ids)]
+        who = persons[ids].tolist()
+        if policy.name == "exact":
+            picks = exact(scores, who, k, distinct=True)
+        else:
+            seen = counts[ids] if replayed.ledger else None
+            picks = rerank(scores, who, hub[ids], k, float(policy.fairness or 0.0), seen, policy.delta,
+                           policy.delta_more)
+        for pick in picks:
+            counts[ids[pick.position]] += 1
+        if picks:
+            top_id[visitor], top_score[visitor] = ids[picks[0].position], picks[0].score
+    return counts, top_id, top_score
+
+
+def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
+            rng: np.random.Generator) -> dict[str, Any]:
+    """The policy's keys on these visitors, with its exposure counts under "counts" and the
+    strangers' shown top-1 raw scores under "top1"."""
+    D, I = found.strangers
+    order = rng.permutation(len(I)) if replayed.ledger else None
+    started = time.perf_counter()
+    counts, _, top1 = shown(D, I, persons, hub, k, replayed, order)
+    ms_per_visitor = (time.perf_counter() - started) * 1e3 / max(len(I), 1)
+    _, probe_top, _ = shown(*found.probes, persons, hub, 1, replayed)
+    _, per_person = np.unique(persons, return_inverse=True)
+    return {
+        "gini": gini(counts), "gini_per_person": gini(np.bincount(per_person, weights=counts)),
+        "share_never_shown": float(np.mean(counts == 0)), "max_count": int(counts.max()),
+        "rank1": float(np.mean((probe_top >= 0) & (persons[probe_top] == found.probe_persons)))
+        if len(probe_top) else None,
+        "top1": top1, "counts": counts, "choose_ms_per_visitor": round(ms_per_visitor, 4),
+    }
+
+
+def compare(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, chosen: Sequence[Replayed],
+            seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Every policy measured on the same visitors (the first must be exact); the strangers' top-1
+    score loss against exact's, per person (`stranger_score_loss`) and per face."""
+    results = {replayed.name: measure(found, persons, hub, k, replayed, np.random.default_rng(seed))
+               for replayed in chosen}
+    baseline = results["exact"]["top1"]
+    _, person = np.unique(found.stranger_persons, return_inverse=True)
+    for result in results.values():
+        top1 = result.pop("top1")
+        both = np.isfinite(baseline) & np.isfinite(top1)
+        drop = np.where(both, baseline - np.where(both, top1, 0), 0)
+        faces_per_person = np.bincount(person, weights=both)
+        per_person = np.bincount(person, weights=drop)[faces_per_person > 0] / faces_per_person[faces_per_person > 0]
+        result["stranger_score_loss"] = float(per_person.mean()) if len(per_person) else 0.0
+        result["stranger_score_loss_per_face"] = float(drop[both].mean()) if both.any() else 0.0
+    return results
+
+
+def choose_fairness(results: dict[str, dict[str, Any]], chosen: Sequence[Replayed]) -> float:
+    """The λ with the lowest Gini whose rank-1 stays within RANK1_SLACK of exact and whose strangers
+    lose at most MAX_SCORE_LOSS of top-1 score (λ 0 always qualifies)."""
+    exact_rank1 = results["exact"]["rank1"] or 0.0
+    fine = [(results[r.name]["gini"], float(r.policy.fairness or 0.0)) for r in chosen
+            if r.policy.name == "fair" and not r.ledger
+            and (results[r.name]["rank1"] or 0.0) >= exact_rank1 - RANK1_SLACK
+            and results[r.name]["stranger_score_loss"] <= MAX_SCORE_LOSS]
+    return float(min(fine)[1]) if fine else 0.0
+
+
+def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], k: int, index_seconds: float,
+                     progress: Progress | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The build's step: r_g of every face (exact k-NN over the whole gallery with its own index when
+    that fits in HUBNESS_SHARE of the index stage's `index_seconds` or HUBNESS_FLOOR_SECONDS, else
+    over a random sample of reference faces that does) and the λ chosen on BUILD_VISITORS visitors of
+    each kind: the manifest's `fairness`."""
+    persons = person_numbers(identities)
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    references = reference_count(index, xb, persons, max(HUBNESS_SHARE * index_seconds, HUBNESS_FLOOR_SECONDS))
+    sample = None if references is None else np.sort(rng.choice(len(xb), references, replace=False))
+    hub = hubness(index, xb, persons, HUBNESS_K, progress, sample)
+    seconds = time.perf_counter() - started
+    method = (f"k-NN of other people over the whole gallery, with its own index ({_describe(index)})"
+              if sample is None else f"k-NN of other people among a random sample of {references} reference faces "
+              f"(exact search; the whole gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
+    found = visitors(index, xb, persons, rng, BUILD_VISITORS)
+    chosen = lambda_sweep()
+    results = compare(found, persons, hub, k, chosen)
+    return hub, {"k": HUBNESS_K, "seconds": round(seconds, 2), "method": method, "references": references or len(xb),
+                 "lambda": choose_fairness(results, chosen), "choice_visitors": BUILD_VISITORS,
+                 "choice_seconds": round(time.perf_counter() - started - seconds, 2),
+                 "measured": {name: {key: value for key, value in result.items() if key != "counts"}
+                              for name, result in results.items()}}
+
+
+def _describe(index: faiss.Index) -> str:
+    kind = type(faiss.downcast_index(index)).__name__
+    return f"{kind}, exact" if kind.startswith("IndexFlat") else f"{kind}, approximate"
