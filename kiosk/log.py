@@ -17,6 +17,9 @@ TAIL_BYTES = 16_000
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+_installed: list[logging.Handler] = []
+
+
 def log_path() -> Path:
     return state_home() / APP / "kiosk.log"
 
@@ -59,7 +62,11 @@ def setup_logging(verbose: bool = False) -> Path:
     to_stderr = logging.StreamHandler()
     to_stderr.setLevel(logging.INFO if verbose else logging.WARNING)
     root = logging.getLogger()
-    for handler in (to_file, to_stderr):
+    for handler in _installed:  # set up again (main called twice in one process): replace, not add
+        root.removeHandler(handler)
+        handler.close()
+    _installed[:] = [to_file, to_stderr]
+    for handler in _installed:
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(limit)
         root.addHandler(handler)
