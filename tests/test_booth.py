@@ -210,7 +210,11 @@ def test_quitting_needs_a_two_second_hold(qtbot, tmp_path, room):
 
 def test_on_first_run_the_panel_asks_for_a_pin_to_be_set(qtbot, tmp_path, room):
     window = booth(qtbot, tmp_path, camera(room), lang="en")
-    window.open_staff()
+    target = window.stack.currentWidget()
+    QTest.mousePress(target, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))  # the staff corner, held 3 s
+    qtbot.wait(3300)
+    QTest.mouseRelease(target, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    assert window.stack.currentWidget() is window.pin
     assert window.pin.heading.text() == "Choose a staff PIN (4 to 12 digits)"
     for typed, says in (("12", "The PIN must be 4 to 12 digits"), ("2468", ""), ("1357", "The two PINs differ")):
         for key in typed + "✓":

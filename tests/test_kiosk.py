@@ -213,16 +213,6 @@ def test_wrong_pins_earn_a_growing_wait_that_closing_the_pad_does_not_end(qtbot,
     assert window.stack.currentWidget() is window.staff
 
 
-def test_without_a_pin_the_staff_panel_stays_locked(qtbot, tmp_path, gallery, photos):
-    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
-    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
-    long_press_corner(qtbot, window)
-    for key in "0000✓":
-        window.pin.press(key)
-    assert window.stack.currentWidget() is window.pin
-    assert "--set-pin" in window.pin.message.text()
-
-
 def test_headless_gives_the_search_json_with_each_person_once(tmp_path, gallery, capsys):
     query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0050.jpg"
     assert kiosk_main(["--headless", "--gallery", str(gallery[1]), "--image", str(query), "--json"]) == 0
