@@ -158,7 +158,9 @@ class KioskWindow(QMainWindow):
         """A window `share` of the screen's free area, centred on it."""
         area = self.screen().availableGeometry()
         self.resize(int(area.width() * share), int(area.height() * share))
-        self.move(area.center() - self.rect().center())
+        frame = self.frameGeometry()
+        frame.moveCenter(area.center())
+        self.move(frame.topLeft())
         self.show()
 
     # start-up -------------------------------------------------------------------------------
@@ -304,11 +306,12 @@ class KioskWindow(QMainWindow):
         counts = (self.frames_seen, self.live.painted_frames, self.analyses)
         rates = {name: (count - before) / elapsed for name, count, before
                  in zip(("camera", "drawn", "analysed"), counts, self._rates_mark[1:], strict=True)}
-        if not self._live_whole_second:
+        showing_live = self.stack.currentWidget() is self.live
+        if not (self._live_whole_second and showing_live):
             rates["drawn"] = self.rates["drawn"]
         self.rates = rates
         self._rates_mark = (time.perf_counter(), *counts)
-        self._live_whole_second = self.stack.currentWidget() is self.live
+        self._live_whole_second = showing_live
         if self.staff_open:
             self.refresh_staff()
 

@@ -3,6 +3,7 @@ fake clock where timing matters: the camera's status, staff actions, results, la
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import cv2
@@ -284,3 +285,27 @@ def test_each_visit_is_one_log_line_without_image_data(qtbot, tmp_path, room, ca
     assert visits[0].startswith("visit 1: faces=1 matches=2 best=0.500 total_ms=")
     assert visits[0].endswith(" result=results")
     assert visits[1].startswith("visit 2: faces=0 matches=0 best=- ") and visits[1].endswith(" result=no_face")
+
+
+def test_the_splash_shows_at_once_and_counts_while_the_demo_gallery_is_prepared(qtbot, tmp_path, room):
+    clock, release = Clock(), threading.Event()
+
+    def prepare() -> dict[str, str]:
+        release.wait(10)
+        return {"gallery": str(tmp_path / "demo-gallery"), "camera": str(room)}
+
+    window = KioskWindow(KioskConfig(lang="en"), None, prepare=prepare, clock=clock)
+    qtbot.addWidget(window)
+    window.show_windowed()
+    assert window.stack.currentWidget() is window.splash and window.capture is None, "nothing waits for the build"
+    screen = window.screen().availableGeometry()
+    centre = window.frameGeometry().center()
+    assert abs(centre.x() - screen.center().x()) <= 4 and abs(centre.y() - screen.center().y()) <= 4  # frame margins
+    assert window.width() == int(screen.width() * 0.9), "sized to the screen"
+    clock.now += 4.2
+    window.tick()
+    assert window.splash.line.text() == "Preparing the demo gallery (first run only)… 4 s"
+    release.set()
+    qtbot.waitUntil(lambda: window.capture is not None and window.capture.frames > 0, timeout=SOON_MS)
+    assert window.config.camera == str(room) and window.worker.gallery_path == str(tmp_path / "demo-gallery")
+    qtbot.waitUntil(lambda: "demo-gallery" in window.splash.line.text(), timeout=10_000)  # no gallery there: said so
