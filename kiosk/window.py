@@ -58,7 +58,7 @@ class KioskWindow(QMainWindow):
         self.config, self.config_path, self.clock = config, config_path, clock
         self.lang = config.lang  # the visitor's choice; back to config.lang at every attract screen
         self.flow = Flow(Timing(config.idle_seconds, config.results_seconds,
-                                countdown_seconds=config.countdown_seconds))
+                                countdown_seconds=config.countdown_seconds, away_seconds=config.away_seconds))
         self.latest_frame: np.ndarray | None = None
         self.latest_frame_time = 0.0
         self.worker_busy = False
