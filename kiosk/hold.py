@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QRectF, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath
 from PySide6.QtWidgets import QPushButton
 
 HOLD_SECONDS = 2.0
@@ -53,5 +53,14 @@ class HoldButton(QPushButton):
         share = self.progress()
         if share > 0:
             painter = QPainter(self)
-            painter.fillRect(QRectF(0, 0, self.width() * share, self.height()), QColor(245, 196, 81, 150))
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            shape = QPainterPath()  # the button's pill shape: the fill stays inside it
+            shape.addRoundedRect(QRectF(self.rect()), self.height() / 2, self.height() / 2)
+            filled = QPainterPath()
+            filled.addRect(QRectF(0, 0, self.width() * share, self.height()))
+            painter.setClipPath(shape.intersected(filled))
+            painter.fillRect(self.rect(), QColor("#f5c451"))
+            painter.setPen(QColor("#0d1326"))  # the label stays readable on the fill
+            painter.setFont(self.font())
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.text())
             painter.end()
