@@ -28,6 +28,7 @@ class Timing:
     countdown_seconds: float = 3.0
     away_seconds: float = 8.0       # results close this long after the last face was seen
     failure_seconds: float = 3.0    # a failure hint stays at least this long, whatever the live view sees
+    search_seconds: float = 15.0    # a search not answered by then has failed: the kiosk never waits for ever
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ class Flow:
             return True
         if self.state is State.RESULTS and self.results_left(now) <= 0:
             self._go(State.ATTRACT, now)
+        elif self.state is State.SEARCHING and now - self._since >= self.timing.search_seconds:
+            self.results("fail_search", now)
         elif self.state in (State.LIVE, State.COUNTDOWN) and now - self._last_activity >= self.timing.idle_seconds:
             self._go(State.ATTRACT, now)
         return False

@@ -164,3 +164,15 @@ def test_staff_leaving_restarts_the_visitor_screens():
     flow.camera_lost("camera 0 stopped sending frames", 12.0)
     flow.restart(13.0)
     assert flow.state is State.CAMERA_WAIT
+
+
+def test_a_search_never_answered_fails_instead_of_waiting_for_ever():
+    flow = started()
+    flow.touch(1.0)
+    flow.touch(2.0)
+    flow.tick(16.9)
+    assert flow.state is State.SEARCHING
+    flow.tick(17.0)
+    assert (flow.state, flow.hint) == (State.LIVE, "fail_search")
+    flow.results("", 18.0)
+    assert flow.state is State.LIVE, "a late answer is not shown"
