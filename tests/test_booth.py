@@ -240,7 +240,10 @@ def test_the_staff_panel_shows_the_camera_visits_and_the_frames_drawn(qtbot, tmp
     window.refresh_staff()
     assert window.staff.camera_status.text() == "正常" and window.staff.visits.text() == "1"
     assert "drawn 0/s" not in window.staff.performance.text()
-    window.flow.camera_lost("cannot open camera 0", 0.0)
+    before = window.capture
+    qtbot.mouseClick(window.staff.restart_button, Qt.MouseButton.LeftButton)  # the configured camera: "0", absent
+    assert window.capture is not before and window.capture.isRunning()
+    qtbot.waitUntil(lambda: window.flow.camera_problem != "", timeout=SOON_MS)
     window.refresh_staff()
     assert window.staff.camera_status.text() == "中断：cannot open camera 0"
 
