@@ -1,8 +1,9 @@
 """Frame sources and the capture thread.
 
-A source is a camera index, a video file (looped) or a folder of photos (each held a few seconds,
-like a visitor standing there: the synthetic camera used by tests and the demo). The capture
-thread emits only the newest frame; when the source fails it says so and keeps trying to reconnect.
+A source is a camera index, a video file (looped) or a folder of photos (each held long enough for a
+capture, like a visitor standing there: the synthetic camera used by tests and the demo). The
+capture thread emits only the newest frame; when the source fails it says so and keeps trying to
+reconnect, and the first frame it delivers after each (re)start says the camera works.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from face_engine.imaging import ImageError, read_image
 log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+# a photo of a folder camera stays this long: hints, a 1 s hold, the 3 s countdown and the capture fit
+HOLD_SECONDS = 12.0
 
 
 class CameraError(RuntimeError):
@@ -60,7 +63,7 @@ class OpenCvSource:
 class FolderSource:
     """Real photos from a folder, in name order, each held `hold_seconds`, at `fps` frames a second."""
 
-    def __init__(self, folder: str, hold_seconds: float = 4.0, fps: float = 15.0) -> None:
+    def __init__(self, folder: str, hold_seconds: float = HOLD_SECONDS, fps: float = 15.0) -> None:
         self.folder = Path(folder)
         self.hold_seconds, self.fps = hold_seconds, fps
         self.frames: list[np.ndarray] = []
@@ -90,6 +93,27 @@ def open_source(spec: str) -> OpenCvSource | FolderSource:
     return FolderSource(spec) if Path(spec).is_dir() else OpenCvSource(spec)
 
 
+def camera_problem(spec: str) -> str:
+    """Why `spec` cannot be used as a camera, in one line; "" when it delivers a frame. A camera
+    index is only looked for, not opened: the running capture may hold it."""
+    spec = spec.strip()
+    if not spec:
+        return "no camera given"
+    if spec.isdigit():
+        return "" if Path(f"/dev/video{spec}").exists() else f"no camera {spec} (/dev/video{spec} is absent)"
+    if not Path(spec).exists():
+        return f"{spec} does not exist"
+    source = open_source(spec)
+    try:
+        source.open()
+        source.read()
+    except CameraError as error:
+        return str(error)
+    finally:
+        source.close()
+    return ""
+
+
 class CaptureThread(QThread):
     frame_ready = Signal(object)  # np.ndarray, BGR
     camera_lost = Signal(str)
@@ -105,14 +129,14 @@ class CaptureThread(QThread):
         while not self.isInterruptionRequested():
             try:
                 self.source.open()
-                if lost:
-                    log.info("camera back")
-                    self.camera_back.emit()
-                    lost = False
+                frame = self.source.read()
+                log.info("camera working")
+                self.camera_back.emit()  # a frame is the only proof: opening may succeed on a dead camera
+                lost = False
                 while not self.isInterruptionRequested():
-                    frame = self.source.read()
                     self.frames += 1
                     self.frame_ready.emit(frame)
+                    frame = self.source.read()
             except CameraError as error:
                 if not lost:
                     log.warning("camera lost: %s", error)

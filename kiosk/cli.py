@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,6 +27,7 @@ from kiosk.config import (
     save_config,
 )
 from kiosk.i18n import LANGUAGES
+from kiosk.log import log_path, setup_logging
 from models.folders import config_home
 from models.packs import PackError
 
@@ -39,7 +40,8 @@ examples:
   kiosk --set-pin                              choose the staff PIN (stored hashed in the config file)
   kiosk --install-autostart                    start fullscreen after every login
 
-Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN.
+Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN
+(on first run, with no PIN set, choose one there). The log: {log_path()}.
 Settings come from the config file (default {default_config_path()}), then from these options.
 """
 MAX_K = 100
@@ -107,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.verbose)
     config_path = args.config or default_config_path()
     try:
         config = load_config(config_path)
@@ -122,19 +123,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "lang",
                                                           "policy", "fairness")
                  if getattr(args, name) is not None}
+    prepare = None
     if args.demo:
-        from kiosk.demo import demo_camera, demo_gallery
+        from kiosk.demo import demo_settings
 
-        overrides.setdefault("gallery", str(demo_gallery()))
-        overrides.setdefault("camera", demo_camera())
+        if args.headless:
+            overrides = {**demo_settings(), **overrides}
+        else:  # the window shows the splash at once while the demo gallery is built
+            prepare = partial(demo_settings, keep=overrides)
     config = replace(config, **overrides)
-    if not config.gallery:
+    if not config.gallery and prepare is None:
         print("kiosk: no gallery: give --gallery (see `index-builder build --help`) or try --demo", file=sys.stderr)
         return 2
     try:
         if args.headless:
             return headless(config, args)
-        return run_window(config, config_path)
+        return run_window(config, config_path, prepare)
     except (PackError, DeviceError, RuntimeError) as error:
         print(f"kiosk: {error}", file=sys.stderr)
         return 2
@@ -165,7 +169,7 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_window(config: KioskConfig, config_path: Path) -> int:
+def run_window(config: KioskConfig, config_path: Path, prepare: Callable[[], dict[str, str]] | None = None) -> int:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
         print("kiosk: no screen here (DISPLAY is not set). On a machine without a display run it on a "
               "virtual one: xvfb-run -a kiosk ...; or query without a window: kiosk --headless --image X",
@@ -176,12 +180,11 @@ def run_window(config: KioskConfig, config_path: Path) -> int:
     from kiosk.window import KioskWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = KioskWindow(config, config_path)
+    window = KioskWindow(config, config_path, prepare=prepare)
     if config.fullscreen:
         window.show_fullscreen()
     else:
-        window.resize(1280, 720)
-        window.show()
+        window.show_windowed()
     return app.exec()
 
 

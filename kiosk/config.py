@@ -51,7 +51,8 @@ class KioskConfig:
     fullscreen: bool = False
     lookalikes: int = 5         # the best one large, the rest small
     idle_seconds: float = 20.0
-    results_seconds: float = 30.0
+    results_seconds: float = 30.0   # results stay at most this long
+    away_seconds: float = 8.0       # ... and close this long after the visitor's face has gone
     countdown_seconds: float = 3.0
     pin_hash: str = ""
     # cosine similarity mapped linearly onto the percentage shown: at or below `floor` 0%,

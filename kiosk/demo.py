@@ -58,6 +58,14 @@ def _built_by_this_version(gallery: Path) -> bool:
     return True
 
 
+def demo_settings(keep: dict | None = None) -> dict[str, str]:
+    """The demo's gallery (built now if needed) and camera, less the settings in `keep` (given by
+    the user, they win)."""
+    keep = keep or {}
+    settings = {"gallery": keep.get("gallery") or str(demo_gallery()), "camera": demo_camera()}
+    return {name: value for name, value in settings.items() if name not in keep}
+
+
 def demo_camera() -> str:
     """A real camera when one is plugged in, else the demo photos as a synthetic camera."""
     return "0" if Path("/dev/video0").exists() else str(demo_home() / "photos")

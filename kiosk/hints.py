@@ -1,4 +1,8 @@
-"""Judge a live frame as a capture: how many faces, how close, how lit, how frontal (no Qt)."""
+"""Judge a live frame as a capture: how many faces, how close, how lit, how frontal (no Qt).
+
+One visitor, or two of a similar face size side by side (a duo: each gets a lookalike), can be
+captured; a third face as big asks for fewer people in front of the camera.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +13,7 @@ from kiosk.flow import Analysis
 NEAR = 0.16        # face height / frame height to count as someone at the kiosk
 CLOSE = 0.22       # ... and close enough for a good capture
 SECOND_FACE = 0.6  # another face at least this big (relative to the largest) is a second visitor
+MOST_VISITORS = 2  # a duo at most
 DARK = 55          # mean luminance (0..255) of the face below which it is too dark
 STEADY = 0.03      # the face centre moved less than this share of the frame width
 FRONTAL = (0.3, 0.7)  # where the nose sits between the eyes, as a share of the eye distance
@@ -24,22 +29,29 @@ def analyse(gray: np.ndarray, found: Detections,
     face_height = (y2 - y1) / height
     centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2]) / width
     steady = previous_centre is not None and float(np.linalg.norm(centre - previous_centre)) < STEADY
-    near = bool(face_height >= NEAR)
     heights = (found.boxes[:, 3] - found.boxes[:, 1]) / height
-    crowd = int((heights >= SECOND_FACE * face_height).sum())
-    left_eye, right_eye, nose = found.landmarks[0][:3]
+    visitors = np.flatnonzero(heights >= SECOND_FACE * face_height)  # the largest face is the first
+    if len(visitors) > MOST_VISITORS:
+        hint = "hint_one_person"
+    else:
+        hint = next((h for h in (face_hint(gray, found, int(i)) for i in visitors) if h), "")
+    ready = hint == ""
+    return Analysis(faces=len(found.boxes), near=bool(face_height >= NEAR), ready=ready, steady=steady, hint=hint,
+                    duo=ready and len(visitors) == MOST_VISITORS), centre
+
+
+def face_hint(gray: np.ndarray, found: Detections, face: int) -> str:
+    """What keeps face number `face` from a good capture, as an i18n key; "" when nothing does."""
+    x1, y1, x2, y2 = found.boxes[face]
+    left_eye, right_eye, nose = found.landmarks[face][:3]
     eye_span = right_eye[0] - left_eye[0]
     nose_at = (nose[0] - left_eye[0]) / eye_span if eye_span > 0 else 0.0
     region = gray[max(0, int(y1)):max(0, int(y2)), max(0, int(x1)):max(0, int(x2))]
     brightness = float(region.mean()) if region.size else 0.0
-    if crowd > 1:
-        hint = "hint_one_person"
-    elif face_height < CLOSE:
-        hint = "hint_come_closer"
-    elif brightness < DARK:
-        hint = "hint_too_dark"
-    elif not FRONTAL[0] <= nose_at <= FRONTAL[1]:
-        hint = "hint_face_camera"
-    else:
-        hint = ""
-    return Analysis(faces=len(found.boxes), near=near, ready=hint == "", steady=steady, hint=hint), centre
+    if (y2 - y1) / gray.shape[0] < CLOSE:
+        return "hint_come_closer"
+    if brightness < DARK:
+        return "hint_too_dark"
+    if not FRONTAL[0] <= nose_at <= FRONTAL[1]:
+        return "hint_face_camera"
+    return ""

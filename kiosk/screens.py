@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from kiosk.config import MAX_LOOKALIKES, MAX_PIN_DIGITS, KioskConfig
+from kiosk.hold import HoldButton
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.worker import SearchOutcome
 
@@ -390,6 +392,7 @@ class PinPage(Page):
     def __init__(self) -> None:
         super().__init__()
         self.digits = ""
+        self.lang, self.heading_key = "zh", "enter_pin"
         self.heading, self.shown, self.message = label("heading"), label("name"), label("warning")
         grid = QGridLayout()
         for position, key in enumerate("123456789C0✓"):
@@ -422,23 +425,28 @@ class PinPage(Page):
             self.digits += key
         self.shown.setText("•" * len(self.digits) or " ")
 
-    def reset(self, message: str = "") -> None:
+    def reset(self, message: str = "", heading_key: str = "enter_pin") -> None:
+        """An empty pad saying `message`, headed by `heading_key` (entering, or choosing a new PIN)."""
         self.digits = ""
         self.shown.setText(" ")
         self.message.setText(message)
+        self.heading_key = heading_key
+        self.heading.setText(tr(self.lang, heading_key))
 
     def retranslate(self, lang: str) -> None:
-        self.heading.setText(tr(lang, "enter_pin"))
+        self.lang = lang
+        self.heading.setText(tr(lang, self.heading_key))
         self.cancel.setText(tr(lang, "cancel"))
 
 
 class StaffPage(Page):
-    """Camera, language, number of lookalikes, gallery, providers, live performance, quit."""
+    """Camera, language, number of lookalikes; the camera's status, visits served, gallery, providers,
+    live performance and the log's last lines; restart the camera, or quit by holding the button."""
 
-    apply = Signal(str, str, int)  # camera, language, lookalikes
-    closed = Signal()
+    apply = Signal(str, str, int)  # camera, language, lookalikes: the window checks, saves and closes
     quit = Signal()
     reset_exposure = Signal()
+    restart_camera = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -450,37 +458,47 @@ class StaffPage(Page):
         self.lookalikes = QSpinBox()
         self.lookalikes.setRange(1, 1 + SMALL_MATCHES)
         self.labels = {key: label("caption", Qt.AlignmentFlag.AlignLeft) for key in
-                       ("camera", "language_setting", "lookalikes", "gallery", "providers", "performance", "exposure")}
-        self.gallery, self.providers, self.performance, self.exposure = (
-            label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(4))
+                       ("camera", "language_setting", "lookalikes", "camera_status", "visits", "gallery", "providers",
+                        "performance", "exposure", "log")}
+        self.camera_status, self.visits, self.gallery, self.providers, self.performance, self.exposure = (
+            label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(6))
+        self.log = QPlainTextEdit()  # plain text: a log line is never rendered as markup
+        self.log.setObjectName("log")
+        self.log.setReadOnly(True)
+        self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.exposure_numbers: dict = {}
         self.lang = "zh"
-        self.reset_button = QPushButton()
-        self.reset_button.setObjectName("secondary")
+        self.reset_button, self.restart_button = QPushButton(), QPushButton()
+        for button in (self.reset_button, self.restart_button):
+            button.setObjectName("secondary")
         self.reset_button.clicked.connect(self.reset_exposure)
+        self.restart_button.clicked.connect(self.restart_camera)
         self.warning = label("warning", Qt.AlignmentFlag.AlignLeft)
-        self.close_button, self.quit_button = QPushButton(), QPushButton()
+        self.close_button, self.quit_button = QPushButton(), HoldButton()
         self.quit_button.setObjectName("secondary")
-        self.close_button.clicked.connect(self._apply_and_close)
-        self.quit_button.clicked.connect(self.quit)
+        self.close_button.clicked.connect(self._apply)
+        self.quit_button.held.connect(self.quit)
         panel = QFrame()
         panel.setObjectName("panel")
         grid = QGridLayout(panel)
         grid.addWidget(self.heading, 0, 0, 1, 2)
         rows = (("camera", self.camera), ("language_setting", self.language), ("lookalikes", self.lookalikes),
-                ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance),
-                ("exposure", self.exposure))
+                ("camera_status", self.camera_status), ("visits", self.visits), ("gallery", self.gallery),
+                ("providers", self.providers), ("performance", self.performance), ("exposure", self.exposure),
+                ("log", self.log))
         for row, (key, widget) in enumerate(rows, 1):
             grid.addWidget(self.labels[key], row, 0)
             grid.addWidget(widget, row, 1)
         grid.addWidget(self.warning, len(rows) + 1, 0, 1, 2)
         buttons = QHBoxLayout()
         buttons.addWidget(self.quit_button)
+        buttons.addWidget(self.restart_button)
         buttons.addWidget(self.reset_button)
         buttons.addStretch()
         buttons.addWidget(self.close_button)
         grid.addLayout(buttons, len(rows) + 2, 0, 1, 2)
         grid.setColumnStretch(1, 1)
+        grid.setRowStretch(len(rows), 1)  # the log takes the room left
         layout = QVBoxLayout(self)
         layout.addWidget(panel)
 
@@ -490,20 +508,22 @@ class StaffPage(Page):
         self.language.setCurrentIndex(LANGUAGES.index(config.lang))
         self.lookalikes.setValue(config.lookalikes)
 
-    def show_status(self, gallery: str, providers: str, performance: str, warning: str) -> None:
-        self.gallery.setText(gallery)
-        self.providers.setText(providers)
-        self.performance.setText(performance)
-        self.warning.setText(warning)
+    def show_status(self, status: dict[str, str]) -> None:
+        """Plain texts for the status rows: camera_status, visits, gallery, providers, performance,
+        log, and warning (what staff must act on)."""
+        for key in ("camera_status", "visits", "gallery", "providers", "performance", "warning"):
+            getattr(self, key).setText(status[key])
+        if self.log.toPlainText() != status["log"]:
+            self.log.setPlainText(status["log"])
+            self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
 
     def show_exposure(self, numbers: dict) -> None:
         """The exposure ledger's summary (kiosk.ledger.Ledger.summary)."""
         self.exposure_numbers = numbers
         self.exposure.setText(tr(self.lang, "exposure_status", **numbers) if numbers else "")
 
-    def _apply_and_close(self) -> None:
+    def _apply(self) -> None:
         self.apply.emit(self.camera.currentText(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
-        self.closed.emit()
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
@@ -511,6 +531,7 @@ class StaffPage(Page):
         for key, widget in self.labels.items():
             widget.setText(tr(lang, key))
         self.close_button.setText(tr(lang, "close"))
-        self.quit_button.setText(tr(lang, "quit"))
+        self.quit_button.setText(tr(lang, "hold_to_quit"))
         self.reset_button.setText(tr(lang, "reset_exposure"))
+        self.restart_button.setText(tr(lang, "restart_camera"))
         self.show_exposure(self.exposure_numbers)

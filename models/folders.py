@@ -1,5 +1,5 @@
-"""The user's folders, as the XDG base directory spec names them: $XDG_CONFIG_HOME and
-$XDG_DATA_HOME when set and not empty, else ~/.config and ~/.local/share.
+"""The user's folders, as the XDG base directory spec names them: $XDG_CONFIG_HOME, $XDG_DATA_HOME
+and $XDG_STATE_HOME when set and not empty, else ~/.config, ~/.local/share and ~/.local/state.
 
 It lives in models, the package every other one may import, so the kiosk and the model packs
 share one rule without an import cycle.
@@ -19,6 +19,11 @@ def config_home() -> Path:
 
 def data_home() -> Path:
     return _base("XDG_DATA_HOME", Path(".local", "share"))
+
+
+def state_home() -> Path:
+    """Where logs go: kept between runs, but not worth a backup."""
+    return _base("XDG_STATE_HOME", Path(".local", "state"))
 
 
 def _base(variable: str, default_under_home: Path) -> Path:

@@ -35,6 +35,12 @@ def copy_lfw_people(target: Path, people: dict[str, int]) -> list[Path]:
     return copied
 
 
+@pytest.fixture(autouse=True)
+def own_state_home(monkeypatch, tmp_path: Path) -> None:
+    """The kiosk's log is written to the test's folder, never the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 @pytest.fixture(scope="session")
 def photos() -> Path:
     return need(PHOTOS)

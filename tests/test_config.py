@@ -32,6 +32,7 @@ BAD_SETTINGS = [
     ("lookalikes = true", "lookalikes must be an integer from 1 to 5, not true"),
     ("idle_seconds = 0", "idle_seconds must be a positive number of seconds, not 0"),
     ('results_seconds = "30"', 'results_seconds must be a positive number of seconds, not "30"'),
+    ("away_seconds = -8", "away_seconds must be a positive number of seconds, not -8"),
     ("countdown_seconds = nan", "countdown_seconds must be a positive number of seconds, not NaN"),
     ('lang = "fr"', 'lang must be one of zh, en, not "fr"'),
     ('device = "gpu"', 'device must be one of auto, cpu, cuda, not "gpu"'),
@@ -41,7 +42,7 @@ BAD_SETTINGS = [
     ("similarity_floor = 2", "similarity_floor must be a number from -1 to 1"),
     ("similarity_floor = 0.7", "similarity_floor (0.7) must be below similarity_ceiling (0.6)"),
     ('gallery = "' + "x" * 5000 + '"\nlang = "' + "y" * 5000 + '"', 'lang must be one of zh, en, not "yyyy'),
-    ('kiosk = "x"', "unknown settings kiosk; known: camera"),
+    ('kiosk = "x"', "unknown settings kiosk; known: away_seconds, camera"),
 ]
 BAD_PIN_HASHES = [
     "2468",
@@ -98,9 +99,10 @@ def test_a_config_path_that_is_a_folder_or_not_text_is_one_line(tmp_path):
 def test_good_settings_load_and_a_missing_file_gives_the_defaults(tmp_path):
     assert load_config(tmp_path / "absent.toml") == KioskConfig()
     pin_hash = hash_pin("2468")
-    path = config_file(tmp_path, f'lookalikes = 3\nidle_seconds = 5\nlang = "en"\npin_hash = "{pin_hash}"')
+    path = config_file(tmp_path, f'lookalikes = 3\nidle_seconds = 5\naway_seconds = 12\nlang = "en"\n'
+                                 f'pin_hash = "{pin_hash}"')
     config = load_config(path)
-    assert (config.lookalikes, config.idle_seconds, config.lang) == (3, 5, "en")
+    assert (config.lookalikes, config.idle_seconds, config.away_seconds, config.lang) == (3, 5, 12, "en")
     assert check_pin("2468", config.pin_hash) and not check_pin("2469", config.pin_hash)
     assert pin_hash_parts(pin_hash)[0] == 200_000
 

@@ -213,16 +213,6 @@ def test_wrong_pins_earn_a_growing_wait_that_closing_the_pad_does_not_end(qtbot,
     assert window.stack.currentWidget() is window.staff
 
 
-def test_without_a_pin_the_staff_panel_stays_locked(qtbot, tmp_path, gallery, photos):
-    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
-    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
-    long_press_corner(qtbot, window)
-    for key in "0000✓":
-        window.pin.press(key)
-    assert window.stack.currentWidget() is window.pin
-    assert "--set-pin" in window.pin.message.text()
-
-
 def test_headless_gives_the_search_json_with_each_person_once(tmp_path, gallery, capsys):
     query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0050.jpg"
     assert kiosk_main(["--headless", "--gallery", str(gallery[1]), "--image", str(query), "--json"]) == 0
@@ -438,3 +428,11 @@ def test_a_damaged_gallery_at_start_up_is_explained_on_screen(qtbot, tmp_path, g
     assert window.splash.line.text() == f"{damaged}: index.faiss is damaged (truncated or not a FAISS index)"
     assert window.stack.currentWidget() is window.splash
     assert not any(record.exc_info for record in caplog.records), "a reason for staff, not a traceback"
+
+
+def test_the_attract_screen_answers_a_face_within_a_second(qtbot, tmp_path, gallery, photos):
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
+    qtbot.wait(300)
+    window.start_camera(camera_of(tmp_path, photos / "fr_obama.jpg", name="visitor"))
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.live, timeout=1000)

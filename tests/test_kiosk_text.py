@@ -105,7 +105,9 @@ def test_the_checks_above_catch_markup_rendered_as_rich_text(qtbot, faces, photo
 
 def test_every_label_on_every_screen_is_plain_text(qtbot):
     staff = StaffPage()
-    staff.show_status("<b>gallery</b>", "<i>cpu</i>", "", '<img src="/etc/hostname">')
+    staff.show_status({"camera_status": "<b>ok</b>", "visits": "1", "gallery": "<b>gallery</b>",
+                       "providers": "<i>cpu</i>", "performance": "", "log": "<b>log</b>",
+                       "warning": '<img src="/etc/hostname">'})
     screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True)]
     for screen in screens:
         qtbot.addWidget(screen)

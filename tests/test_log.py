@@ -1,0 +1,101 @@
+"""The kiosk's log: where it lives, repeated warnings held back, the visit line, the tail staff read,
+and a camera path checked before it is used."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from kiosk.camera import camera_problem
+from kiosk.log import RateLimit, log_path, log_tail, setup_logging, visit_line
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def record(message: str, level: int = logging.WARNING) -> logging.LogRecord:
+    return logging.LogRecord("kiosk.camera", level, __file__, 1, message, None, None)
+
+
+def test_the_log_lives_in_the_state_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert log_path() == tmp_path / "state" / "other-me" / "kiosk.log"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert log_path() == tmp_path / "home" / ".local" / "state" / "other-me" / "kiosk.log"
+
+
+def test_a_repeated_warning_passes_once_a_minute_and_says_how_many_were_held_back():
+    now = [0.0]
+    limit = RateLimit(60, clock=lambda: now[0])
+    passed = []
+    for _ in range(38):  # a camera retrying every second
+        item = record("camera lost: cannot open camera 0")
+        if limit.filter(item):
+            passed.append(item.getMessage())
+        now[0] += 1
+    assert passed == ["camera lost: cannot open camera 0"]
+    now[0] = 61
+    later = record("camera lost: cannot open camera 0")
+    assert limit.filter(later) and later.getMessage() == "camera lost: cannot open camera 0 (and 37 more like it)"
+    assert limit.filter(record("camera lost: camera 1 stopped sending frames")), "another message passes"
+    assert all(limit.filter(record("visit", logging.INFO)) for _ in range(3)), "information is never held back"
+
+
+def test_the_visit_line_has_counts_and_scores_only():
+    assert visit_line(7, 2, [0.61234, 0.4], 182.4, "") == (
+        "visit 7: faces=2 matches=2 best=0.612 total_ms=182 result=results")
+    assert visit_line(8, 0, [], 90, "fail_no_face").endswith("matches=0 best=- total_ms=90 result=no_face")
+    assert visit_line(9, 1, [], 90, "fail_search").endswith("result=error")
+
+
+def test_the_tail_is_the_last_lines_and_nothing_without_a_log(tmp_path):
+    assert log_tail(tmp_path / "absent.log") == ""
+    path = tmp_path / "kiosk.log"
+    path.write_text("".join(f"line {n}\n" for n in range(5000)))
+    assert log_tail(path, 3) == "line 4997\nline 4998\nline 4999"
+
+
+def test_opencvs_own_camera_warnings_are_silenced(tmp_path):
+    """A missing camera: OpenCV would print its warnings on every try; the kiosk's one line suffices."""
+    code = ("from kiosk.log import setup_logging; setup_logging()\n"
+            "import cv2; [cv2.VideoCapture(7) for _ in range(3)]\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state"),
+           "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and "WARN" not in done.stderr, done.stderr
+    assert (tmp_path / "state" / "other-me" / "kiosk.log").exists()
+
+
+def test_setting_up_twice_keeps_one_file_handler(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    root = logging.getLogger()
+    try:
+        setup_logging()
+        setup_logging()
+        assert sum(isinstance(handler, RotatingFileHandler) for handler in root.handlers) == 1
+        logging.getLogger("kiosk.test").warning("one line")
+        assert log_tail(log_path()).count("one line") == 1
+    finally:
+        for handler in root.handlers[:]:
+            if isinstance(handler, RotatingFileHandler):
+                root.removeHandler(handler)
+                handler.close()
+
+
+def test_a_camera_path_is_checked_before_it_is_used(tmp_path):
+    assert camera_problem(str(tmp_path / "missing.mp4")) == f"{tmp_path / 'missing.mp4'} does not exist"
+    assert camera_problem("") == "no camera given"
+    assert "is absent" in camera_problem("97")
+    (tmp_path / "empty").mkdir()
+    assert camera_problem(str(tmp_path / "empty")).startswith("no readable photo in")
+    (tmp_path / "notes.txt").write_text("not a video")
+    assert camera_problem(str(tmp_path / "notes.txt")).startswith("cannot open camera")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    assert camera_problem(str(photos)) == ""
