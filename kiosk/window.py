@@ -17,6 +17,7 @@ from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget
 
 from kiosk.assets import ASSETS
+from kiosk.attract import AttractPage
 from kiosk.camera import CaptureThread, open_source
 from kiosk.config import KioskConfig, PinGuard, save_config
 from kiosk.flow import Analysis, Flow, State, Timing
@@ -65,9 +66,10 @@ class KioskWindow(QMainWindow):
         self.stage_ms: dict[str, float] = {}  # the worker's latest time per stage, as its answers carried
         self._rates_mark = (time.perf_counter(), 0, 0, 0)
         self._shown_state: State | None = None
+        self._results_since = 0.0  # when the results screen came up, for its timer ring
 
         self.splash = MessagePage("title", "getting_ready")
-        self.attract = MessagePage("title", "invite", with_language=True)
+        self.attract = AttractPage()
         self.live = LivePage()
         self.results = ResultsPage()
         self.camera_wait = MessagePage("one_moment", "camera_reconnecting")
@@ -222,6 +224,8 @@ class KioskWindow(QMainWindow):
             return
         if self.flow.tick(now):
             self.capture_now()
+        if self.flow.state is State.RESULTS:
+            self.results.set_time_left(1 - (now - self._results_since) / self.config.results_seconds)
         self.show_state()
 
     def show_state(self) -> None:
@@ -232,6 +236,8 @@ class KioskWindow(QMainWindow):
             self.results.show_outcome(None, self.config)  # nothing about the last visitor remains
         if state is State.ATTRACT and self._shown_state is not State.ATTRACT:
             self.request_between_visitors.emit()
+        if state is State.RESULTS and self._shown_state is not State.RESULTS:
+            self._results_since = time.monotonic()
         self._shown_state = state
         self.live.hint = self.flow.hint
         self.live.ready = state is State.COUNTDOWN
