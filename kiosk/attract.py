@@ -127,7 +127,8 @@ class AttractPage(Page):
         super().resizeEvent(event)
         side = round(self.height() * 0.13)
         self.sign.changeSize(side, side, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.sign.invalidate()
+        self.layout().invalidate()
+        self.layout().activate()  # now: the next frame paints the pictogram where it belongs
 
     def _scaled(self) -> None:
         """Scale the set's pictures to this screen once, not at every frame."""

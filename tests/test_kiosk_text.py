@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QImage, QPalette
 from PySide6.QtWidgets import QLabel, QWidget
 
 from face_engine.imaging import read_image
 from kiosk.assets import ASSETS
+from kiosk.attract import AttractPage
 from kiosk.config import KioskConfig
 from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.window import scaled_theme
@@ -53,6 +54,11 @@ def pixels(widget: QWidget, area: QRect) -> np.ndarray:
     return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3).astype(float)
 
 
+def area_of(page: QWidget, widget: QWidget) -> QRect:
+    """Where `widget` is drawn within `page`, however deep it sits."""
+    return QRect(widget.mapTo(page, QPoint(0, 0)), widget.size())
+
+
 def off_palette(drawn: np.ndarray, background: np.ndarray, ink: np.ndarray) -> float:
     """The largest distance of a drawn pixel from the blends of the background and the text
     colour: 0 for antialiased text of one colour; large for a picture or a coloured word."""
@@ -77,7 +83,7 @@ def test_markup_in_names_and_captions_is_shown_as_typed(qtbot, faces, photos):
     background = pixels(page, QRect(0, 0, 4, 4))[0, 0]
     for label in shown:
         assert label.textFormat() == Qt.TextFormat.PlainText
-        drawn = pixels(page, label.geometry())
+        drawn = pixels(page, area_of(page, label))
         ink = np.array(label.palette().color(QPalette.ColorRole.WindowText).getRgb()[:3], float)
         assert off_palette(drawn, background, ink) < 40, f"only the label's own colour is drawn: {label.full_text}"
         first_line = label.text().split("\n")[0]
@@ -97,7 +103,7 @@ def test_the_checks_above_catch_markup_rendered_as_rich_text(qtbot, faces, photo
     QLabel.setText(label, markup)
     qtbot.wait(50)
     background = pixels(page, QRect(0, 0, 4, 4))[0, 0]
-    drawn = pixels(page, label.geometry())
+    drawn = pixels(page, area_of(page, label))
     ink = np.array(label.palette().color(QPalette.ColorRole.WindowText).getRgb()[:3], float)
     assert off_palette(drawn, background, ink) > 100
     assert inked_width(drawn, background) < label.fontMetrics().horizontalAdvance(markup) / 2
@@ -106,7 +112,7 @@ def test_the_checks_above_catch_markup_rendered_as_rich_text(qtbot, faces, photo
 def test_every_label_on_every_screen_is_plain_text(qtbot):
     staff = StaffPage()
     staff.show_status("<b>gallery</b>", "<i>cpu</i>", "", '<img src="/etc/hostname">')
-    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True)]
+    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True), AttractPage()]
     for screen in screens:
         qtbot.addWidget(screen)
         labels = screen.findChildren(QLabel)
