@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem, QVBoxLayout
 
 from kiosk.i18n import LANGUAGES, tr
@@ -37,14 +37,16 @@ class AttractSet:
     pairs: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
 
 
-def dimmed(bgr: np.ndarray, side: int) -> QPixmap:
-    """A gallery face scaled once to a mosaic tile and darkened, so that each frame only copies it."""
-    pixmap = to_pixmap(bgr, mirror=False).scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                 Qt.TransformationMode.SmoothTransformation)
-    painter = QPainter(pixmap)
-    painter.fillRect(pixmap.rect(), QColor(13, 19, 38, round(255 * (1 - DIM))))
-    painter.end()
-    return pixmap
+def prepared(bgr: np.ndarray, side: int, brightness: float = 1.0) -> QPixmap:
+    """A gallery face scaled once to `side`, darkened to `brightness` and in the screen's own pixel
+    format, so that each frame only copies it."""
+    image = to_pixmap(bgr, mirror=False).toImage().convertToFormat(QImage.Format.Format_RGB32)
+    image = image.scaled(side, side, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    if brightness < 1:
+        painter = QPainter(image)
+        painter.fillRect(image.rect(), QColor(13, 19, 38, round(255 * (1 - brightness))))
+        painter.end()
+    return QPixmap.fromImage(image)
 
 
 def fade(phase: float) -> float:
@@ -136,19 +138,16 @@ class AttractPage(Page):
         if self._sizes == (tile, pair):
             return
         self._sizes = (tile, pair)
-        self._tiles = [dimmed(face, tile) for face in self.shown.faces]
-        self._pairs = [(to_pixmap(a, False).scaled(pair, pair, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                   Qt.TransformationMode.SmoothTransformation),
-                        to_pixmap(b, False).scaled(pair, pair, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                   Qt.TransformationMode.SmoothTransformation),
-                        " ".join(line[:LONGEST_SHOWN].split()))
+        self._tiles = [prepared(face, tile, DIM) for face in self.shown.faces]
+        self._pairs = [(prepared(a, pair), prepared(b, pair), " ".join(line[:LONGEST_SHOWN].split()))
                        for a, b, line in self.shown.pairs]
 
     def paintEvent(self, event) -> None:
         self._scaled()
         now = self.clock()
         painter = QPainter(self)
-        painter.fillRect(self.rect(), BACKGROUND)
+        if not self._tiles:  # otherwise the mosaic covers every pixel
+            painter.fillRect(self.rect(), BACKGROUND)
         self._mosaic(painter, now)
         self._shade(painter)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -170,7 +169,7 @@ class AttractPage(Page):
             for slot in range(per_row):
                 x = (slot * side + direction * shift + row * side / 2) % loop - side
                 tile = self._tiles[(row * per_row + slot) % len(self._tiles)]
-                painter.drawPixmap(QPointF(x, row * side), tile)
+                painter.drawPixmap(round(x), row * side, tile)  # whole pixels: a plain copy
 
     def _shade(self, painter: QPainter) -> None:
         """Darken the mosaic behind the title and the call to action, so their words stand out."""
