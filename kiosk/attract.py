@@ -92,15 +92,15 @@ class AttractPage(Page):
         action.addSpacing(64)
         action.addLayout(call)
         action.addStretch()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(48, 24, 48, 24)
-        layout.addLayout(top)
-        layout.addWidget(self.title)
-        layout.addWidget(self.subtitle)
-        layout.addItem(self.stage)
-        layout.addLayout(action)
-        layout.addSpacing(16)
-        layout.addWidget(self.privacy)
+        self.column = QVBoxLayout(self)
+        self.column.setContentsMargins(48, 24, 48, 24)
+        self.column.addLayout(top)
+        self.column.addWidget(self.title)
+        self.column.addWidget(self.subtitle)
+        self.column.addItem(self.stage)
+        self.column.addLayout(action)
+        self.column.addSpacing(16)
+        self.column.addWidget(self.privacy)
         self.timer = QTimer(self, interval=FRAME_MS, timeout=self.update)  # type: ignore[call-arg]
 
     def retranslate(self, lang: str) -> None:
@@ -129,8 +129,8 @@ class AttractPage(Page):
         super().resizeEvent(event)
         side = round(self.height() * 0.13)
         self.sign.changeSize(side, side, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.layout().invalidate()
-        self.layout().activate()  # now: the next frame paints the pictogram where it belongs
+        self.column.invalidate()
+        self.column.activate()  # now: the next frame paints the pictogram where it belongs
 
     def _scaled(self) -> None:
         """Scale the set's pictures to this screen once, not at every frame."""
