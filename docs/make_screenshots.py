@@ -1,6 +1,7 @@
 """Screenshots of every kiosk screen in both languages, from a real window on an X server.
 
     .venv/bin/python docs/make_screenshots.py --gallery galleries/lfw [--out docs/screenshots]
+        [--second-visitor PHOTO]
 
 Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) when no DISPLAY is set, shows the
 kiosk fullscreen at 1920x1080 with a scripted camera, walks the visitor's journey and grabs the X
@@ -8,7 +9,9 @@ screen at each step (saved at 1280x720 to keep the repository small): two attrac
 apart, the live hints, the countdown, the results before and after a touch on a small match, two
 visitors' results side by side, the camera wait and the staff screens. The visitor is scikit-image's
 astronaut photo (NASA, public domain; Eileen Collins, who is not in LFW), so the committed
-screenshots carry no photo we may not redistribute besides the gallery's own faces.
+screenshots carry no photo we may not redistribute besides the gallery's own faces. The duo screen's
+second visitor is `--second-visitor` (a photo of the gallery's kind, e.g. an LFW photo of someone
+not in it), or else the astronaut again, mirrored.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gallery", required=True)
     parser.add_argument("--out", type=Path, default=HERE / "screenshots")
+    parser.add_argument("--second-visitor", type=Path, help="a photo of the duo screen's second visitor")
     args = parser.parse_args()
     xvfb = None
     if not os.environ.get("DISPLAY"):
@@ -69,7 +73,7 @@ def main() -> None:
     # the exhibition's exposure ledger lives in the data folder: the screenshots' showings are not its own
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="other-me-screens-")
     try:
-        take_screenshots(args.gallery, args.out)
+        take_screenshots(args.gallery, args.out, args.second_visitor)
     finally:
         if xvfb is not None:
             xvfb.terminate()
@@ -119,11 +123,12 @@ def attract_set(gallery_path: str, faces: int = 60, pairs: int = 4):
     return chosen
 
 
-def take_screenshots(gallery: str, out: Path) -> None:
+def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None) -> None:
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
+    from face_engine.imaging import read_image
     from kiosk.config import KioskConfig, hash_pin
     from kiosk.flow import State
     from kiosk.window import KioskWindow
@@ -154,6 +159,7 @@ def take_screenshots(gallery: str, out: Path) -> None:
         print(f"  {out / name}.png")
 
     frames = visitor_frames()
+    second = read_image(second_visitor) if second_visitor else np.ascontiguousarray(frames["close"][:, ::-1])
     shown = attract_set(gallery)
 
     def tour(lang: str) -> None:
@@ -191,7 +197,7 @@ def take_screenshots(gallery: str, out: Path) -> None:
         first = window.results.outcome
         searched: list[SearchOutcome] = []
         window.worker.searched.connect(searched.append)
-        window.request_search.emit(np.ascontiguousarray(frames["close"][:, ::-1]), config.lookalikes, 0.0)
+        window.request_search.emit(second, config.lookalikes, 0.0)
         wait(lambda: bool(searched))
         window.results.show_outcome(SearchOutcome(2, [first.pairs[0], searched[0].pairs[0]]), window.config)
         grab(f"{lang}_6_results_duo")

@@ -67,6 +67,7 @@ class AttractPage(Page):
         self.clock = clock
         self.lang = "zh"
         self.shown = AttractSet()
+        self._since = clock()  # when the set came: its first pair fades in from then
         self._tiles: list[QPixmap] = []
         self._pairs: list[tuple[QPixmap, QPixmap, str]] = []
         self._sizes = (0, 0)  # tile and pair sides the pixmaps were scaled to
@@ -113,7 +114,7 @@ class AttractPage(Page):
             widget.setText(tr(each, "invite"))
 
     def show_set(self, shown: AttractSet) -> None:
-        self.shown = shown
+        self.shown, self._since = shown, self.clock()
         self._sizes = (0, 0)
         self.update()
 
@@ -184,7 +185,7 @@ class AttractPage(Page):
         """The lookalike pair of the moment, fading in and out over a card."""
         if not self._pairs:
             return
-        turn, phase = divmod(now, PAIR_SECONDS)
+        turn, phase = divmod(now - self._since, PAIR_SECONDS)
         first, second, line = self._pairs[int(turn) % len(self._pairs)]
         side, gap = self._sizes[1], self.stage.geometry().height() * 0.06
         area = QRectF(self.stage.geometry())

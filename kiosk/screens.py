@@ -245,18 +245,22 @@ class LivePage(Page):
         painter.end()
 
     def _banner(self, painter: QPainter, key: str, box: QRectF) -> None:
-        """The hint's pictogram and words on a dark pill; long words wrap to a second line."""
+        """The hint's pictogram and words side by side, centred on a dark pill; long words wrap."""
         path = QPainterPath()
         path.addRoundedRect(box, box.height() / 2, box.height() / 2)
         painter.fillPath(path, QColor(13, 19, 38, 225))
-        inset = box.height() * 0.1
-        sign = QRectF(box.left() + box.height() * 0.4, box.top() + inset, box.height() - 2 * inset,
-                      box.height() - 2 * inset)
-        draw_pictogram(painter, key, sign, QColor("#f5c451"))
-        words = QRectF(sign.right() + inset, box.top(), box.right() - sign.right() - box.height() * 0.6, box.height())
-        painter.setFont(self._font(HINT_PX, bold=True))
+        side = box.height() * 0.8
+        gap = side * 0.3
+        font = self._font(HINT_PX, bold=True)
+        text = tr(self.lang, key)
+        room = box.width() - box.height() - side - gap  # the pill's round ends stay clear
+        width = min(QFontMetrics(font).horizontalAdvance(text) + 2, room)
+        left = box.center().x() - (side + gap + width) / 2
+        draw_pictogram(painter, key, QRectF(left, box.center().y() - side / 2, side, side), QColor("#f5c451"))
+        painter.setFont(font)
         painter.setPen(QColor("#ffffff"))
-        painter.drawText(words, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, tr(self.lang, key))
+        painter.drawText(QRectF(left + side + gap, box.top(), width, box.height()),
+                         Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
 
     def _font(self, pixels: int, bold: bool = False) -> QFont:
         """The page's font at `pixels` for a 1080-pixel-high screen, scaled to this one."""

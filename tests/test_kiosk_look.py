@@ -98,9 +98,9 @@ def test_an_empty_attract_screen_still_moves(qtbot):
 
 def test_the_lookalike_pair_fades_in_and_out(qtbot, faces):
     page, clock = attract_page(qtbot, faces)
-    clock[0] = 0.0  # the start of a pair's turn: not shown yet
+    clock[0] = 100.0  # the set came now: its first pair starts to fade in
     hidden = pixels(page)
-    clock[0] = 4.0  # the middle of its turn
+    clock[0] = 104.0  # the middle of the pair's turn
     shown = pixels(page)
     stage = page.stage.geometry()
     middle = (slice(stage.top() + stage.height() // 3, stage.bottom() - stage.height() // 3),
@@ -284,12 +284,15 @@ def test_every_hint_has_its_own_pictogram():
 def test_the_live_page_shows_the_hints_pictogram_beside_its_words(qtbot, faces):
     page = themed(qtbot, LivePage())
     page.show_frame(faces[0])
-    shots = {}
-    for key in ("hint_one_person", "hint_come_closer", "hint_too_dark", "hint_face_camera", "fail_search"):
-        page.hint = key
-        shots[key] = pixels(page)
-    banner = (slice(int(1080 * 0.75), int(1080 * 0.86)), slice(int(1920 * 0.12), int(1920 * 0.12) + 160))
-    left_parts = [shot[banner] for shot in shots.values()]
-    for index, part in enumerate(left_parts):
-        for other in left_parts[index + 1:]:
-            assert changed_share(part, other) > 0.01, "the banner's left end holds each hint's own pictogram"
+    gold = np.array([245, 196, 81])
+    banner = slice(int(1080 * 0.75), int(1080 * 0.86))  # below the face guide, which is gold too
+    signs = {}
+    for key in ("hint_one_person", "hint_come_closer", "hint_too_dark", "hint_face_camera", "fail_search",
+                "tap_to_capture"):
+        page.hint = "" if key == "tap_to_capture" else key
+        drawn = pixels(page)[banner]
+        signs[key] = np.abs(drawn - gold).sum(axis=-1) < 60
+        assert signs[key].sum() > 300, f"{key}: a gold pictogram in the banner"
+        white = np.flatnonzero((drawn.min(axis=-1) > 230).any(axis=0))
+        assert np.flatnonzero(signs[key].any(axis=0)).max() < white.min(), "the pictogram stands before the words"
+    assert len({sign.tobytes() for sign in signs.values()}) == len(signs), "each hint its own pictogram"
