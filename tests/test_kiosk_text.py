@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from face_engine.imaging import read_image
 from kiosk.assets import ASSETS
-from kiosk.attract import AttractPage
+from kiosk.attract import AttractPage, AttractSet
 from kiosk.config import KioskConfig
 from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.window import scaled_theme
@@ -148,3 +148,49 @@ def test_long_names_and_captions_never_move_the_results_screen(qtbot, faces, cap
     qtbot.wait(50)
     assert all(page.best_caption.fontMetrics().horizontalAdvance(line) <= page.best_caption.contentsRect().width()
                for line in page.best_caption.text().split("\n")), "cut again to the new width"
+
+
+def test_long_names_never_move_the_duo_screen(qtbot, faces):
+    page = results_screen(qtbot)
+
+    def duo(names: list[str]) -> SearchOutcome:
+        return SearchOutcome(faces=2, pairs=[outcome(faces, [name], [""]).pairs[0] for name in names])
+
+    page.show_outcome(duo(["Zico", "Hugo Chavez"]), KioskConfig())
+    qtbot.wait(50)
+    columns = page.duo_columns
+    expected = [widget.geometry() for column in columns for widget in (column, column.you, column.best)]
+    page.show_outcome(duo(["A" * 5000, LONG_URL + " " + "Zico " * 200]), KioskConfig())
+    qtbot.wait(50)
+    assert [widget.geometry() for column in columns for widget in (column, column.you, column.best)] == expected
+    for column in columns:
+        lines = column.name.text().split("\n")
+        assert lines[-1].endswith("…") and len(lines) <= column.name.lines
+        assert all(column.name.fontMetrics().horizontalAdvance(line) <= column.name.contentsRect().width()
+                   for line in lines)
+
+
+def test_a_long_pair_line_on_the_attract_screen_stays_in_its_card(qtbot, faces):
+    """The pair's line is corpus text too: however long, it is drawn inside the pair's card."""
+    clock = [0.0]
+    page = AttractPage(clock=lambda: clock[0])
+    qtbot.addWidget(page)
+    page.setStyleSheet(scaled_theme((ASSETS / "theme.qss").read_text(encoding="utf-8"), 1.0))
+    page.resize(1920, 1080)
+    page.retranslate("en")
+    page.show()
+
+    def drawn(pairs: list) -> np.ndarray:
+        clock[0] = 0.0
+        page.show_set(AttractSet(faces=faces, pairs=pairs))
+        clock[0] = 4.0  # the pair fully faded in
+        return pixels(page, page.rect())
+
+    def columns(changed: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(changed.any(axis=(0, 2)))
+
+    nothing, card = drawn([]), drawn([(faces[0], faces[1], "")])
+    line = drawn([(faces[0], faces[1], "<b>" + "Zico " * 200_000)])
+    card_columns, text_columns = columns(card != nothing), columns(line != card)
+    assert len(text_columns) > 100, "the line is drawn"
+    assert card_columns.min() < text_columns.min() and text_columns.max() < card_columns.max()
