@@ -235,6 +235,9 @@ class LivePage(Page):
         if key:
             self._banner(painter, key, QRectF(width * 0.12, height * 0.74, width * 0.76, height * 0.13))
         if self.countdown and not self.searching:
+            disc = QPainterPath()  # the digit stands out on any face or shirt
+            disc.addEllipse(guide.center(), height * 0.15, height * 0.15)
+            painter.fillPath(disc, QColor(13, 19, 38, 160))
             painter.setFont(self._font(COUNTDOWN_PX, bold=True))
             painter.setPen(QColor("#ffffff"))
             painter.drawText(guide, Qt.AlignmentFlag.AlignCenter, str(self.countdown))
