@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem, QVBoxLayout
 
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram
-from kiosk.screens import LONGEST_SHOWN, Page, label, to_pixmap
+from kiosk.screens import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, to_pixmap
 
 FRAME_MS = 33            # about 30 frames a second
 DRIFT = 18.0             # mosaic speed, pixels a second at 1080p: slow enough to look calm
@@ -24,6 +24,7 @@ DIM = 0.38               # mosaic brightness, so the words over it stay readable
 PAIR_SECONDS = 8.0       # one lookalike pair on screen, fades included
 FADE_SECONDS = 1.2
 RIPPLE_SECONDS = 2.5     # one ring spreading from the pictogram; one second on, it is elsewhere
+CALL_GAP = 64            # pixels between the pictogram and the call to action
 BACKGROUND = QColor("#0d1326")
 GOLD = QColor("#f5c451")
 
@@ -54,6 +55,27 @@ def fade(phase: float) -> float:
     return max(0.0, min(1.0, phase / FADE_SECONDS, (PAIR_SECONDS - phase) / FADE_SECONDS))
 
 
+class CallLabel(ElidedLabel):
+    """A line of the call to action: as wide as its words where the screen has room, so it stays
+    centred beside its pictogram; on two lines, cut with "…", where it has not."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.updateGeometry()  # other words, another width
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        words = self.fontMetrics().horizontalAdvance(" ".join(self.full_text.split())) + 2
+        return QSize(words + margins.left() + margins.right(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().sizeHint().height())
+
+
 class AttractPage(Page):
     """Title, the moving gallery, the call to action (en and zh together) and the privacy line.
 
@@ -73,7 +95,7 @@ class AttractPage(Page):
         self._sizes = (0, 0)  # tile and pair sides the pixmaps were scaled to
         self.title, self.subtitle, self.privacy = label("title"), label("subtitle"), label("privacy")
         # the call to action in both languages, the chosen one first and larger
-        self.calls = [label(name, wrap=False) for name in ("call", "invite")]
+        self.calls = [CallLabel(name) for name in ("call", "invite")]
         self.language = QPushButton()
         self.language.setObjectName("language")
         self.language.clicked.connect(self.language_clicked)
@@ -85,12 +107,11 @@ class AttractPage(Page):
         top.addWidget(self.language)
         call = QVBoxLayout()
         for widget in self.calls:
-            widget.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             call.addWidget(widget)
         action = QHBoxLayout()
         action.addStretch()
         action.addItem(self.sign)
-        action.addSpacing(64)
+        action.addSpacing(CALL_GAP)
         action.addLayout(call)
         action.addStretch()
         self.column = QVBoxLayout(self)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from kiosk.config import MAX_LOOKALIKES, MAX_PIN_DIGITS, KioskConfig
 from kiosk.i18n import LANGUAGES, tr
-from kiosk.pictograms import draw_pictogram
+from kiosk.pictograms import PICTOGRAMS, draw_pictogram
 from kiosk.worker import Pair, SearchOutcome
 
 SMALL_MATCHES = MAX_LOOKALIKES - 1  # the best match is shown large
@@ -65,6 +65,20 @@ def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> Q
     widget.setWordWrap(wrap)
     widget.setTextFormat(Qt.TextFormat.PlainText)
     return widget
+
+
+class Portrait(QLabel):
+    """A picture of a face. Its size is a wish, never a minimum: pictures are scaled to the screen's
+    height, and a minimum would let them push the window taller, and so themselves larger."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # it shows no text, and would show none as markup
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, 0)
 
 
 class ElidedLabel(QLabel):
@@ -252,7 +266,7 @@ class LivePage(Page):
         path = QPainterPath()
         path.addRoundedRect(box, box.height() / 2, box.height() / 2)
         painter.fillPath(path, QColor(13, 19, 38, 225))
-        side = box.height() * 0.8
+        side = box.height() * 0.8 if key in PICTOGRAMS else 0.0
         gap = side * 0.3
         font = self._font(HINT_PX, bold=True)
         text = tr(self.lang, key)
@@ -311,7 +325,7 @@ class MatchTile(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.portrait = label("small_portrait")
+        self.portrait = Portrait("small_portrait")
         self.name = ElidedLabel("small_name", lines=2, align=MIDDLE_LEFT)
         self.percent = label("small_percent", MIDDLE_LEFT)
         words = QVBoxLayout()
@@ -331,7 +345,7 @@ class DuoColumn(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.you, self.best = label("visitor"), label("portrait")
+        self.you, self.best = Portrait("visitor"), Portrait("portrait")
         self.percent = label("duo_percent")
         self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)
         pictures = QHBoxLayout()
@@ -377,8 +391,8 @@ class ResultsPage(Page):
         self._small_ranks: list[int] = []  # the match shown in each small tile
         self._announce = False
         self.heading = label("heading", MIDDLE_LEFT)
-        self.you, self.you_caption = label("visitor"), label("caption")
-        self.best, self.best_name = label("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.you, self.you_caption = Portrait("visitor"), label("caption")
+        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
         self.percent = label("percent", MIDDLE_LEFT)
         self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
         self.more = label("caption", MIDDLE_LEFT)
@@ -489,7 +503,7 @@ class ResultsPage(Page):
             column.clear()
 
     def _fill_single(self, pair: Pair | None) -> None:
-        big, little = int(self.height() * 0.5) or 360, int(self.height() * 0.13) or 94
+        big, little = int(self.height() * 0.46) or 330, int(self.height() * 0.13) or 94
         if pair is None:
             for widget in (self.you, self.best, self.best_name, self.best_caption, self.percent):
                 widget.clear()

@@ -110,9 +110,10 @@ def test_the_lookalike_pair_fades_in_and_out(qtbot, faces):
 
 def test_the_attract_screen_calls_in_both_languages_and_passes_touches_on(qtbot, faces):
     page, _ = attract_page(qtbot, faces, lang="zh")
-    assert [label.text() for label in page.calls] == [tr("zh", "invite"), tr("en", "invite")]
+    assert [label.full_text for label in page.calls] == [tr("zh", "invite"), tr("en", "invite")]
     page.retranslate("en")
-    assert [label.text() for label in page.calls] == [tr("en", "invite"), tr("zh", "invite")]
+    assert [label.full_text for label in page.calls] == [tr("en", "invite"), tr("zh", "invite")]
+    qtbot.waitUntil(lambda: all(label.text() == label.full_text for label in page.calls))  # whole, at 1920
     assert page.title.text() == tr("en", "title") and page.privacy.text() == tr("en", "privacy")
     touched = []
     parent = QWidget()
@@ -209,6 +210,31 @@ def test_two_visitors_each_beside_their_lookalike_side_by_side(qtbot, faces):
     assert page.heading.text() == tr("en", "duo_heading")
     page.show_outcome(outcome_of(faces, visitors=1), KioskConfig())
     assert page.single.isVisible() and not page.duo.isVisible()
+
+
+@pytest.mark.parametrize("width, height", [(1920, 1080), (1280, 720), (1280, 1024)])
+def test_every_screen_fits_its_window(qtbot, faces, width, height):
+    """No screen asks for more room than the window has: a minimum beyond it would grow the window,
+    and the pictures, which are scaled to the window's height, with it."""
+    theme = scaled_theme((ASSETS / "theme.qss").read_text(encoding="utf-8"), height / 1080)
+    single, duo, attract = ResultsPage(), ResultsPage(), AttractPage()
+    for page in (single, duo, attract):
+        qtbot.addWidget(page)
+        page.setStyleSheet(theme)
+        page.resize(width, height)
+        page.retranslate("en")
+        page.show()
+    single.show_outcome(outcome_of(faces), KioskConfig())
+    duo.show_outcome(outcome_of(faces, visitors=2), KioskConfig())
+    attract.show_set(AttractSet(faces=faces, pairs=[(faces[0], faces[1], "Tony Blair · Colin Powell")]))
+    qtbot.wait(50)
+    for page in (single, duo, attract):
+        needed = page.minimumSizeHint()
+        assert needed.width() <= width and needed.height() <= height, f"{type(page).__name__} needs {needed}"
+        assert (page.width(), page.height()) == (width, height)
+    for page in (single, duo):
+        assert page.button.mapTo(page, QPoint(0, page.button.height())).y() <= height
+        assert page.best.pixmap().height() <= height / 2
 
 
 # reading at 1.5 m ------------------------------------------------------------------------------------
