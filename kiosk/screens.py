@@ -335,7 +335,7 @@ class MatchTile(QWidget):
         words.addStretch()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.portrait)
+        layout.addWidget(self.portrait, alignment=Qt.AlignmentFlag.AlignVCenter)
         layout.addSpacing(16)
         layout.addLayout(words, 1)
 
@@ -496,14 +496,15 @@ class ResultsPage(Page):
             self.heading.setText(tr(self.lang, "best_match"))
 
     def _fill_duo(self, pairs: list[Pair]) -> None:
-        side = int(self.height() * 0.36) or 360
+        side = int(min(self.height() * 0.36, self.width() * 0.21)) or 360
         for column, pair in zip(self.duo_columns, pairs, strict=False):
             column.show_pair(pair, side, self.config, self.lang)
         for column in self.duo_columns[len(pairs):]:
             column.clear()
 
     def _fill_single(self, pair: Pair | None) -> None:
-        big, little = int(self.height() * 0.46) or 330, int(self.height() * 0.13) or 94
+        big = int(min(self.height() * 0.46, self.width() * 0.26)) or 330  # a 5:4 screen leaves room beside
+        little = int(min(self.height() * 0.13, self.width() * 0.07)) or 94
         if pair is None:
             for widget in (self.you, self.best, self.best_name, self.best_caption, self.percent):
                 widget.clear()
