@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtGui import QColor, QFontMetrics, QImage, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem, QVBoxLayout
 
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram
-from kiosk.screens import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, to_pixmap
+from kiosk.screens import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, scaled_font, to_pixmap
 
 FRAME_MS = 33            # about 30 frames a second
 DRIFT = 18.0             # mosaic speed, pixels a second at 1080p: slow enough to look calm
@@ -213,7 +213,7 @@ class AttractPage(Page):
         scale = self.height() / 1080
         heading_height, line_height = 64 * scale, 60 * scale
         heading = f"{tr('zh', 'two_strangers')} · {tr('en', 'two_strangers')}"
-        heading_font = self._font(44, bold=True)
+        heading_font = scaled_font(self, 44, bold=True)
         width = max(side * 2 + gap * 3, QFontMetrics(heading_font).horizontalAdvance(heading) + gap * 2)
         card = QRectF(0, 0, width, side + gap * 2 + heading_height + line_height)
         card.moveCenter(area.center())
@@ -231,7 +231,7 @@ class AttractPage(Page):
             box = QRectF(card.center().x() + (index - 1) * side + (index - 0.5) * gap, top, side, side)
             painter.drawPixmap(box.topLeft(), picture)
             painter.drawRoundedRect(box, 12 * scale, 12 * scale)
-        font = self._font(40)
+        font = scaled_font(self, 40)
         painter.setFont(font)
         painter.setPen(QColor("#d9dcea"))
         width = int(card.width() - gap * 2)
@@ -252,11 +252,3 @@ class AttractPage(Page):
         painter.fillPath(disc, GOLD)
         inner = box.adjusted(box.width() * 0.16, box.width() * 0.16, -box.width() * 0.16, -box.width() * 0.16)
         draw_pictogram(painter, "walk_up", inner, BACKGROUND)
-
-    def _font(self, pixels: int, bold: bool = False) -> QFont:
-        """The page's font at `pixels` for a 1080-pixel-high screen, scaled to this one."""
-        font = QFont(self.font())
-        font.setPixelSize(max(1, round(pixels * self.height() / 1080)))
-        font.setBold(bold)
-        return font
-

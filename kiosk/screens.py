@@ -67,6 +67,15 @@ def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> Q
     return widget
 
 
+def scaled_font(widget: QWidget, pixels: int, bold: bool = False) -> QFont:
+    """`widget`'s font at `pixels` for a 1080-pixel-high screen, scaled to the widget's height: for
+    words a page paints itself (the theme sizes those of its labels)."""
+    font = QFont(widget.font())
+    font.setPixelSize(max(1, round(pixels * widget.height() / DESIGN_HEIGHT)))
+    font.setBold(bold)
+    return font
+
+
 class Portrait(QLabel):
     """A picture of a face. Its size is a wish, never a minimum: pictures are scaled to the screen's
     height, and a minimum would let them push the window taller, and so themselves larger."""
@@ -252,10 +261,10 @@ class LivePage(Page):
             disc = QPainterPath()  # the digit stands out on any face or shirt
             disc.addEllipse(guide.center(), height * 0.15, height * 0.15)
             painter.fillPath(disc, QColor(13, 19, 38, 160))
-            painter.setFont(self._font(COUNTDOWN_PX, bold=True))
+            painter.setFont(scaled_font(self, COUNTDOWN_PX, bold=True))
             painter.setPen(QColor("#ffffff"))
             painter.drawText(guide, Qt.AlignmentFlag.AlignCenter, str(self.countdown))
-        painter.setFont(self._font(PRIVACY_PX))
+        painter.setFont(scaled_font(self, PRIVACY_PX))
         painter.setPen(QColor("#c9cde0"))
         painter.drawText(QRectF(0, height * 0.9, width, height * 0.08), Qt.AlignmentFlag.AlignCenter,
                          tr(self.lang, "privacy"))
@@ -268,7 +277,7 @@ class LivePage(Page):
         painter.fillPath(path, QColor(13, 19, 38, 225))
         side = box.height() * 0.8 if key in PICTOGRAMS else 0.0
         gap = side * 0.3
-        font = self._font(HINT_PX, bold=True)
+        font = scaled_font(self, HINT_PX, bold=True)
         text = tr(self.lang, key)
         room = box.width() - box.height() - side - gap  # the pill's round ends stay clear
         width = min(QFontMetrics(font).horizontalAdvance(text) + 2, room)
@@ -278,13 +287,6 @@ class LivePage(Page):
         painter.setPen(QColor("#ffffff"))
         painter.drawText(QRectF(left + side + gap, box.top(), width, box.height()),
                          Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
-
-    def _font(self, pixels: int, bold: bool = False) -> QFont:
-        """The page's font at `pixels` for a 1080-pixel-high screen, scaled to this one."""
-        font = QFont(self.font())
-        font.setPixelSize(max(1, round(pixels * self.height() / DESIGN_HEIGHT)))
-        font.setBold(bold)
-        return font
 
 
 class RingButton(QPushButton):
