@@ -1,12 +1,17 @@
 """Screenshots of every kiosk screen in both languages, from a real window on an X server.
 
     .venv/bin/python docs/make_screenshots.py --gallery galleries/lfw [--out docs/screenshots]
+        [--second-visitor PHOTO]
 
 Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) when no DISPLAY is set, shows the
 kiosk fullscreen at 1920x1080 with a scripted camera, walks the visitor's journey and grabs the X
-screen at each step (saved at 1280x720 to keep the repository small). The visitor is scikit-image's
+screen at each step (saved at 1280x720 to keep the repository small): two attract frames a second
+apart, the live hints, the countdown, the results before and after a touch on a small match, two
+visitors' results side by side, the camera wait and the staff screens. The visitor is scikit-image's
 astronaut photo (NASA, public domain; Eileen Collins, who is not in LFW), so the committed
-screenshots carry no photo we may not redistribute besides the gallery's own faces.
+screenshots carry no photo we may not redistribute besides the gallery's own faces. The duo screen's
+second visitor is `--second-visitor` (a photo of the gallery's kind, e.g. an LFW photo of someone
+not in it), or else the astronaut again, mirrored.
 """
 from __future__ import annotations
 
@@ -57,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gallery", required=True)
     parser.add_argument("--out", type=Path, default=HERE / "screenshots")
+    parser.add_argument("--second-visitor", type=Path, help="a photo of the duo screen's second visitor")
     args = parser.parse_args()
     xvfb = None
     if not os.environ.get("DISPLAY"):
@@ -67,7 +73,7 @@ def main() -> None:
     # the exhibition's exposure ledger lives in the data folder: the screenshots' showings are not its own
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="other-me-screens-")
     try:
-        take_screenshots(args.gallery, args.out)
+        take_screenshots(args.gallery, args.out, args.second_visitor)
     finally:
         if xvfb is not None:
             xvfb.terminate()
@@ -90,13 +96,43 @@ def visitor_frames() -> dict[str, np.ndarray]:
     return {"close": close, "two": np.hstack([close, close[:, ::-1]]), "far": far, "empty": room}
 
 
-def take_screenshots(gallery: str, out: Path) -> None:
-    from PySide6.QtCore import Qt
+def attract_set(gallery_path: str, faces: int = 60, pairs: int = 4):
+    """An AttractSet from the gallery: its first portraits, and the pairs of different people whose
+    vectors are closest (the kiosk's worker makes its own, from the faces shown least)."""
+    from face_engine.gallery import Gallery
+    from face_engine.imaging import read_image
+    from kiosk.attract import AttractSet
+
+    gallery = Gallery(gallery_path)
+    count = min(gallery.count, faces)
+    records = gallery.faces(list(range(count)))
+    xb = gallery.index.reconstruct_n(0, count)
+    D = xb @ xb.T
+    found = []
+    for a, b in zip(*np.unravel_index(np.argsort(-D, axis=None), D.shape), strict=True):
+        if a < b and records[a].identity != records[b].identity and \
+                not {records[a].identity, records[b].identity} & {name for pair in found for name in pair}:
+            found.append((records[a].identity, records[b].identity, a, b))
+        if len(found) == pairs:
+            break
+    chosen = AttractSet(
+        faces=[read_image(record.portrait) for record in records],
+        pairs=[(read_image(records[a].portrait), read_image(records[b].portrait),
+                f"{records[a].display_name} · {records[b].display_name}") for _, _, a, b in found])
+    gallery.close()
+    return chosen
+
+
+def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None) -> None:
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
+    from face_engine.imaging import read_image
     from kiosk.config import KioskConfig, hash_pin
     from kiosk.flow import State
     from kiosk.window import KioskWindow
+    from kiosk.worker import SearchOutcome
 
     app = QApplication(sys.argv[:1])
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +159,8 @@ def take_screenshots(gallery: str, out: Path) -> None:
         print(f"  {out / name}.png")
 
     frames = visitor_frames()
+    second = read_image(second_visitor) if second_visitor else np.ascontiguousarray(frames["close"][:, ::-1])
+    shown = attract_set(gallery)
 
     def tour(lang: str) -> None:
         """Walk one visitor and one staff member through every screen, grabbing each."""
@@ -134,7 +172,11 @@ def take_screenshots(gallery: str, out: Path) -> None:
         window.show_fullscreen()
         grab(f"{lang}_1_splash")
         wait(lambda: window.flow.state is State.ATTRACT)
+        window.attract.show_set(shown)
+        settle(3.0)  # the first lookalike pair has faded in
         grab(f"{lang}_2_attract")
+        settle(0.4)  # grab() settles 0.6 s itself: this frame is a second after the one before
+        grab(f"{lang}_2_attract_1s_later")
         camera.show(frames["two"])
         window.on_try_again()  # a touch on the attract screen
         wait(lambda: window.flow.hint == "hint_one_person")
@@ -149,6 +191,16 @@ def take_screenshots(gallery: str, out: Path) -> None:
         wait(lambda: window.flow.state is State.RESULTS)
         wait(lambda: bool(window.results_latency_ms))
         grab(f"{lang}_6_results")
+        third = window.results.tiles[1]
+        QTest.mouseClick(third, Qt.MouseButton.LeftButton, pos=QPoint(third.width() // 2, third.height() // 2))
+        grab(f"{lang}_6_results_browse")
+        first = window.results.outcome
+        searched: list[SearchOutcome] = []
+        window.worker.searched.connect(searched.append)
+        window.request_search.emit(second, config.lookalikes, 0.0)
+        wait(lambda: bool(searched))
+        window.results.show_outcome(SearchOutcome(2, [first.pairs[0], searched[0].pairs[0]]), window.config)
+        grab(f"{lang}_6_results_duo")
         camera.unplugged = True
         wait(lambda: window.flow.state is State.CAMERA_WAIT)
         grab(f"{lang}_7_camera_wait")

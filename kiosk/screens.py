@@ -34,13 +34,16 @@ from PySide6.QtWidgets import (
 from kiosk.config import MAX_LOOKALIKES, MAX_PIN_DIGITS, KioskConfig
 from kiosk.hold import HoldButton
 from kiosk.i18n import LANGUAGES, tr
-from kiosk.worker import SearchOutcome
+from kiosk.pictograms import PICTOGRAMS, draw_pictogram
+from kiosk.worker import Pair, SearchOutcome
 
 SMALL_MATCHES = MAX_LOOKALIKES - 1  # the best match is shown large
 MIDDLE_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
 TOP_CENTRE = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
 LONGEST_SHOWN = 1000  # characters of one text considered for display: more never fits a screen
+DESIGN_HEIGHT = 1080  # sizes in pixels are given for a 1920x1080 screen and scaled to the real one
+HINT_PX, PRIVACY_PX, COUNTDOWN_PX = 44, 36, 260  # visitors read these at 1.5 m: 36 px or more
 
 
 def to_pixmap(bgr: np.ndarray, mirror: bool) -> QPixmap:
@@ -64,6 +67,29 @@ def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> Q
     widget.setWordWrap(wrap)
     widget.setTextFormat(Qt.TextFormat.PlainText)
     return widget
+
+
+def scaled_font(widget: QWidget, pixels: int, bold: bool = False) -> QFont:
+    """`widget`'s font at `pixels` for a 1080-pixel-high screen, scaled to the widget's height: for
+    words a page paints itself (the theme sizes those of its labels)."""
+    font = QFont(widget.font())
+    font.setPixelSize(max(1, round(pixels * widget.height() / DESIGN_HEIGHT)))
+    font.setBold(bold)
+    return font
+
+
+class Portrait(QLabel):
+    """A picture of a face. Its size is a wish, never a minimum: pictures are scaled to the screen's
+    height, and a minimum would let them push the window taller, and so themselves larger."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # it shows no text, and would show none as markup
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, 0)
 
 
 class ElidedLabel(QLabel):
@@ -216,7 +242,7 @@ class LivePage(Page):
             if self.frame is not self._last_painted:
                 self._last_painted = self.frame
                 self.painted_frames += 1
-        guide = QRectF(width / 2 - height * 0.22, height * 0.14, height * 0.44, height * 0.58)
+        guide = QRectF(width / 2 - height * 0.22, height * 0.12, height * 0.44, height * 0.58)
         shade = QPainterPath()
         shade.addRect(QRectF(self.rect()))
         oval = QPainterPath()
@@ -225,44 +251,137 @@ class LivePage(Page):
         colour = QColor("#5fd38d") if self.ready else QColor("#f5c451") if self.hint else QColor("#ffffff")
         painter.setPen(QPen(colour, max(4, height // 160)))
         painter.drawEllipse(guide)
-        scale = height / 1080
         if self.searching:
-            text = tr(self.lang, "searching")
+            key = "searching"
         elif self.countdown:
-            text = ""
+            key = ""
         else:
-            text = tr(self.lang, self.hint) if self.hint else tr(self.lang, "tap_to_capture")
-        if text:
-            self._banner(painter, text, QRectF(width * 0.15, height * 0.78, width * 0.7, height * 0.1), scale)
+            key = self.hint or "tap_to_capture"
+        if key:
+            self._banner(painter, key, QRectF(width * 0.12, height * 0.74, width * 0.76, height * 0.13))
         if self.countdown and not self.searching:
-            font = QFont(self.font())
-            font.setPixelSize(int(260 * scale))
-            font.setBold(True)
-            painter.setFont(font)
+            disc = QPainterPath()  # the digit stands out on any face or shirt
+            disc.addEllipse(guide.center(), height * 0.15, height * 0.15)
+            painter.fillPath(disc, QColor(13, 19, 38, 160))
+            painter.setFont(scaled_font(self, COUNTDOWN_PX, bold=True))
             painter.setPen(QColor("#ffffff"))
             painter.drawText(guide, Qt.AlignmentFlag.AlignCenter, str(self.countdown))
-        font = QFont(self.font())
-        font.setPixelSize(int(26 * scale))
-        painter.setFont(font)
+        painter.setFont(scaled_font(self, PRIVACY_PX))
         painter.setPen(QColor("#c9cde0"))
-        painter.drawText(QRectF(0, height * 0.93, width, height * 0.05), Qt.AlignmentFlag.AlignCenter,
+        painter.drawText(QRectF(0, height * 0.9, width, height * 0.08), Qt.AlignmentFlag.AlignCenter,
                          tr(self.lang, "privacy"))
         painter.end()
 
-    def _banner(self, painter: QPainter, text: str, box: QRectF, scale: float) -> None:
+    def _banner(self, painter: QPainter, key: str, box: QRectF) -> None:
+        """The hint's pictogram and words side by side, centred on a dark pill; long words wrap."""
         path = QPainterPath()
         path.addRoundedRect(box, box.height() / 2, box.height() / 2)
-        painter.fillPath(path, QColor(13, 19, 38, 215))
-        font = QFont(self.font())
-        font.setPixelSize(int(44 * scale))
-        font.setBold(True)
+        painter.fillPath(path, QColor(13, 19, 38, 225))
+        side = box.height() * 0.8 if key in PICTOGRAMS else 0.0
+        gap = side * 0.3
+        font = scaled_font(self, HINT_PX, bold=True)
+        text = tr(self.lang, key)
+        room = box.width() - box.height() - side - gap  # the pill's round ends stay clear
+        width = min(QFontMetrics(font).horizontalAdvance(text) + 2, room)
+        left = box.center().x() - (side + gap + width) / 2
+        draw_pictogram(painter, key, QRectF(left, box.center().y() - side / 2, side, side), QColor("#f5c451"))
         painter.setFont(font)
         painter.setPen(QColor("#ffffff"))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.drawText(QRectF(left + side + gap, box.top(), width, box.height()),
+                         Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+
+
+class RingButton(QPushButton):
+    """A push button with a timer ring in its left padding: the share of time the screen has left,
+    draining clockwise from twelve o'clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time_left = 1.0
+
+    def set_time_left(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction != self.time_left:
+            self.time_left = fraction
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        radius = self.height() * 0.27
+        ring = QRectF(self.height() * 0.55 - radius, self.height() / 2 - radius, radius * 2, radius * 2)
+        ink = self.palette().color(self.foregroundRole())
+        track = QColor(ink)
+        track.setAlpha(60)
+        width = max(2.0, self.height() * 0.08)
+        painter.setPen(QPen(track, width))
+        painter.drawEllipse(ring)
+        pen = QPen(ink, width)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(pen)
+        painter.drawArc(ring, 90 * 16, -round(self.time_left * 360 * 16))
+        painter.end()
+
+
+class MatchTile(QWidget):
+    """A small match: portrait, name (two lines at most) and percent; a touch on it enlarges it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.portrait = Portrait("small_portrait")
+        self.name = ElidedLabel("small_name", lines=2, align=MIDDLE_LEFT)
+        self.percent = label("small_percent", MIDDLE_LEFT)
+        words = QVBoxLayout()
+        words.addStretch()
+        words.addWidget(self.name)
+        words.addWidget(self.percent)
+        words.addStretch()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.portrait, alignment=Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(16)
+        layout.addLayout(words, 1)
+
+
+class DuoColumn(QWidget):
+    """One of two visitors beside their best lookalike, with the percent and the name under them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.you, self.best = Portrait("visitor"), Portrait("portrait")
+        self.percent = label("duo_percent")
+        self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)
+        pictures = QHBoxLayout()
+        pictures.addStretch()
+        pictures.addWidget(self.you)
+        pictures.addSpacing(20)
+        pictures.addWidget(self.best)
+        pictures.addStretch()
+        layout = QVBoxLayout(self)
+        layout.addStretch()
+        layout.addLayout(pictures)
+        layout.addWidget(self.percent)
+        layout.addWidget(self.name)
+        layout.addStretch()
+
+    def show_pair(self, pair: Pair, side: int, config: KioskConfig, lang: str) -> None:
+        best = pair.matches[0]
+        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
+        self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), side))
+        self.percent.setText(tr(lang, "similarity", percent=config.percent(best.score)))
+        self.name.setText(best.name)
+
+    def clear(self) -> None:
+        for widget in (self.you, self.best, self.percent, self.name):
+            widget.clear()
 
 
 class ResultsPage(Page):
-    """The visitor beside the best lookalike, large; the next ones small; one touch to try again."""
+    """The visitor beside one lookalike, large, the best first; the next ones small, and a touch on
+    one brings it into the big tile. Two visitors (duo) each get their best lookalike, side by side.
+    Only the button tries again: touches anywhere else are kept here, never passed to the window.
+    The button's ring shows how long the screen stays (`set_time_left`)."""
 
     try_again = Signal()
     drawn = Signal(float)  # perf_counter() time of the first paint of a new outcome
@@ -272,22 +391,25 @@ class ResultsPage(Page):
         self.outcome: SearchOutcome | None = None
         self.config = KioskConfig()
         self.lang = "zh"
+        self.selected = 0  # which of the first visitor's matches is in the big tile
+        self._small_ranks: list[int] = []  # the match shown in each small tile
         self._announce = False
-        self.heading = label("heading")
-        self.you, self.you_caption = label("visitor"), label("caption")
-        self.best, self.best_name = label("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
-        self.percent = label("percent")
+        self.heading = label("heading", MIDDLE_LEFT)
+        self.you, self.you_caption = Portrait("visitor"), label("caption")
+        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.percent = label("percent", MIDDLE_LEFT)
         self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
-        self.more = label("caption")
-        self.button = QPushButton()
+        self.more = label("caption", MIDDLE_LEFT)
+        self.button = RingButton()
+        self.button.setObjectName("try_again")
         self.button.clicked.connect(self.try_again)
-        self.privacy = label("privacy")
-        self.small = [(label("small_portrait"), ElidedLabel("small_name", lines=2, align=TOP_CENTRE),
-                       label("small_percent"))
-                      for _ in range(SMALL_MATCHES)]
+        self.privacy = label("privacy", MIDDLE_LEFT)
+        self.tiles = [MatchTile() for _ in range(SMALL_MATCHES)]
+        self.small = [(tile.portrait, tile.name, tile.percent) for tile in self.tiles]
+        self.single, self.duo = QWidget(), QWidget()
+        self.duo_columns = [DuoColumn(), DuoColumn()]
 
         pair = QHBoxLayout()
-        pair.addStretch(1)
         for portrait, caption in ((self.you, self.you_caption), (self.best, None)):
             column = QVBoxLayout()
             column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
@@ -297,24 +419,24 @@ class ResultsPage(Page):
             pair.addLayout(column)
             pair.addSpacing(30)
         about = QVBoxLayout()
-        about.addStretch()
-        self.percent.setAlignment(MIDDLE_LEFT)
         for widget in (self.percent, self.best_name, self.best_caption):
             about.addWidget(widget)
-        about.addStretch()
-        pair.addLayout(about, 2)
-        pair.addStretch(1)
-
+        about.addStretch()  # a longer name or caption moves nothing else
+        pair.addLayout(about, 1)
         row = QHBoxLayout()
-        row.addStretch()
-        for portrait, name, percent in self.small:
-            column = QVBoxLayout()
-            column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
-            column.addWidget(name)  # as wide as the portrait: the name never widens its column
-            column.addWidget(percent, alignment=Qt.AlignmentFlag.AlignCenter)
-            row.addLayout(column)
-            row.addSpacing(24)
-        row.addStretch()
+        row.setSpacing(24)
+        for tile in self.tiles:
+            row.addWidget(tile, 1)
+        single = QVBoxLayout(self.single)
+        single.setContentsMargins(0, 0, 0, 0)
+        single.addLayout(pair)
+        single.addStretch()
+        single.addWidget(self.more)
+        single.addLayout(row)
+        duo = QHBoxLayout(self.duo)
+        duo.setContentsMargins(0, 0, 0, 0)
+        for side in self.duo_columns:
+            duo.addWidget(side, 1)
         bottom = QHBoxLayout()
         bottom.addWidget(self.privacy, 1)
         bottom.addWidget(self.button)
@@ -322,52 +444,93 @@ class ResultsPage(Page):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(48, 24, 48, 32)
         layout.addWidget(self.heading)
-        layout.addLayout(pair, 5)
-        layout.addWidget(self.more)
-        layout.addLayout(row, 3)
+        layout.addWidget(self.single, 1)
+        layout.addWidget(self.duo, 1)
         layout.addLayout(bottom)
+        self.duo.hide()
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
-        self.heading.setText(tr(lang, "best_match"))
         self.you_caption.setText(tr(lang, "you"))
-        self.more.setText(tr(lang, "more_matches"))
+        self.more.setText(tr(lang, "browse_hint"))
         self.button.setText(tr(lang, "try_again"))
         self.privacy.setText(tr(lang, "privacy"))
         self._fill()
 
     def show_outcome(self, outcome: SearchOutcome | None, config: KioskConfig) -> None:
         self.outcome, self.config = outcome, config
+        self.selected = 0
         self._announce = outcome is not None
+        self.button.set_time_left(1.0)
         self._fill()
+
+    def set_time_left(self, fraction: float) -> None:
+        """How long the results stay, as a share of their whole time: 1 just shown, 0 closing."""
+        self.button.set_time_left(fraction)
+
+    def select(self, rank: int) -> None:
+        """Bring the first visitor's match of this rank (0 = best) into the big tile."""
+        self.selected = rank
+        self._fill()
+
+    def mousePressEvent(self, event) -> None:
+        event.accept()  # kept here: pointing at a portrait never restarts (only the button does)
+        touched = self.childAt(event.position().toPoint())
+        while touched is not None and touched is not self:
+            if touched in self.tiles:
+                index = self.tiles.index(touched)
+                if index < len(self._small_ranks):
+                    self.select(self._small_ranks[index])
+                return
+            touched = touched.parentWidget()
 
     def _fill(self) -> None:
         outcome = self.outcome
-        big, little = int(self.height() * 0.42) or 400, int(self.height() * 0.17) or 160
-        if outcome is None or not outcome.pairs:
-            for widget in (self.you, self.best):
+        pairs = outcome.pairs if outcome is not None else []
+        duo = len(pairs) > 1
+        self.single.setVisible(not duo)
+        self.duo.setVisible(duo)
+        self._fill_duo(pairs if duo else [])
+        self._fill_single(pairs[0] if len(pairs) == 1 else None)
+        if duo:
+            self.heading.setText(tr(self.lang, "duo_heading"))
+        elif self.selected:
+            self.heading.setText(tr(self.lang, "match_rank", rank=self.selected + 1))
+        else:
+            self.heading.setText(tr(self.lang, "best_match"))
+
+    def _fill_duo(self, pairs: list[Pair]) -> None:
+        side = int(min(self.height() * 0.36, self.width() * 0.21)) or 360
+        for column, pair in zip(self.duo_columns, pairs, strict=False):
+            column.show_pair(pair, side, self.config, self.lang)
+        for column in self.duo_columns[len(pairs):]:
+            column.clear()
+
+    def _fill_single(self, pair: Pair | None) -> None:
+        big = int(min(self.height() * 0.46, self.width() * 0.26)) or 330  # a 5:4 screen leaves room beside
+        little = int(min(self.height() * 0.13, self.width() * 0.07)) or 94
+        if pair is None:
+            for widget in (self.you, self.best, self.best_name, self.best_caption, self.percent):
                 widget.clear()
             for widgets in self.small:
                 for widget in widgets:
                     widget.clear()
-            self.best_name.clear()
-            self.best_caption.clear()
-            self.percent.clear()
+            self._small_ranks = []
             return
-        pair = outcome.pairs[0]
-        best = pair.matches[0]
+        chosen = pair.matches[min(self.selected, len(pair.matches) - 1)]
         self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
-        self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), big))
-        self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(best.score)))
-        self.best_name.setText(best.name)
-        self.best_caption.setText(best.caption)
-        others = pair.matches[1:1 + SMALL_MATCHES]
-        self.more.setVisible(bool(others))
+        self.best.setPixmap(fit(to_pixmap(chosen.portrait, mirror=False), big))
+        self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(chosen.score)))
+        self.best_name.setText(chosen.name)
+        self.best_caption.setText(chosen.caption)
+        self._small_ranks = [rank for rank in range(len(pair.matches)) if rank != self.selected][:SMALL_MATCHES]
+        self.more.setVisible(bool(self._small_ranks))
         for index, (portrait, name, percent) in enumerate(self.small):
-            if index < len(others):
-                portrait.setPixmap(fit(to_pixmap(others[index].portrait, mirror=False), little))
-                name.setText(others[index].name)
-                percent.setText(f"{self.config.percent(others[index].score)}%")
+            if index < len(self._small_ranks):
+                match = pair.matches[self._small_ranks[index]]
+                portrait.setPixmap(fit(to_pixmap(match.portrait, mirror=False), little))
+                name.setText(match.name)
+                percent.setText(f"{self.config.percent(match.score)}%")
             else:
                 for widget in (portrait, name, percent):
                     widget.clear()

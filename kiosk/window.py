@@ -19,6 +19,7 @@ from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget
 
 from kiosk.assets import ASSETS
+from kiosk.attract import AttractPage
 from kiosk.camera import CaptureThread, camera_problem, open_source
 from kiosk.config import MAX_PIN_DIGITS, MIN_PIN_DIGITS, KioskConfig, PinGuard, hash_pin, save_config
 from kiosk.flow import Analysis, Flow, State, Timing
@@ -82,7 +83,7 @@ class KioskWindow(QMainWindow):
         self._shown_state: State | None = None
 
         self.splash = MessagePage("title", "getting_ready")
-        self.attract = MessagePage("title", "invite", with_language=True)
+        self.attract = AttractPage()
         self.live = LivePage()
         self.results = ResultsPage()
         self.camera_wait = MessagePage("one_moment", "camera_reconnecting")
@@ -293,7 +294,7 @@ class KioskWindow(QMainWindow):
             return
         if self.flow.tick(now):
             self.capture_now()
-        if self.flow.state is State.RESULTS and hasattr(self.results, "set_time_left"):
+        if self.flow.state is State.RESULTS:
             self.results.set_time_left(self.flow.results_left(now))
         self.show_state()
 

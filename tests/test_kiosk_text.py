@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QImage, QPalette
 from PySide6.QtWidgets import QLabel, QWidget
 
 from face_engine.imaging import read_image
 from kiosk.assets import ASSETS
+from kiosk.attract import AttractPage, AttractSet
 from kiosk.config import KioskConfig
 from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.window import scaled_theme
@@ -53,6 +54,11 @@ def pixels(widget: QWidget, area: QRect) -> np.ndarray:
     return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3).astype(float)
 
 
+def area_of(page: QWidget, widget: QWidget) -> QRect:
+    """Where `widget` is drawn within `page`, however deep it sits."""
+    return QRect(widget.mapTo(page, QPoint(0, 0)), widget.size())
+
+
 def off_palette(drawn: np.ndarray, background: np.ndarray, ink: np.ndarray) -> float:
     """The largest distance of a drawn pixel from the blends of the background and the text
     colour: 0 for antialiased text of one colour; large for a picture or a coloured word."""
@@ -77,7 +83,7 @@ def test_markup_in_names_and_captions_is_shown_as_typed(qtbot, faces, photos):
     background = pixels(page, QRect(0, 0, 4, 4))[0, 0]
     for label in shown:
         assert label.textFormat() == Qt.TextFormat.PlainText
-        drawn = pixels(page, label.geometry())
+        drawn = pixels(page, area_of(page, label))
         ink = np.array(label.palette().color(QPalette.ColorRole.WindowText).getRgb()[:3], float)
         assert off_palette(drawn, background, ink) < 40, f"only the label's own colour is drawn: {label.full_text}"
         first_line = label.text().split("\n")[0]
@@ -97,7 +103,7 @@ def test_the_checks_above_catch_markup_rendered_as_rich_text(qtbot, faces, photo
     QLabel.setText(label, markup)
     qtbot.wait(50)
     background = pixels(page, QRect(0, 0, 4, 4))[0, 0]
-    drawn = pixels(page, label.geometry())
+    drawn = pixels(page, area_of(page, label))
     ink = np.array(label.palette().color(QPalette.ColorRole.WindowText).getRgb()[:3], float)
     assert off_palette(drawn, background, ink) > 100
     assert inked_width(drawn, background) < label.fontMetrics().horizontalAdvance(markup) / 2
@@ -108,7 +114,7 @@ def test_every_label_on_every_screen_is_plain_text(qtbot):
     staff.show_status({"camera_status": "<b>ok</b>", "visits": "1", "gallery": "<b>gallery</b>",
                        "providers": "<i>cpu</i>", "performance": "", "log": "<b>log</b>",
                        "warning": '<img src="/etc/hostname">'})
-    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True)]
+    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True), AttractPage()]
     for screen in screens:
         qtbot.addWidget(screen)
         labels = screen.findChildren(QLabel)
@@ -144,3 +150,49 @@ def test_long_names_and_captions_never_move_the_results_screen(qtbot, faces, cap
     qtbot.wait(50)
     assert all(page.best_caption.fontMetrics().horizontalAdvance(line) <= page.best_caption.contentsRect().width()
                for line in page.best_caption.text().split("\n")), "cut again to the new width"
+
+
+def test_long_names_never_move_the_duo_screen(qtbot, faces):
+    page = results_screen(qtbot)
+
+    def duo(names: list[str]) -> SearchOutcome:
+        return SearchOutcome(faces=2, pairs=[outcome(faces, [name], [""]).pairs[0] for name in names])
+
+    page.show_outcome(duo(["Zico", "Hugo Chavez"]), KioskConfig())
+    qtbot.wait(50)
+    columns = page.duo_columns
+    expected = [widget.geometry() for column in columns for widget in (column, column.you, column.best)]
+    page.show_outcome(duo(["A" * 5000, LONG_URL + " " + "Zico " * 200]), KioskConfig())
+    qtbot.wait(50)
+    assert [widget.geometry() for column in columns for widget in (column, column.you, column.best)] == expected
+    for column in columns:
+        lines = column.name.text().split("\n")
+        assert lines[-1].endswith("…") and len(lines) <= column.name.lines
+        assert all(column.name.fontMetrics().horizontalAdvance(line) <= column.name.contentsRect().width()
+                   for line in lines)
+
+
+def test_a_long_pair_line_on_the_attract_screen_stays_in_its_card(qtbot, faces):
+    """The pair's line is corpus text too: however long, it is drawn inside the pair's card."""
+    clock = [0.0]
+    page = AttractPage(clock=lambda: clock[0])
+    qtbot.addWidget(page)
+    page.setStyleSheet(scaled_theme((ASSETS / "theme.qss").read_text(encoding="utf-8"), 1.0))
+    page.resize(1920, 1080)
+    page.retranslate("en")
+    page.show()
+
+    def drawn(pairs: list) -> np.ndarray:
+        clock[0] = 0.0
+        page.show_set(AttractSet(faces=faces, pairs=pairs))
+        clock[0] = 4.0  # the pair fully faded in
+        return pixels(page, page.rect())
+
+    def columns(changed: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(changed.any(axis=(0, 2)))
+
+    nothing, card = drawn([]), drawn([(faces[0], faces[1], "")])
+    line = drawn([(faces[0], faces[1], "<b>" + "Zico " * 200_000)])
+    card_columns, text_columns = columns(card != nothing), columns(line != card)
+    assert len(text_columns) > 100, "the line is drawn"
+    assert card_columns.min() < text_columns.min() and text_columns.max() < card_columns.max()
