@@ -40,6 +40,8 @@ class Ledger:
         self.counts = self._read()
         self._saved_at = clock()
         self._unsaved = False
+        self._changes = 0  # counted showings and resets: the staff panel's summary is recomputed only after one
+        self._summary: tuple[int, list[str], dict[str, Any]] | None = None
 
     def _read(self) -> dict[str, int]:
         try:
@@ -73,6 +75,7 @@ class Ledger:
         for face in faces:
             self.counts[face.content_key] = self.counts.get(face.content_key, 0) + 1
         self._unsaved = True
+        self._changes += 1
         if self.clock() - self._saved_at >= SAVE_SECONDS:
             self.save()
 
@@ -97,11 +100,17 @@ class Ledger:
 
     def reset(self) -> None:
         self.counts.clear()
+        self._changes += 1
         self.save()
 
     def summary(self, keys: list[str]) -> dict[str, Any]:
         """For the faces of the current gallery (their content keys): how many were shown, the share
-        never shown and the Gini coefficient of the counts."""
+        never shown and the Gini coefficient of the counts. Kept until the next showing: the staff
+        panel asks every second, and at 10^6 faces the answer takes a second of the inference thread."""
+        if self._summary is not None and self._summary[0] == self._changes and self._summary[1] is keys:
+            return self._summary[2]
         counts = np.array([self.counts.get(key, 0) for key in keys], dtype=np.int64)
-        return {"faces": len(keys), "shown_faces": int(np.count_nonzero(counts)), "showings": int(counts.sum()),
-                "share_never_shown": float(np.mean(counts == 0)) if len(keys) else 0.0, "gini": gini(counts)}
+        summary = {"faces": len(keys), "shown_faces": int(np.count_nonzero(counts)), "showings": int(counts.sum()),
+                   "share_never_shown": float(np.mean(counts == 0)) if len(keys) else 0.0, "gini": gini(counts)}
+        self._summary = (self._changes, keys, summary)
+        return summary

@@ -239,9 +239,14 @@ def test_the_ledger_survives_a_restart(gallery_path, tmp_path):
     ledger.flush()
     again = Ledger(tmp_path / "exposure.json")
     assert again.shown([face.content_key for face in faces[:4]]) == [2, 1, 1, 0]
-    summary = again.summary([face.content_key for face in faces])
+    keys = [face.content_key for face in faces]
+    summary = again.summary(keys)
     assert summary["shown_faces"] == 3 and summary["share_never_shown"] == pytest.approx(1 - 3 / len(faces))
+    assert again.summary(keys) is summary, "nothing shown since: the panel's summary is not recomputed"
+    again.record(faces[3:4])
+    assert again.summary(keys)["shown_faces"] == 4
     again.reset()
+    assert again.summary(keys)["shown_faces"] == 0
     assert Ledger(tmp_path / "exposure.json").shown([faces[0].content_key]) == [0]
 
 
