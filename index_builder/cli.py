@@ -199,6 +199,9 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        help="skip faces whose box is smaller than PX pixels on its shorter side")
     build.add_argument("--min-score", type=fraction, default=0.0, metavar="S",
                        help="skip faces with a detection score below S (0..1)")
+    build.add_argument("--min-quality", type=fraction, default=0.0, metavar="Q",
+                       help="leave out faces whose portrait quality (sharpness, frontal pose, size; 0..1) is below "
+                       "Q, counted in the report; changing it needs no --fresh (default: 0, keep all)")
     build.add_argument("--fresh", action="store_true", help="forget earlier runs and embed everything again")
     build.add_argument("--wait", action="store_true",
                        help="when another build of GALLERY is running, wait for it to end instead of exiting "
@@ -425,7 +428,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise BuildError("--index-param sets a search parameter of --index FACTORY; give --index too")
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
-                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score),
+                           min_quality=args.min_quality, fresh=args.fresh,
                            shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside,
@@ -443,6 +447,8 @@ def run_build(args: argparse.Namespace) -> int:
     print(f"  {report['gallery_faces']} faces of {report['identities']} identities from "
           f"{report['photos_in_corpus']} photos; this run embedded {report['faces_embedded_this_run']} ({rate})")
     print(f"  skipped photos: {skipped}")
+    if report["faces_below_min_quality"]:
+        print(f"  faces below --min-quality {report['min_quality']}: {report['faces_below_min_quality']} left out")
     if report["truncated"]:
         cut = ", ".join(f"{field} {count} (to {LIMITS[field]} characters)"
                         for field, count in sorted(report["truncated"].items()))
