@@ -217,7 +217,8 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
-                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray, quality: np.ndarray | None = None) -> None:
+                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray,
+                  quality: np.ndarray | None = None) -> None:
     """A complete gallery in `folder`: manifest, index, metadata, hubness scores, quality scores (when
     given: (count, 4), face_engine.quality.COLUMNS), and the pictures of each face (`pictures`: their
     JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""

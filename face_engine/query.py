@@ -64,16 +64,25 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
     wanted = min(len(detections.boxes), visitors(detections) if visitors else 1)
     xq = engine.embed(image, detections.take(slice(0, wanted)))
     watch.lap("embed")
-    found: list[list[Lookalike]] = []
-    shown: set[Hashable] = set()
-    for query in xq:
-        # ask for more than k when others were served: enough are left once theirs are taken out
-        matches = choose(gallery, query[None], k + len(shown), distinct, policy, counts)
-        mine = [match for match in matches if _person(match.face) not in shown][:k]
-        shown.update(_person(match.face) for match in mine)
-        found.append(mine)
+    # each visitor's own list, long enough for the others' picks to be taken out of it
+    candidates = [choose(gallery, query[None], k * len(xq), distinct, policy, counts) for query in xq]
     watch.lap("search")
-    return detections, found
+    return detections, take_turns(candidates, k)
+
+
+def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike]]:
+    """Up to k lookalikes for each visitor from their own candidates (best first), the visitors
+    choosing in turn, so no gallery person goes to two visitors and each has their best one left."""
+    chosen: list[list[Lookalike]] = [[] for _ in candidates]
+    shown: set[Hashable] = set()
+    queues = [iter(mine) for mine in candidates]
+    for _ in range(k):
+        for mine, queue in zip(chosen, queues, strict=True):
+            match = next((match for match in queue if _person(match.face) not in shown), None)
+            if match is not None:
+                mine.append(match)
+                shown.add(_person(match.face))
+    return chosen
 
 
 def _person(face: FaceRecord) -> Hashable:

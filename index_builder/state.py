@@ -201,8 +201,8 @@ class BuildState:
     def gallery_rows(self) -> list[FaceRow]:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
-        rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1, "
-                               f"quality, sharpness, frontal, faces.size FROM faces JOIN items USING (key) {GALLERY_ORDER}")
+        rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, "
+                               f"frontal, faces.size FROM faces JOIN items USING (key) {GALLERY_ORDER}")
         return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1, (quality, sharpness, frontal, size))
                 for key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, frontal, size in rows]
 
@@ -276,7 +276,8 @@ class PendingShard:
         self.items.append(row)
 
     def _add_faces(self, result: PhotoResult) -> None:
-        pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, result.qualities, strict=True)
+        pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, result.qualities,
+                       strict=True)
         for face, (box, score, thumbnail, portrait, quality) in enumerate(pictures):
             self.new_faces.append(NewFace(result.key, face, len(self.new_faces), Box.of(box), float(score),
                                           thumbnail, portrait, _quality(quality)))
