@@ -21,10 +21,12 @@ from dataclasses import asdict, astuple, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import faiss
 import numpy as np
 
 from face_engine.engine import face_square
+from face_engine.imaging import ImageError, read_file
 from face_engine.memory import read_flags
 from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 
@@ -195,6 +197,16 @@ def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The square BGR crop the results screen shows large, with room for hair and chin: made at
     build time for each gallery face and from the camera for the visitor, so the two look alike."""
     return face_square(image, box, PORTRAIT_SIZE, margin=1.6, lift=0.05)
+
+
+def read_picture(path: str | os.PathLike[str]) -> np.ndarray:
+    """A picture the gallery holds (a JPEG the builder wrote, plain BGR with no orientation to
+    apply), decoded by OpenCV directly: the same pixels as read_image, in a third of the time.
+    ImageError for a file that is missing, special or not a JPEG."""
+    picture = cv2.imdecode(np.frombuffer(read_file(path), np.uint8), cv2.IMREAD_COLOR)
+    if picture is None:
+        raise ImageError("corrupt", f"{path} is not a picture OpenCV can decode")
+    return picture
 
 
 @contextmanager

@@ -12,8 +12,8 @@ from collections.abc import Callable, Hashable
 import faiss
 import numpy as np
 
-from face_engine.gallery import FaceRecord, Gallery
-from face_engine.imaging import ImageError, read_image
+from face_engine.gallery import FaceRecord, Gallery, read_picture
+from face_engine.imaging import ImageError
 from kiosk.attract import AttractSet
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def _name(face: FaceRecord) -> str:
 
 def _portrait(face: FaceRecord) -> np.ndarray | None:
     try:
-        return read_image(face.portrait)
+        return read_picture(face.portrait)
     except (ImageError, OSError) as error:
         log.warning("face %s left out of the attract loop: its portrait is unusable (%s)", face.id, error)
         return None

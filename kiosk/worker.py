@@ -22,8 +22,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import PORTRAIT_SIZE, Gallery, GalleryError, portrait_crop
-from face_engine.imaging import ImageError, read_image
+from face_engine.gallery import PORTRAIT_SIZE, Gallery, GalleryError, portrait_crop, read_picture
+from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.attract_faces import attract_set
@@ -237,7 +237,7 @@ def _match(found: Lookalike, side: int) -> Match | None:
     than the visitor's whole result."""
     score, face, _ = found
     try:
-        picture = _sized(read_image(face.portrait), side)
+        picture = _sized(read_picture(face.portrait), side)
     except (ImageError, OSError) as error:
         log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face.id,
                     face.portrait, error)
