@@ -33,6 +33,7 @@ from kiosk.ledger import Ledger
 
 log = logging.getLogger(__name__)
 DUO = 2  # visitors matched in one capture at most
+EDGE_MARGIN = 0.02  # of the frame's longer side: a second visitor's face keeps this far from the edges
 
 
 @dataclass
@@ -146,7 +147,8 @@ class InferenceWorker(QObject):
         counts = self.ledger.shown if self.ledger is not None else None
         known = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
         detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch,
-                                       policy=self.policy, counts=counts, detections=known, visitors=visitors)
+                                       policy=self.policy, counts=counts, detections=known,
+                                       visitors=lambda found: visitors(found, frame.shape))
         if known is not None:
             watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
         pairs, shown = [], []
@@ -222,13 +224,18 @@ class InferenceWorker(QObject):
         self.attract.emit(chosen)
 
 
-def visitors(detections: Detections) -> int:
+def visitors(detections: Detections, frame_shape: tuple[int, ...]) -> int:
     """How many of the faces found are visitors to match: the largest, and the next one when it is
-    at least SECOND_FACE as tall (a duo); smaller faces are passers-by."""
-    heights = detections.boxes[:, 3] - detections.boxes[:, 1]
-    if len(heights) == 0:
-        return 0
-    return min(DUO, int((heights >= SECOND_FACE * heights[0]).sum()))
+    at least SECOND_FACE as tall and wholly in the frame (a duo); smaller faces, and faces cut by
+    the frame's edge, are passers-by."""
+    boxes = detections.boxes
+    if len(boxes) < 2:
+        return len(boxes)
+    height, width = frame_shape[:2]
+    x1, y1, x2, y2 = boxes[1]
+    margin = EDGE_MARGIN * max(height, width)  # a box that reaches the edge holds part of a face only
+    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
+    return DUO if inside and y2 - y1 >= SECOND_FACE * (boxes[0, 3] - boxes[0, 1]) else 1
 
 
 def _match(found: Lookalike, side: int) -> Match | None:

@@ -141,3 +141,10 @@ def test_a_swapped_gallery_brings_a_new_attract_set(worker, built):
     worker.offer_gallery(Gallery(built[1], use_gpu=False))
     worker.between_visitors()
     assert len(sets) == 1 and len(sets[0].faces) == worker.gallery.count
+
+
+def test_a_face_cut_by_the_frame_edge_is_no_second_visitor(worker, built):
+    frame = read_image(min((built[0] / "Tony_Blair").iterdir()))  # Tony_Blair_0001: half a face at the left edge
+    assert len(worker.engine.detect(frame).boxes) == 2
+    outcome = search(worker, frame)
+    assert len(outcome.pairs) == 1 and len(outcome.pairs[0].matches) == len(PEOPLE)
