@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import numpy as np
+
 from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.fairness import LAMBDAS, LEDGER_DELTA, POLICIES, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError
@@ -504,6 +506,10 @@ def run_info(args: argparse.Namespace) -> int:
           f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB for the index and metadata")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
+    if gallery.quality is not None:
+        print(f"quality      portraits' median {float(np.median(gallery.quality[:, 0])):.2f} (0..1: sharpness, frontal "
+              f"pose, size); {build_report.get('faces_below_min_quality', 0)} face(s) below --min-quality "
+              f"{build_report.get('min_quality', 0.0)} left out")
     rate = f"{build_report['faces_per_second']} faces/s" if build_report["faces_per_second"] else "nothing new"
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
           f"({rate}), {build_report['workers']} workers, providers {', '.join(build_report['providers'])}")

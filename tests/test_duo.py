@@ -148,3 +148,18 @@ def test_a_face_cut_by_the_frame_edge_is_no_second_visitor(worker, built):
     assert len(worker.engine.detect(frame).boxes) == 2
     outcome = search(worker, frame)
     assert len(outcome.pairs) == 1 and len(outcome.pairs[0].matches) == len(PEOPLE)
+
+
+def test_the_attract_set_reads_a_sample_never_the_whole_gallery(built, monkeypatch):
+    """What keeps it cheap at 10^6 faces: the rows read are bounded by SAMPLE, whatever the gallery's size."""
+    import kiosk.attract_faces as attract_faces
+
+    gallery = Gallery(built[1], use_gpu=False)
+    monkeypatch.setattr(attract_faces, "SAMPLE", 5)
+    asked: list[int] = []
+    people, faces = gallery.people, gallery.faces
+    monkeypatch.setattr(gallery, "people", lambda ids: asked.append(len(ids)) or people(ids))
+    monkeypatch.setattr(gallery, "faces", lambda ids: asked.append(len(ids)) or faces(ids))
+    chosen = attract_set(gallery, None, np.random.default_rng(2), faces=3, pairs=1)
+    assert len(chosen.faces) == 3 and len(chosen.pairs) <= 1
+    assert asked[0] == 5 and max(asked) <= 5 * (1 + attract_faces.NEIGHBOURS + 1), "the sample and its neighbours only"
