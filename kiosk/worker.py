@@ -1,8 +1,11 @@
 """The inference worker: the one thread that owns the onnxruntime sessions and the gallery's index.
 
 It receives frames (the window drops frames while it is busy) and answers with plain data: an
-Analysis for the live view, a SearchOutcome for a capture, each with its own timings. Pictures stay
-BGR and unmirrored, as the camera and the gallery give them; only the screens' `to_pixmap` converts.
+Analysis for the live view, a SearchOutcome for a capture (one visitor, or two of a similar face
+size), each with its own timings. A capture of the frame the live view analysed last reuses that
+analysis's faces instead of detecting again. Pictures stay BGR and unmirrored, as the camera and
+the gallery give them, decoded here off the GUI thread; only the screens' `to_pixmap` converts.
+The attract loop's gallery faces (an AttractSet) are chosen here at start-up and after each swap.
 New galleries are loaded on a helper thread, then handed to this worker, which swaps them in when
 told the visitor has gone.
 """
@@ -153,10 +156,11 @@ class InferenceWorker(QObject):
             watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
         pairs, shown = [], []
         for box, lookalikes_of_one in zip(detections.boxes, found, strict=False):
-            matches = [match for lookalike in lookalikes_of_one if (match := _match(lookalike, self.display_side))]
-            shown += [lookalike.face for lookalike in lookalikes_of_one]
-            if matches:
-                pairs.append(Pair(_sized(portrait_crop(frame, box), self.display_side), matches))
+            usable = [(lookalike.face, match) for lookalike in lookalikes_of_one
+                      if (match := _match(lookalike, self.display_side)) is not None]
+            shown += [face for face, _ in usable]  # the ledger counts what the visitor sees
+            if usable:
+                pairs.append(Pair(_sized(portrait_crop(frame, box), self.display_side), [m for _, m in usable]))
         watch.lap("portraits")
         if self.ledger is not None:
             self.ledger.record(shown)
