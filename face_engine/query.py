@@ -72,16 +72,17 @@ def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, 
 
 def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike]]:
     """Up to k lookalikes for each visitor from their own candidates (best first), the visitors
-    choosing in turn, so no gallery person goes to two visitors and each has their best one left."""
+    choosing in turn, so no gallery person goes to two visitors and each has their best one left
+    (one visitor's list keeps whatever its candidates repeat)."""
     chosen: list[list[Lookalike]] = [[] for _ in candidates]
-    shown: set[Hashable] = set()
+    shown_to: dict[Hashable, int] = {}  # each person chosen so far, and the visitor they went to
     queues = [iter(mine) for mine in candidates]
     for _ in range(k):
-        for mine, queue in zip(chosen, queues, strict=True):
-            match = next((match for match in queue if _person(match.face) not in shown), None)
+        for visitor, (mine, queue) in enumerate(zip(chosen, queues, strict=True)):
+            match = next((match for match in queue if shown_to.get(_person(match.face), visitor) == visitor), None)
             if match is not None:
                 mine.append(match)
-                shown.add(_person(match.face))
+                shown_to[_person(match.face)] = visitor
     return chosen
 
 

@@ -163,3 +163,20 @@ def test_the_attract_set_reads_a_sample_never_the_whole_gallery(built, monkeypat
     chosen = attract_set(gallery, None, np.random.default_rng(2), faces=3, pairs=1)
     assert len(chosen.faces) == 3 and len(chosen.pairs) <= 1
     assert asked[0] == 5 and max(asked) <= 5 * (1 + attract_faces.NEIGHBOURS + 1), "the sample and its neighbours only"
+
+
+def test_visitors_take_turns_and_one_visitors_list_keeps_its_repeats():
+    from face_engine.gallery import face_record
+    from face_engine.query import Lookalike, take_turns
+
+    def found(*people: str) -> list[Lookalike]:
+        return [Lookalike(0.9 - i / 100, face_record(hash(name) % 1000 + i, image="", identity=name, display_name=name,
+                                                    caption="", source="", x1=0, y1=0, x2=1, y2=1, score=1.0), 0.0)
+                for i, name in enumerate(people)]
+
+    def names(lists: list[list[Lookalike]]) -> list[list[str]]:
+        return [[match.face.identity for match in mine] for mine in lists]
+
+    assert names(take_turns([found("a", "a", "b")], 3)) == [["a", "a", "b"]], "alone, a visitor sees every photo"
+    both = take_turns([found("a", "b", "c", "d"), found("a", "b", "e", "f")], 2)
+    assert names(both) == [["a", "c"], ["b", "e"]], "in turn: the first takes a, the second its best left"
