@@ -131,7 +131,8 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
         "matches": [{"rank": rank, "score": round(score, 4), "fair_score": round(fair_score, 4),
                      "name": face.display_name, "identity": face.identity,
                      "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,
-                     "portrait": face.portrait}
+                     "portrait": face.portrait,
+                     "quality": None if gallery.quality is None else round(float(gallery.quality[face.id, 0]), 3)}
                     for rank, (score, face, fair_score) in enumerate(matches, 1)],
         "timings_ms": watch.ms,
     }
