@@ -96,29 +96,13 @@ def visitor_frames() -> dict[str, np.ndarray]:
     return {"close": close, "two": np.hstack([close, close[:, ::-1]]), "far": far, "empty": room}
 
 
-def attract_set(gallery_path: str, faces: int = 60, pairs: int = 4):
-    """An AttractSet from the gallery: its first portraits, and the pairs of different people whose
-    vectors are closest (the kiosk's worker makes its own, from the faces shown least)."""
+def attract_set(gallery_path: str):
+    """The AttractSet the kiosk's worker makes for this gallery (no exposure counts yet)."""
     from face_engine.gallery import Gallery
-    from face_engine.imaging import read_image
-    from kiosk.attract import AttractSet
+    from kiosk.attract_faces import attract_set as make
 
     gallery = Gallery(gallery_path)
-    count = min(gallery.count, faces)
-    records = gallery.faces(list(range(count)))
-    xb = gallery.index.reconstruct_n(0, count)
-    D = xb @ xb.T
-    found = []
-    for a, b in zip(*np.unravel_index(np.argsort(-D, axis=None), D.shape), strict=True):
-        if a < b and records[a].identity != records[b].identity and \
-                not {records[a].identity, records[b].identity} & {name for pair in found for name in pair}:
-            found.append((records[a].identity, records[b].identity, a, b))
-        if len(found) == pairs:
-            break
-    chosen = AttractSet(
-        faces=[read_image(record.portrait) for record in records],
-        pairs=[(read_image(records[a].portrait), read_image(records[b].portrait),
-                f"{records[a].display_name} · {records[b].display_name}") for _, _, a, b in found])
+    chosen = make(gallery, None, np.random.default_rng(0))
     gallery.close()
     return chosen
 

@@ -19,6 +19,8 @@ from typing import NamedTuple
 import faiss
 import numpy as np
 
+from face_engine.quality import near_tie_order
+
 HUBNESS_K = 10
 SHORTLIST = 50  # raw neighbours re-ranked per visitor
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -156,24 +158,27 @@ class Pick(NamedTuple):
 
 
 def rerank(scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, fairness: float,
-           counts: Sequence[int] | None = None, delta: float = 0.0, delta_more: float | None = None) -> list[Pick]:
+           counts: Sequence[int] | None = None, delta: float = 0.0, delta_more: float | None = None,
+           quality: np.ndarray | None = None) -> list[Pick]:
     """The k faces to show from one visitor's shortlist (raw `scores`, best first; each candidate's
-    person and hubness): by fair score score - fairness·hub, each person once. With `counts` (times
-    each candidate was shown so far), each slot goes to the least-shown candidate whose fair score
-    is within a margin of the best one left: `delta` for the first slot, `delta_more` (default:
-    `delta`) for the others."""
+    person and hubness): by fair score score - fairness·hub, each person once. With `quality` (each
+    candidate's portrait quality), near-ties in fair score go to the better portrait
+    (face_engine.quality.near_tie_order). With `counts` (times each candidate was shown so far), each
+    slot goes to the least-shown candidate whose fair score is within a margin of the best one left:
+    `delta` for the first slot, `delta_more` (default: `delta`) for the others."""
     fair = np.asarray(scores, dtype=np.float64) - fairness * np.asarray(hub, dtype=np.float64)
-    order = np.argsort(-fair, kind="stable")
+    order = np.argsort(-fair, kind="stable") if quality is None else near_tie_order(fair, quality)
     best_of_person: dict[Hashable, int] = {}
     for position in order:
         best_of_person.setdefault(persons[position], int(position))
-    left = sorted(best_of_person.values(), key=lambda p: -fair[p])  # sorted() is stable: ties keep rank order
+    left = [int(p) for p in order if best_of_person[persons[p]] == p]  # each person's best, in order
     picks: list[Pick] = []
     while left and len(picks) < k:
         chosen = left[0]
         margin = delta if not picks or delta_more is None else delta_more
         if counts is not None and margin > 0:
-            near = [p for p in left if fair[p] >= fair[left[0]] - margin]
+            top = max(fair[p] for p in left)
+            near = [p for p in left if fair[p] >= top - margin]
             chosen = min(near, key=lambda p: counts[p])  # min() keeps the first (best fair) of equals
         left.remove(chosen)
         picks.append(Pick(chosen, float(scores[chosen]), float(fair[chosen])))

@@ -21,11 +21,14 @@ from dataclasses import asdict, astuple, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import faiss
 import numpy as np
 
 from face_engine.engine import face_square
+from face_engine.imaging import ImageError, read_file
 from face_engine.memory import read_flags
+from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 METADATA_FILE = "metadata.sqlite"
 HUBNESS_FILE = "hubness.npy"
+QUALITY_FILE = "quality.npy"
 THUMBNAILS = "thumbs"
 PORTRAITS = "portraits"
 # The results screen's big tile is 42% of its height, 453 px at 1080p: a portrait that size is
@@ -111,6 +115,9 @@ class GalleryFiles:
     thumbnails: str = THUMBNAILS
     portraits: str = PORTRAITS
     hubness: str = HUBNESS_FILE  # r_g per face, float32 in gallery order (face_engine.fairness)
+    # (count, 4) float32 in gallery order: portrait quality and its parts (face_engine.quality.COLUMNS);
+    # a gallery built before quality scores has none, and its near-ties keep their rank order
+    quality: str = QUALITY_FILE
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,16 @@ def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     return face_square(image, box, PORTRAIT_SIZE, margin=1.6, lift=0.05)
 
 
+def read_picture(path: str | os.PathLike[str]) -> np.ndarray:
+    """A picture the gallery holds (a JPEG the builder wrote, plain BGR with no orientation to
+    apply), decoded by OpenCV directly: the same pixels as read_image, in a third of the time.
+    ImageError for a file that is missing, special or not a JPEG."""
+    picture = cv2.imdecode(np.frombuffer(read_file(path), np.uint8), cv2.IMREAD_COLOR)
+    if picture is None:
+        raise ImageError("corrupt", f"{path} is not a picture OpenCV can decode")
+    return picture
+
+
 @contextmanager
 def one_thread() -> Iterator[None]:
     """faiss on one OpenMP thread: for one query at a time, waking the others costs more than they
@@ -212,11 +229,15 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
-                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray) -> None:
-    """A complete gallery in `folder`: manifest, index, metadata, hubness scores, and the pictures of
-    each face (`pictures`: their JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
+                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray,
+                  quality: np.ndarray | None = None) -> None:
+    """A complete gallery in `folder`: manifest, index, metadata, hubness scores, quality scores (when
+    given: (count, 4), face_engine.quality.COLUMNS), and the pictures of each face (`pictures`: their
+    JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
     folder.mkdir(parents=True)
     np.save(folder / HUBNESS_FILE, np.asarray(hubness, dtype=np.float32))
+    if quality is not None:
+        np.save(folder / QUALITY_FILE, np.asarray(quality, dtype=np.float32))
     with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
         faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # type: ignore[attr-defined]  # not in faiss's stub
     columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)]
@@ -256,6 +277,7 @@ class Gallery:
         if use_gpu:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
         self.hubness = self._read_hubness()
+        self.quality = self._read_quality()
         self.db = self._open_metadata()  # last: nothing after it can fail and leave it open
 
     def _damaged(self, what: str) -> GalleryError:
@@ -305,6 +327,22 @@ class Gallery:
         if hub.shape != (self.count,) or hub.dtype != np.float32 or not np.isfinite(hub).all():
             raise self._damaged(f"{path.name} is damaged (not {self.count} finite float32 scores)")
         return hub
+
+    def _read_quality(self) -> np.ndarray | None:
+        """(count, 4) portrait quality and its parts per face, or None for a gallery built before them."""
+        path = self.root / self.manifest.files.quality
+        if not path.is_file():
+            log.info("%s has no %s: near-ties are not broken by portrait quality", self.name, path.name)
+            return None
+        try:
+            quality: np.ndarray = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
+        if (quality.shape != (self.count, len(QUALITY_COLUMNS)) or quality.dtype != np.float32
+                or not np.isfinite(quality).all()):
+            raise self._damaged(f"{path.name} is damaged (not {self.count} rows of {len(QUALITY_COLUMNS)} "
+                                "finite float32 scores)")
+        return quality
 
     def _open_metadata(self) -> sqlite3.Connection:
         path = self.root / self.manifest.files.metadata

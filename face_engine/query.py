@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -51,28 +51,55 @@ def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, devic
 
 
 def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
-               watch: Stopwatch, policy: MatchPolicy = EXACT, counts: Counts | None = None
-               ) -> tuple[Detections, list[Lookalike]]:
-    """The detections of `image` and the k gallery faces its largest face is shown, best first.
-    With `distinct`, each named person appears once."""
-    detections = engine.detect(image)
-    watch.lap("detect")
-    xq = engine.embed(image, detections.take(slice(0, 1)))
+               watch: Stopwatch, policy: MatchPolicy = EXACT, counts: Counts | None = None,
+               detections: Detections | None = None, visitors: Callable[[Detections], int] | None = None
+               ) -> tuple[Detections, list[list[Lookalike]]]:
+    """The detections of `image` (found here unless given: the kiosk's live view found them already)
+    and, for each visitor, the k gallery faces shown to them, best first. Visitors are the largest
+    faces, as many as `visitors(detections)` says (one by default); no gallery person is shown to
+    two visitors. With `distinct`, each person appears once in a visitor's list."""
+    if detections is None:
+        detections = engine.detect(image)
+        watch.lap("detect")
+    wanted = min(len(detections.boxes), visitors(detections) if visitors else 1)
+    xq = engine.embed(image, detections.take(slice(0, wanted)))
     watch.lap("embed")
-    matches = choose(gallery, xq, k, distinct, policy, counts) if len(xq) else []
+    # each visitor's own list, long enough for the others' picks to be taken out of it
+    candidates = [choose(gallery, query[None], k * len(xq), distinct, policy, counts) for query in xq]
     watch.lap("search")
-    return detections, matches
+    return detections, take_turns(candidates, k)
+
+
+def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike]]:
+    """Up to k lookalikes for each visitor from their own candidates (best first), the visitors
+    choosing in turn, so no gallery person goes to two visitors and each has their best one left
+    (one visitor's list keeps whatever its candidates repeat)."""
+    chosen: list[list[Lookalike]] = [[] for _ in candidates]
+    shown_to: dict[Hashable, int] = {}  # each person chosen so far, and the visitor they went to
+    queues = [iter(mine) for mine in candidates]
+    for _ in range(k):
+        for visitor, (mine, queue) in enumerate(zip(chosen, queues, strict=True)):
+            match = next((match for match in queue if shown_to.get(_person(match.face), visitor) == visitor), None)
+            if match is not None:
+                mine.append(match)
+                shown_to[_person(match.face)] = visitor
+    return chosen
+
+
+def _person(face: FaceRecord) -> Hashable:
+    return face.identity or face.id  # no name: a person of its own
 
 
 def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: MatchPolicy = EXACT,
            counts: Counts | None = None) -> list[Lookalike]:
     """The k faces shown for the query vector xq (1, dim) under `policy`. The fair policy re-ranks a
-    raw shortlist and always shows each person once; a gallery without hubness scores gets exact."""
+    raw shortlist, always shows each person once and gives near-ties to the better portrait (where
+    the gallery has quality scores); a gallery without hubness scores gets exact."""
     hubness = gallery.hubness if policy.name == "fair" else None
     if hubness is None:
         D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
         faces = gallery.faces(I[0].tolist())
-        picks = exact(D[0][: len(faces)], [face.identity or face.id for face in faces], k, distinct)
+        picks = exact(D[0][: len(faces)], [_person(face) for face in faces], k, distinct)
         return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
     D, I = gallery.search(xq, max(k * CANDIDATES_PER_RESULT, SHORTLIST))
     ids = I[0][I[0] >= 0]
@@ -82,8 +109,9 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     if fairness is None:
         chosen = gallery.manifest.fairness.get("lambda")
         fairness = float(chosen) if isinstance(chosen, (int, float)) else 0.0  # none measured: plain scores
+    quality = gallery.quality[ids, 0] if gallery.quality is not None else None
     picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
-                   policy.delta, policy.delta_more)
+                   policy.delta, policy.delta_more, quality)
     faces = gallery.faces([int(ids[pick.position]) for pick in picks])
     return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
 
@@ -94,7 +122,8 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
     watch = Stopwatch()
     image = read_image(source)
     watch.lap("decode")
-    detections, matches = lookalikes(engine, gallery, image, k, distinct, watch, policy)
+    detections, found = lookalikes(engine, gallery, image, k, distinct, watch, policy)
+    matches = found[0] if found else []
     return {
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
@@ -102,7 +131,8 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
         "matches": [{"rank": rank, "score": round(score, 4), "fair_score": round(fair_score, 4),
                      "name": face.display_name, "identity": face.identity,
                      "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,
-                     "portrait": face.portrait}
+                     "portrait": face.portrait,
+                     "quality": None if gallery.quality is None else round(float(gallery.quality[face.id, 0]), 3)}
                     for rank, (score, face, fair_score) in enumerate(matches, 1)],
         "timings_ms": watch.ms,
     }

@@ -82,6 +82,7 @@ class Collected:
     removed: int
     rows: list[FaceRow] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    low_quality: int = 0  # faces left out by --min-quality
     by_key: dict[str, CorpusItem] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,7 +142,7 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         settings = _check_settings(state, work, pack, options)
         collected = _sync(state, options)
         embedding = _embed(collected.todo, state, pack, options)
-        collected.rows, collected.skipped = _gallery_rows(state, collected, options)
+        collected.rows, collected.skipped, collected.low_quality = _gallery_rows(state, collected, options)
         content_id = _content_id(settings, collected, options)
         live = _live_manifest(options.out)
         if not collected.todo and not collected.removed and live and live.build.get("content_id") == content_id:
@@ -195,16 +196,19 @@ def _embed(todo: list[CorpusItem], state: BuildState, pack: ModelPack, options: 
 
 
 def _gallery_rows(state: BuildState, collected: Collected,
-                  options: BuildOptions) -> tuple[list[FaceRow], dict[str, int]]:
-    """Every face in the state, in gallery order, and the skips by reason; BuildError when there is
-    no face at all."""
-    rows = state.gallery_rows()
+                  options: BuildOptions) -> tuple[list[FaceRow], dict[str, int], int]:
+    """Every face in the state of --min-quality or more, in gallery order, the skips by reason and
+    the faces left out for their quality; BuildError when there is no face at all. The state keeps
+    every face, so another --min-quality needs no new embedding."""
+    found = state.gallery_rows()
+    rows = [row for row in found if row.quality[0] >= options.min_quality]
     skipped = dict(Counter(state.skip_counts()) + collected.corpus.refused)  # the reader's refusals are skips too
     if not rows:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+        below = f"; {len(found)} face(s) below --min-quality {options.min_quality}" if found else ""
         raise BuildError(f"no face was found in the {len(collected.corpus.items)} file(s) of {options.corpus} "
-                         f"(skipped: {reasons}): nothing to publish")
-    return rows, skipped
+                         f"(skipped: {reasons}{below}): nothing to publish")
+    return rows, skipped, len(found) - len(rows)
 
 
 def _content_id(settings: dict[str, str], collected: Collected, options: BuildOptions) -> str:
@@ -213,7 +217,7 @@ def _content_id(settings: dict[str, str], collected: Collected, options: BuildOp
     texts = [(collected.item(row).identity, collected.item(row).caption, collected.item(row).source)
              for row in collected.rows]
     where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
-    index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes)
+    index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes, options.min_quality)
     return hashlib.sha1(repr((settings, where, texts, index)).encode()).hexdigest()
 
 
@@ -230,6 +234,8 @@ def _report(collected: Collected, embedding: Embedding, options: BuildOptions, c
         "identities": len({name for name in collected.identities if name}),
         "photos_with_faces": len({row.key for row in collected.rows}),
         "skipped": skipped,
+        "faces_below_min_quality": collected.low_quality,
+        "min_quality": options.min_quality,
         "bad_files": sum(count for reason, count in skipped.items() if reason in BAD_FILE_REASONS),
         "truncated": dict(collected.corpus.truncated),
         "warnings": collected.corpus.warnings,
@@ -260,9 +266,10 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
                              options.progress)
     manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)
     faces = _face_records(collected)
+    quality = np.array([row.quality for row in collected.rows], np.float32)
     report["wall_seconds"] = round(time.time() - started, 2)
-    return publish(options.out, xb,
-                   lambda folder: write_gallery(folder, manifest, index, faces, state.pictures(), hub))
+    return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
+                                                                 state.pictures(collected.rows), hub, quality))
 
 
 def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], index_seconds: float,

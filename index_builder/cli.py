@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import numpy as np
+
 from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, POLICIES, MatchPolicy
 from face_engine.gallery import Gallery, GalleryError
@@ -199,6 +201,9 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        help="skip faces whose box is smaller than PX pixels on its shorter side")
     build.add_argument("--min-score", type=fraction, default=0.0, metavar="S",
                        help="skip faces with a detection score below S (0..1)")
+    build.add_argument("--min-quality", type=fraction, default=0.0, metavar="Q",
+                       help="leave out faces whose portrait quality (sharpness, frontal pose, size; 0..1) is below "
+                       "Q, counted in the report; changing it needs no --fresh (default: 0, keep all)")
     build.add_argument("--fresh", action="store_true", help="forget earlier runs and embed everything again")
     build.add_argument("--wait", action="store_true",
                        help="when another build of GALLERY is running, wait for it to end instead of exiting "
@@ -426,7 +431,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise BuildError("--index-param sets a search parameter of --index FACTORY; give --index too")
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
-                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score), fresh=args.fresh,
+                           face_filter=FaceFilter(args.faces, args.min_face, args.min_score),
+                           min_quality=args.min_quality, fresh=args.fresh,
                            shard_size=args.shard_size,
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside,
@@ -444,6 +450,8 @@ def run_build(args: argparse.Namespace) -> int:
     print(f"  {report['gallery_faces']} faces of {report['identities']} identities from "
           f"{report['photos_in_corpus']} photos; this run embedded {report['faces_embedded_this_run']} ({rate})")
     print(f"  skipped photos: {skipped}")
+    if report["faces_below_min_quality"]:
+        print(f"  faces below --min-quality {report['min_quality']}: {report['faces_below_min_quality']} left out")
     if report["truncated"]:
         cut = ", ".join(f"{field} {count} (to {LIMITS[field]} characters)"
                         for field, count in sorted(report["truncated"].items()))
@@ -499,6 +507,10 @@ def run_info(args: argparse.Namespace) -> int:
           f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB for the index and metadata")
     skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
     print(f"skipped      {skipped}")
+    if gallery.quality is not None:
+        print(f"quality      portraits' median {float(np.median(gallery.quality[:, 0])):.2f} (0..1: sharpness, frontal "
+              f"pose, size); {build_report.get('faces_below_min_quality', 0)} face(s) below --min-quality "
+              f"{build_report.get('min_quality', 0.0)} left out")
     rate = f"{build_report['faces_per_second']} faces/s" if build_report["faces_per_second"] else "nothing new"
     print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
           f"({rate}), {build_report['workers']} workers, providers {', '.join(build_report['providers'])}")

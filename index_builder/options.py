@@ -19,6 +19,7 @@ class BuildOptions:
     workers: int = max(1, os.cpu_count() or 1)
     batch: int = 32  # faces per recognizer batch
     face_filter: FaceFilter = field(default_factory=FaceFilter)  # which faces of a photo are kept
+    min_quality: float = 0.0  # faces of lower portrait quality (face_engine.quality, 0..1) are left out
     fresh: bool = False
     shard_size: int = 1024
     budget_ms: float = 20.0

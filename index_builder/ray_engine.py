@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 from index_builder.corpus import CorpusItem
 from index_builder.options import BuildOptions
 from index_builder.state import BuildState, PendingShard
@@ -127,4 +128,5 @@ def embed_with_ray(todo: list[CorpusItem], state: BuildState, pack: ModelPack,
 
 
 def _photo_result(record: dict[str, Any]) -> PhotoResult:
-    return PhotoResult(**{**record, "vectors": np.asarray(record["vectors"], np.float32)})
+    return PhotoResult(**{**record, "vectors": np.asarray(record["vectors"], np.float32),
+                          "qualities": np.asarray(record["qualities"], np.float32).reshape(-1, len(QUALITY_COLUMNS))})

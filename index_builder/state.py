@@ -26,6 +26,7 @@ CREATE INDEX IF NOT EXISTS items_sha1 ON items (sha1);
 CREATE TABLE IF NOT EXISTS faces (
     key TEXT NOT NULL, face INTEGER NOT NULL, shard TEXT NOT NULL, row INTEGER NOT NULL,
     x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail BLOB, portrait BLOB,
+    quality REAL, sharpness REAL, frontal REAL, size REAL,  -- face_engine.quality.COLUMNS
     PRIMARY KEY (key, face)
 );
 """
@@ -60,8 +61,12 @@ class Box(NamedTuple):
         return cls(*map(float, box))
 
 
+Quality = tuple[float, float, float, float]  # face_engine.quality.COLUMNS: the overall score and its parts
+
+
 class FaceRow(NamedTuple):
-    """A face in the state: its photo, its number in the photo, where its vector is, box and score."""
+    """A face in the state: its photo, its number in the photo, where its vector is, box, score and
+    portrait quality."""
 
     key: str
     face: int
@@ -70,6 +75,7 @@ class FaceRow(NamedTuple):
     box: Box
     score: float
     sha1: str = ""  # the photo's content hash
+    quality: Quality = (0.0, 0.0, 0.0, 0.0)
 
 
 class NewFace(NamedTuple):
@@ -82,6 +88,7 @@ class NewFace(NamedTuple):
     score: float
     thumbnail: bytes
     portrait: bytes
+    quality: Quality
 
 
 def _face_columns(db: sqlite3.Connection) -> list[str]:
@@ -100,6 +107,11 @@ def _schema_face_columns() -> list[str]:
 FACE_COLUMNS = _schema_face_columns()
 
 
+def _quality(scores: np.ndarray) -> Quality:
+    overall, sharpness, frontal, size = map(float, scores)
+    return overall, sharpness, frontal, size
+
+
 class BuildState:
     def __init__(self, work: Path) -> None:
         self.work = work
@@ -112,10 +124,13 @@ class BuildState:
 
     def outdated(self) -> str | None:
         """Why a work folder made by an older index-builder cannot be resumed (its faces table is
-        laid out otherwise: without portraits, with the landmarks no longer kept), or None."""
+        laid out otherwise: without portraits or quality scores, with the landmarks no longer kept),
+        or None."""
         columns = _face_columns(self.db)
         if "portrait" not in columns:
             return "its faces have no portraits"
+        if "quality" not in columns:
+            return "its faces have no quality scores"
         if columns != FACE_COLUMNS:
             return f"its faces table differs in {', '.join(sorted(set(columns) ^ set(FACE_COLUMNS)))}"
         return None
@@ -169,9 +184,9 @@ class BuildState:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
             self.db.executemany(
-                "INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(face.key, face.face, shard, face.row, *face.box, face.score, face.thumbnail, face.portrait)
-                 for face in faces],
+                f"INSERT OR REPLACE INTO faces VALUES ({', '.join('?' * len(FACE_COLUMNS))})",
+                [(face.key, face.face, shard, face.row, *face.box, face.score, face.thumbnail, face.portrait,
+                  *face.quality) for face in faces],
             )
 
     def remove_unreferenced_shards(self) -> None:
@@ -186,15 +201,24 @@ class BuildState:
     def gallery_rows(self) -> list[FaceRow]:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
-        rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1 FROM faces "
-                               f"JOIN items USING (key) {GALLERY_ORDER}")
-        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1)
-                for key, face, shard, row, x1, y1, x2, y2, score, sha1 in rows]
+        rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, "
+                               f"frontal, faces.size FROM faces JOIN items USING (key) {GALLERY_ORDER}")
+        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1, (quality, sharpness, frontal, size))
+                for key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, frontal, size in rows]
 
-    def pictures(self) -> Iterator[tuple[bytes, bytes]]:
-        """The faces' (thumbnail, portrait) JPEGs in gallery order, streamed (all of them would not
-        fit in memory)."""
-        yield from self.db.execute(f"SELECT thumbnail, portrait FROM faces {GALLERY_ORDER}")
+    def pictures(self, rows: list[FaceRow]) -> Iterator[tuple[bytes, bytes]]:
+        """The (thumbnail, portrait) JPEGs of `rows` (in gallery order, some faces perhaps left out),
+        streamed: all of them would not fit in memory."""
+        wanted = iter(rows)
+        next_row = next(wanted, None)
+        for key, face, thumbnail, portrait in self.db.execute(
+                f"SELECT key, face, thumbnail, portrait FROM faces {GALLERY_ORDER}"):
+            if next_row is None:
+                return
+            if (key, face) == (next_row.key, next_row.face):  # both in gallery order: one merging pass
+                yield thumbnail, portrait
+                next_row = next(wanted, None)
+
 
     def vectors(self, rows: list[FaceRow]) -> np.ndarray:
         """The embeddings of `rows`, in their order, read one shard at a time."""
@@ -252,10 +276,11 @@ class PendingShard:
         self.items.append(row)
 
     def _add_faces(self, result: PhotoResult) -> None:
-        pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, strict=True)
-        for face, (box, score, thumbnail, portrait) in enumerate(pictures):
+        pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, result.qualities,
+                       strict=True)
+        for face, (box, score, thumbnail, portrait, quality) in enumerate(pictures):
             self.new_faces.append(NewFace(result.key, face, len(self.new_faces), Box.of(box), float(score),
-                                          thumbnail, portrait))
+                                          thumbnail, portrait, _quality(quality)))
         if result.vectors is not None:  # embedded already (by a Ray actor)
             self._embed_pending()
             self.vectors.append(result.vectors)

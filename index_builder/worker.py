@@ -15,6 +15,8 @@ import numpy as np
 from face_engine.engine import FaceDetector, crops_of, face_square
 from face_engine.gallery import portrait_crop
 from face_engine.imaging import ImageError, read_file, read_image
+from face_engine.quality import COLUMNS as QUALITY_COLUMNS
+from face_engine.quality import face_quality
 from index_builder.corpus import CorpusItem
 from models.packs import ModelPack
 
@@ -42,6 +44,7 @@ class PhotoResult:
     crops: np.ndarray = field(default_factory=lambda: np.zeros((0, 112, 112, 3), np.uint8))
     thumbnails: list[bytes] = field(default_factory=list)
     portraits: list[bytes] = field(default_factory=list)
+    qualities: np.ndarray = field(default_factory=lambda: np.zeros((0, len(QUALITY_COLUMNS)), np.float32))
     vectors: np.ndarray | None = None  # embeddings, when the stage that made this result embedded them
 
 
@@ -77,15 +80,19 @@ def read_photo(key: str, path: str) -> tuple[str, np.ndarray] | PhotoResult:
 
 
 def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
-    """Detect, filter, align, thumbnail and portray the faces of a decoded photo (init_worker first)."""
+    """Detect, filter, align, thumbnail, portray and rate the faces of a decoded photo (init_worker first)."""
     assert _detector is not None, "init_worker was not called in this process"
     found = _detector.detect(image)
     keep = _select(found.boxes, found.scores, image.shape[:2])
     if isinstance(keep, str):
         return PhotoResult(key, sha1, reason=keep)
     kept = found.take(keep)
+    portraits = [portrait_crop(image, box) for box in kept.boxes]
+    qualities = [face_quality(crop, box, landmarks) for crop, box, landmarks
+                 in zip(portraits, kept.boxes, kept.landmarks, strict=True)]
     return PhotoResult(key, sha1, "", kept.boxes, kept.scores, crops_of(image, kept),
-                       [thumbnail(image, box) for box in kept.boxes], [portrait(image, box) for box in kept.boxes])
+                       [thumbnail(image, box) for box in kept.boxes], [portrait_jpeg(crop) for crop in portraits],
+                       np.array(qualities, np.float32).reshape(-1, len(QUALITY_COLUMNS)))
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | str:
@@ -127,7 +134,7 @@ def thumbnail(image: np.ndarray, box: np.ndarray) -> bytes:
     return cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 88])[1].tobytes()
 
 
-def portrait(image: np.ndarray, box: np.ndarray) -> bytes:
-    """The JPEG the results screen shows large: the gallery carries it, so the kiosk never reads
-    the corpus, which may have changed since the build."""
-    return cv2.imencode(".jpg", portrait_crop(image, box), [cv2.IMWRITE_JPEG_QUALITY, PORTRAIT_QUALITY])[1].tobytes()
+def portrait_jpeg(crop: np.ndarray) -> bytes:
+    """The JPEG of a portrait crop, which the results screen shows large: the gallery carries it, so
+    the kiosk never reads the corpus, which may have changed since the build."""
+    return cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, PORTRAIT_QUALITY])[1].tobytes()

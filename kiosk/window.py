@@ -62,6 +62,7 @@ class KioskWindow(QMainWindow):
                                 countdown_seconds=config.countdown_seconds, away_seconds=config.away_seconds))
         self.latest_frame: np.ndarray | None = None
         self.latest_frame_time = 0.0
+        self.analysed_frame: tuple[np.ndarray, float] | None = None  # the last frame sent to the worker, and its time
         self.worker_busy = False
         self.worker_ready = False
         self.info: dict = {}
@@ -127,6 +128,7 @@ class KioskWindow(QMainWindow):
         self.request_exposure.connect(self.worker.report_exposure)
         self.request_exposure_reset.connect(self.worker.reset_exposure)
         self.worker.exposure.connect(self.staff.show_exposure)
+        self.worker.attract.connect(self.attract.show_set)
         self.staff.reset_exposure.connect(self.request_exposure_reset.emit)
         self.gallery_offered.connect(self.worker.offer_gallery)
         self.gallery_problem.connect(self.on_gallery_refused)
@@ -224,6 +226,7 @@ class KioskWindow(QMainWindow):
         watching = self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN)
         if self.worker_ready and not self.worker_busy and watching:
             self.worker_busy = True
+            self.analysed_frame = (frame, self.latest_frame_time)  # a capture takes this one: its faces are known
             self.request_analyse.emit(frame)
 
     # worker ---------------------------------------------------------------------------------
@@ -244,10 +247,11 @@ class KioskWindow(QMainWindow):
         self.show_state()
 
     def capture_now(self) -> None:
-        if self.latest_frame is None:
+        if self.analysed_frame is None:
             self.flow.results("fail_no_face", self.clock())
         else:
-            self.request_search.emit(self.latest_frame, self.config.lookalikes, self.latest_frame_time)
+            frame, frame_time = self.analysed_frame
+            self.request_search.emit(frame, self.config.lookalikes, frame_time)
         self.show_state()
 
     def on_searched(self, outcome: SearchOutcome) -> None:

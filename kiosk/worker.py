@@ -1,8 +1,11 @@
 """The inference worker: the one thread that owns the onnxruntime sessions and the gallery's index.
 
 It receives frames (the window drops frames while it is busy) and answers with plain data: an
-Analysis for the live view, a SearchOutcome for a capture, each with its own timings. Pictures stay
-BGR and unmirrored, as the camera and the gallery give them; only the screens' `to_pixmap` converts.
+Analysis for the live view, a SearchOutcome for a capture (one visitor, or two of a similar face
+size), each with its own timings. A capture of the frame the live view analysed last reuses that
+analysis's faces instead of detecting again. Pictures stay BGR and unmirrored, as the camera and
+the gallery give them, decoded here off the GUI thread; only the screens' `to_pixmap` converts.
+The attract loop's gallery faces (an AttractSet) are chosen here at start-up and after each swap.
 New galleries are loaded on a helper thread, then handed to this worker, which swaps them in when
 told the visitor has gone.
 """
@@ -19,17 +22,21 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import Gallery, GalleryError, portrait_crop
-from face_engine.imaging import ImageError, read_image
+from face_engine.gallery import PORTRAIT_SIZE, Gallery, GalleryError, portrait_crop, read_picture
+from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
+from kiosk.attract_faces import attract_set
 from kiosk.flow import Analysis
-from kiosk.hints import analyse
+from kiosk.hints import SECOND_FACE, analyse
 from kiosk.ledger import Ledger
 
 log = logging.getLogger(__name__)
+DUO = 2  # visitors matched in one capture at most
+EDGE_MARGIN = 0.02  # of the frame's longer side: a second visitor's face keeps this far from the edges
 
 
 @dataclass
@@ -67,6 +74,7 @@ class InferenceWorker(QObject):
     gallery_changed = Signal(dict)
     gallery_refused = Signal(str)
     exposure = Signal(dict)       # the ledger's summary for the staff panel (Ledger.summary)
+    attract = Signal(object)      # AttractSet: gallery faces for the attract loop, after start-up and each swap
 
     def __init__(self, gallery_path: str, pack: str, device: str, policy: MatchPolicy = EXACT,
                  ledger: Ledger | None = None) -> None:
@@ -78,6 +86,10 @@ class InferenceWorker(QObject):
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
         self._previous_centre: np.ndarray | None = None
+        # the last frame the live view analysed and its faces: a capture of that frame reuses them
+        self._analysed: tuple[np.ndarray, Detections] | None = None
+        self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile: pictures come at that size
+        self._rng = np.random.default_rng()
 
     @Slot()
     def start_up(self) -> None:
@@ -88,6 +100,7 @@ class InferenceWorker(QObject):
             self.engine.detect(warm)
             self.engine.recognizer.embed(np.zeros((1, 112, 112, 3), np.uint8))
             self.gallery.search(np.zeros((1, self.engine.dim), np.float32), 1)
+            self._emit_attract()
         except GalleryError as error:  # the reason says it all: no traceback for staff to read
             log.error("start-up failed: %s", error)
             self.failed.emit(str(error))
@@ -112,6 +125,7 @@ class InferenceWorker(QObject):
         analysis = Analysis(faces=0)
         try:
             found = self.engine.detect(frame)
+            self._analysed = (frame, found)
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
         except Exception:  # one bad frame must not leave the window waiting for an answer forever
@@ -128,23 +142,34 @@ class InferenceWorker(QObject):
         self.searched.emit(outcome)
 
     def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
+        """Each visitor of `frame` (the largest face, and a second one of similar size) beside their
+        own lookalikes, with the pictures already at the results screen's size. A frame the live view
+        analysed is not searched for faces again."""
         assert self.engine is not None and self.gallery is not None
         watch = Stopwatch()
         counts = self.ledger.shown if self.ledger is not None else None
+        known = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
         detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch,
-                                       policy=self.policy, counts=counts)
-        shown = [(lookalike.face, match) for lookalike in found if (match := _match(lookalike)) is not None]
-        matches = [match for _, match in shown]
+                                       policy=self.policy, counts=counts, detections=known,
+                                       visitors=lambda found: visitors(found, frame.shape))
+        if known is not None:
+            watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
+        pairs, shown = [], []
+        for box, lookalikes_of_one in zip(detections.boxes, found, strict=False):
+            usable = [(lookalike.face, match) for lookalike in lookalikes_of_one
+                      if (match := _match(lookalike, self.display_side)) is not None]
+            shown += [face for face, _ in usable]  # the ledger counts what the visitor sees
+            if usable:
+                pairs.append(Pair(_sized(portrait_crop(frame, box), self.display_side), [m for _, m in usable]))
         watch.lap("portraits")
         if self.ledger is not None:
-            self.ledger.record([face for face, _ in shown])
+            self.ledger.record(shown)
         faces = len(detections.boxes)
         if not faces:
             return SearchOutcome(0, failure="fail_no_face", timings_ms=watch.ms, frame_time=frame_time)
-        if not matches:
+        if not pairs:
             return SearchOutcome(faces, failure="fail_no_match", timings_ms=watch.ms, frame_time=frame_time)
-        pair = Pair(portrait_crop(frame, detections.boxes[0]), matches)
-        return SearchOutcome(faces, [pair], timings_ms=watch.ms, frame_time=frame_time)
+        return SearchOutcome(faces, pairs, timings_ms=watch.ms, frame_time=frame_time)
 
     @Slot()
     def report_exposure(self) -> None:
@@ -177,7 +202,9 @@ class InferenceWorker(QObject):
 
     @Slot()
     def between_visitors(self) -> None:
-        """Write the exposure counts, and swap in a pending gallery now that nobody is looking at results."""
+        """Forget the last analysed frame, write the exposure counts, and swap in a pending gallery now
+        that nobody is looking at results."""
+        self._analysed = None  # nothing of the last visitor stays, not even in memory
         if self.ledger is not None:
             self.ledger.flush()
         if self._pending is None:
@@ -188,19 +215,53 @@ class InferenceWorker(QObject):
             old.close()
         log.info("gallery swapped in: %s", self.gallery.root)
         self.gallery_changed.emit(self.info())
+        self._emit_attract()
+
+    def _emit_attract(self) -> None:
+        """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
+        assert self.gallery is not None
+        try:
+            chosen = attract_set(self.gallery, self.ledger.shown if self.ledger is not None else None, self._rng)
+        except (GalleryError, RuntimeError) as error:  # the attract loop can do without gallery faces
+            log.warning("no gallery faces for the attract loop: %s", error)
+            return
+        self.attract.emit(chosen)
 
 
-def _match(found: Lookalike) -> Match | None:
-    """A gallery face as the results screen shows it, or None when its portrait file is unusable:
-    one face lost is better than the visitor's whole result."""
+def visitors(detections: Detections, frame_shape: tuple[int, ...]) -> int:
+    """How many of the faces found are visitors to match: the largest, and the next one when it is
+    at least SECOND_FACE as tall and wholly in the frame (a duo); smaller faces, and faces cut by
+    the frame's edge, are passers-by."""
+    boxes = detections.boxes
+    if len(boxes) < 2:
+        return len(boxes)
+    height, width = frame_shape[:2]
+    x1, y1, x2, y2 = boxes[1]
+    margin = EDGE_MARGIN * max(height, width)  # a box that reaches the edge holds part of a face only
+    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
+    return DUO if inside and y2 - y1 >= SECOND_FACE * (boxes[0, 3] - boxes[0, 1]) else 1
+
+
+def _match(found: Lookalike, side: int) -> Match | None:
+    """A gallery face as the results screen shows it, its portrait decoded and scaled to `side`
+    here, off the GUI thread; or None when its portrait file is unusable: one face lost is better
+    than the visitor's whole result."""
     score, face, _ = found
     try:
-        picture = read_image(face.portrait)
+        picture = _sized(read_picture(face.portrait), side)
     except (ImageError, OSError) as error:
         log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face.id,
                     face.portrait, error)
         return None
     return Match(score, face.display_name, face.caption, face.image, picture)
+
+
+def _sized(picture: np.ndarray, side: int) -> np.ndarray:
+    """A square picture at side x side pixels, so the GUI thread only wraps it."""
+    if picture.shape[0] == side:
+        return picture
+    shrink = side < picture.shape[0]
+    return cv2.resize(picture, (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
 class GalleryWatcher:

@@ -203,7 +203,7 @@ def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
     gallery.close()
 
 
-def test_a_work_folder_from_before_portraits_needs_fresh(tmp_path):
+def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_path):
     corpus, out = tmp_path / "corpus", tmp_path / "gallery"
     copy_lfw_people(corpus, {"Zico": 2})
     build(options(corpus, out))
@@ -214,6 +214,13 @@ def test_a_work_folder_from_before_portraits_needs_fresh(tmp_path):
     with pytest.raises(BuildError, match="no portraits.*--fresh"):
         build(options(corpus, out))
     assert build(options(corpus, out, fresh=True))["faces_embedded_this_run"] == 2
+    state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
+    for column in ("quality", "sharpness", "frontal", "size"):
+        state.execute(f"ALTER TABLE faces DROP COLUMN {column}")  # as the index-builder before quality scores left it
+    state.commit()
+    state.close()
+    with pytest.raises(BuildError, match="no quality scores.*--fresh"):
+        build(options(corpus, out))
 
 
 @pytest.mark.slow

@@ -89,7 +89,8 @@ def test_the_build_state_streams_the_same_vectors_in_gallery_order(tmp_path):
     state = BuildState(tmp_path / "work")
     xb, _ = face_like(50)
     for shard, keys in (("000001", "qwerty"), ("000000", "asdfgh")):  # gallery order is by key, not by shard
-        rows = [NewFace(key, 0, i, Box(0, 0, 1, 1), 0.9, b"t", b"p") for i, key in enumerate(keys)]
+        quality = (0.5, 0.5, 0.5, 0.5)
+        rows = [NewFace(key, 0, i, Box(0, 0, 1, 1), 0.9, b"t", b"p", quality) for i, key in enumerate(keys)]
         items = [ItemRow(key, 1, 1, f"sha1-{key}", "") for key in keys]
         state.commit(shard, xb[:6] if shard == "000001" else xb[6:12], items, rows)
     rows = state.gallery_rows()

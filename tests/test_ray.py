@@ -38,6 +38,12 @@ def by_image(out: Path) -> dict[str, tuple]:
     return {row[1]: (row[2:], vectors[row[0]]) for row in rows}
 
 
+def quality_by_image(out: Path) -> dict[str, np.ndarray]:
+    gallery = Gallery(out, use_gpu=False)
+    assert gallery.quality is not None
+    return {face.image: gallery.quality[face.id] for face in gallery.faces(list(range(gallery.count)))}
+
+
 def assert_same_gallery(one: Path, other: Path) -> None:
     left, right = by_image(one), by_image(other)
     assert sorted(left) == sorted(right)
@@ -59,6 +65,10 @@ def test_ray_and_local_engines_build_the_same_gallery(tmp_path, photos):
     assert ray["engine"] == "ray" and ray["skipped"] == local["skipped"] == {"not_an_image": 1}
     assert ray["gallery_faces"] == local["gallery_faces"] == 11
     assert_same_gallery(tmp_path / "local", tmp_path / "ray")
+    qualities = [quality_by_image(tmp_path / name) for name in ("local", "ray")]
+    assert sorted(qualities[0]) == sorted(qualities[1])
+    for image, quality in qualities[0].items():
+        np.testing.assert_allclose(qualities[1][image], quality, atol=0.02)  # the detectors' boxes differ slightly
     engine = FaceEngine(resolve_pack("sface"), "cpu")
     query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0100.jpg"
     answers = [search_photo(engine, Gallery(tmp_path / name), query, 5)["matches"] for name in ("local", "ray")]

@@ -1,0 +1,100 @@
+"""The attract loop's faces, chosen from the gallery: the least shown so far, and pairs of different
+people who look alike ("two strangers, one face"), found with the gallery's own index.
+
+Cheap at any gallery size: a random sample of faces is considered, never the whole gallery, and
+only the sample's least-shown faces are searched for lookalikes.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+
+import faiss
+import numpy as np
+
+from face_engine.gallery import FaceRecord, Gallery, read_picture
+from face_engine.imaging import ImageError
+from kiosk.attract import AttractSet
+
+log = logging.getLogger(__name__)
+
+SAMPLE = 2048  # faces considered per attract set, whatever the gallery's size
+PAIR_CANDIDATES = 4  # least-shown faces searched per wanted pair
+NEIGHBOURS = 20  # nearest faces looked at for each of them
+NAME_LENGTH = 40  # characters of each name on a pair's line
+
+Counts = Callable[[list[str]], list[int]]  # the ledger's `shown`: times each content key was shown
+
+
+def attract_set(gallery: Gallery, counts: Counts | None, rng: np.random.Generator, faces: int = 48,
+                pairs: int = 6) -> AttractSet:
+    """Up to `faces` gallery portraits, least shown first (of a random sample; ties in random order),
+    and up to `pairs` lookalike pairs of different people, no person in two pairs."""
+    sample = rng.choice(gallery.count, size=min(gallery.count, SAMPLE), replace=False)
+    _, keys = gallery.people(sample.tolist())
+    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
+    least_shown = sample[np.argsort(shown, kind="stable")]  # the sample is shuffled: equal counts in random order
+    records = gallery.faces(least_shown[:faces].tolist())
+    portraits = [picture for picture in map(_portrait, records) if picture is not None]
+    return AttractSet(portraits, lookalike_pairs(gallery, least_shown[:pairs * PAIR_CANDIDATES], pairs))
+
+
+def lookalike_pairs(gallery: Gallery, candidates: np.ndarray, pairs: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The most alike pairs of (candidate, its nearest face of another person), best first."""
+    vectors = _vectors(gallery, candidates)
+    if vectors is None or pairs <= 0:
+        return []
+    D, I = gallery.search(vectors, NEIGHBOURS + 1)
+    found: list[tuple[float, int, int]] = []
+    for candidate, scores, neighbours in zip(candidates.tolist(), D, I, strict=True):
+        valid = [(float(score), int(other)) for score, other in zip(scores, neighbours, strict=True) if other >= 0]
+        found += [(score, candidate, other) for score, other in valid if other != candidate]
+    found.sort(key=lambda pair: -pair[0])
+    records = {face.id: face for face in gallery.faces(sorted({i for _, a, b in found for i in (a, b)}))}
+    out: list[tuple[np.ndarray, np.ndarray, str]] = []
+    used: set[Hashable] = set()
+    for _, a, b in found:
+        one, other = records.get(a), records.get(b)
+        if one is None or other is None or {_person(one), _person(other)} & used or _person(one) == _person(other):
+            continue
+        first, second = _portrait(one), _portrait(other)
+        if first is None or second is None:
+            continue
+        used |= {_person(one), _person(other)}
+        out.append((first, second, f"{_name(one)} · {_name(other)}"))
+        if len(out) == pairs:
+            break
+    return out
+
+
+def _vectors(gallery: Gallery, ids: np.ndarray) -> np.ndarray | None:
+    """The stored embeddings of `ids`, from the index itself; None where the index cannot give them
+    back (the attract loop then shows faces without pairs)."""
+    index = gallery.index
+    try:
+        try:
+            return np.asarray(index.reconstruct_batch(ids.astype(np.int64)), np.float32)
+        except RuntimeError:  # an inverted-file index gives vectors back only with its direct map
+            faiss.extract_index_ivf(index).make_direct_map()
+            return np.asarray(index.reconstruct_batch(ids.astype(np.int64)), np.float32)
+    except RuntimeError as error:
+        log.info("no lookalike pairs for the attract loop: the %s index cannot give vectors back (%s)",
+                 gallery.manifest.index.factory, str(error).strip().splitlines()[-1][:120])
+        return None
+
+
+def _person(face: FaceRecord) -> Hashable:
+    return face.identity or face.id  # no name: a person of their own
+
+
+def _name(face: FaceRecord) -> str:
+    name = " ".join(face.display_name.split())  # corpus text is data: one plain line, bounded
+    return name if len(name) <= NAME_LENGTH else name[: NAME_LENGTH - 1] + "…"
+
+
+def _portrait(face: FaceRecord) -> np.ndarray | None:
+    try:
+        return read_picture(face.portrait)
+    except (ImageError, OSError) as error:
+        log.warning("face %s left out of the attract loop: its portrait is unusable (%s)", face.id, error)
+        return None

@@ -1,0 +1,182 @@
+"""The worker's side of the booth: duo searches, captures that reuse the live view's analysis,
+portraits prepared at display size, and the attract loop's gallery faces. Real models, a real
+gallery built from LFW photos."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import copy_lfw_people
+from face_engine.gallery import Gallery
+from face_engine.imaging import read_image
+from index_builder.build import build
+from index_builder.options import BuildOptions
+from kiosk.attract import AttractSet
+from kiosk.attract_faces import attract_set
+from kiosk.ledger import Ledger
+from kiosk.worker import InferenceWorker, SearchOutcome
+
+PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 2, "Gerhard_Schroeder": 2}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("duo")
+    copy_lfw_people(root / "corpus", PEOPLE)
+    build(BuildOptions(corpus=root / "corpus", out=root / "gallery", workers=1, progress=False))
+    return root / "corpus", root / "gallery"
+
+
+@pytest.fixture
+def worker(built, tmp_path) -> InferenceWorker:
+    worker = InferenceWorker(str(built[1]), "", "cpu", ledger=Ledger(tmp_path / "ledger.json"))
+    sets: list[AttractSet] = []
+    worker.attract.connect(sets.append)
+    worker.start_up()
+    assert worker.gallery is not None and len(sets) == 1, "the attract set comes with start-up"
+    worker.first_attract = sets[0]  # type: ignore[attr-defined]
+    return worker
+
+
+def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
+    outcomes: list[SearchOutcome] = []
+    worker.searched.connect(outcomes.append)
+    worker.search(frame, 5, 0.0)
+    worker.searched.disconnect(outcomes.append)
+    return outcomes[0]
+
+
+def side_by_side(*photos: Path) -> np.ndarray:
+    """Two visitors of the same face size in one frame (LFW photos are all 250 x 250)."""
+    return np.ascontiguousarray(np.hstack([read_image(photo) for photo in photos]))
+
+
+def photo_of(corpus: Path, person: str) -> Path:
+    return min((corpus / person).iterdir())
+
+
+def test_two_visitors_get_two_pairs_that_never_share_a_person(worker, built):
+    corpus, _ = built
+    frame = side_by_side(photo_of(corpus, "Colin_Powell"), photo_of(corpus, "Zico"))
+    outcome = search(worker, frame)
+    assert outcome.faces >= 2 and len(outcome.pairs) == 2 and outcome.failure == ""  # LFW has faces behind too
+    names = [[match.name for match in pair.matches] for pair in outcome.pairs]
+    assert {names[0][0], names[1][0]} == {"Colin Powell", "Zico"}, "each visitor's own photo is their best match"
+    assert not set(names[0]) & set(names[1]), "no gallery person is shown to both"
+    assert len(names[0]) + len(names[1]) == len(PEOPLE) and all(len(set(n)) == len(n) for n in names)
+    left, right = (pair.visitor for pair in outcome.pairs)
+    assert left.shape == right.shape == (worker.display_side, worker.display_side, 3)
+
+
+def test_a_small_face_beside_the_visitor_is_a_passer_by(worker, built):
+    corpus, _ = built
+    small = read_image(photo_of(corpus, "Zico"))[::2, ::2]  # half the face height: below SECOND_FACE
+    big = read_image(photo_of(corpus, "Colin_Powell"))
+    frame = np.zeros((250, 375, 3), np.uint8)
+    frame[:, :250], frame[:125, 250:] = big, small
+    outcome = search(worker, frame)
+    assert outcome.faces == 2 and len(outcome.pairs) == 1 and outcome.pairs[0].matches[0].name == "Colin Powell"
+
+
+def test_failures_tell_the_truth(worker, built):
+    no_face = search(worker, np.full((480, 640, 3), 90, np.uint8))
+    assert no_face.pairs == [] and no_face.failure == "fail_no_face"
+    for match in worker.gallery.faces(list(range(worker.gallery.count))):
+        Path(match.portrait).rename(match.portrait + ".gone")
+    try:
+        lost = search(worker, read_image(photo_of(built[0], "Zico")))
+    finally:
+        for match in worker.gallery.faces(list(range(worker.gallery.count))):
+            Path(match.portrait + ".gone").rename(match.portrait)
+    assert lost.faces == 1 and lost.failure == "fail_no_match"
+
+
+def test_a_capture_of_the_analysed_frame_is_not_searched_for_faces_again(worker, built, monkeypatch):
+    frame = read_image(photo_of(built[0], "Colin_Powell"))
+    fresh = search(worker, frame.copy())
+    worker.analyse(frame)
+    detections = []
+    monkeypatch.setattr(worker.engine, "detect", lambda image: detections.append(image))
+    reused = search(worker, frame)
+    assert detections == [] and reused.timings_ms["detect"] == 0.0
+    assert [m.name for m in reused.pairs[0].matches] == [m.name for m in fresh.pairs[0].matches]
+    np.testing.assert_array_equal(reused.pairs[0].visitor, fresh.pairs[0].visitor)
+    worker.between_visitors()  # the visitor has gone: their frame is not kept, even in memory
+    assert worker._analysed is None
+
+
+def test_portraits_come_at_the_display_size(worker, built):
+    worker.display_side = 300
+    outcome = search(worker, read_image(photo_of(built[0], "Hugo_Chavez")))
+    pictures = [outcome.pairs[0].visitor] + [match.portrait for match in outcome.pairs[0].matches]
+    assert all(picture.shape == (300, 300, 3) and picture.dtype == np.uint8 for picture in pictures)
+
+
+def test_the_attract_set_shows_the_least_shown_faces_first_and_pairs_of_different_people(built):
+    gallery = Gallery(built[1], use_gpu=False)
+    keys = gallery.content_keys()
+    shown = {key: 100 + i for i, key in enumerate(keys[:6])}  # the first six were shown a lot
+    chosen = attract_set(gallery, lambda ks: [shown.get(k, 0) for k in ks], np.random.default_rng(1), faces=5, pairs=3)
+    portraits = {face.id: read_image(face.portrait) for face in gallery.faces(list(range(gallery.count)))}
+    ids = [next(i for i, p in portraits.items() if np.array_equal(p, face)) for face in chosen.faces]
+    assert len(ids) == 5 and all(i >= 6 for i in ids), "never shown before: first"
+    everyone = attract_set(gallery, lambda ks: [shown.get(k, 0) for k in ks], np.random.default_rng(1), faces=50)
+    ranks = [next(i for i, p in portraits.items() if np.array_equal(p, face)) for face in everyone.faces]
+    assert len(ranks) == gallery.count and ranks[-6:] == list(range(6)), "the most shown last, in order"
+    names = {face.id: face.identity for face in gallery.faces(list(range(gallery.count)))}
+    assert 1 <= len(chosen.pairs) <= 3
+    people = []
+    for first, second, line in chosen.pairs:
+        a, b = (next(i for i, p in portraits.items() if np.array_equal(p, face)) for face in (first, second))
+        assert names[a] != names[b] and line == f"{names[a].replace('_', ' ')} · {names[b].replace('_', ' ')}"
+        people += [names[a], names[b]]
+    assert len(people) == len(set(people)), "no person in two pairs"
+
+
+def test_a_swapped_gallery_brings_a_new_attract_set(worker, built):
+    sets: list[AttractSet] = []
+    worker.attract.connect(sets.append)
+    worker.offer_gallery(Gallery(built[1], use_gpu=False))
+    worker.between_visitors()
+    assert len(sets) == 1 and len(sets[0].faces) == worker.gallery.count
+
+
+def test_a_face_cut_by_the_frame_edge_is_no_second_visitor(worker, built):
+    frame = read_image(min((built[0] / "Tony_Blair").iterdir()))  # Tony_Blair_0001: half a face at the left edge
+    assert len(worker.engine.detect(frame).boxes) == 2
+    outcome = search(worker, frame)
+    assert len(outcome.pairs) == 1 and len(outcome.pairs[0].matches) == len(PEOPLE)
+
+
+def test_the_attract_set_reads_a_sample_never_the_whole_gallery(built, monkeypatch):
+    """What keeps it cheap at 10^6 faces: the rows read are bounded by SAMPLE, whatever the gallery's size."""
+    import kiosk.attract_faces as attract_faces
+
+    gallery = Gallery(built[1], use_gpu=False)
+    monkeypatch.setattr(attract_faces, "SAMPLE", 5)
+    asked: list[int] = []
+    people, faces = gallery.people, gallery.faces
+    monkeypatch.setattr(gallery, "people", lambda ids: asked.append(len(ids)) or people(ids))
+    monkeypatch.setattr(gallery, "faces", lambda ids: asked.append(len(ids)) or faces(ids))
+    chosen = attract_set(gallery, None, np.random.default_rng(2), faces=3, pairs=1)
+    assert len(chosen.faces) == 3 and len(chosen.pairs) <= 1
+    assert asked[0] == 5 and max(asked) <= 5 * (1 + attract_faces.NEIGHBOURS + 1), "the sample and its neighbours only"
+
+
+def test_visitors_take_turns_and_one_visitors_list_keeps_its_repeats():
+    from face_engine.gallery import face_record
+    from face_engine.query import Lookalike, take_turns
+
+    def found(*people: str) -> list[Lookalike]:
+        return [Lookalike(0.9 - i / 100, face_record(hash(name) % 1000 + i, image="", identity=name, display_name=name,
+                                                    caption="", source="", x1=0, y1=0, x2=1, y2=1, score=1.0), 0.0)
+                for i, name in enumerate(people)]
+
+    def names(lists: list[list[Lookalike]]) -> list[list[str]]:
+        return [[match.face.identity for match in mine] for mine in lists]
+
+    assert names(take_turns([found("a", "a", "b")], 3)) == [["a", "a", "b"]], "alone, a visitor sees every photo"
+    both = take_turns([found("a", "b", "c", "d"), found("a", "b", "e", "f")], 2)
+    assert names(both) == [["a", "c"], ["b", "e"]], "in turn: the first takes a, the second its best left"
