@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QImage, QLinearGradient, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem, QVBoxLayout
 
+from kiosk.attract_faces import AttractSet
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram
 from kiosk.screens import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, scaled_font, to_pixmap
@@ -27,15 +27,6 @@ RIPPLE_SECONDS = 2.5     # one ring spreading from the pictogram; one second on,
 CALL_GAP = 64            # pixels between the pictogram and the call to action
 BACKGROUND = QColor("#0d1326")
 GOLD = QColor("#f5c451")
-
-
-@dataclass
-class AttractSet:
-    """What the attract screen shows, all from the gallery (the worker builds it)."""
-
-    faces: list[np.ndarray] = field(default_factory=list)  # BGR square gallery portraits, least shown first
-    # two faces of different people who look alike, and a plain-text line (e.g. their names)
-    pairs: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
 
 
 def prepared(bgr: np.ndarray, side: int, brightness: float = 1.0) -> QPixmap:

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
 
 from face_engine.gallery import FaceRecord, Gallery, read_picture
 from face_engine.imaging import ImageError
-from kiosk.attract import AttractSet
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AttractSet:
+    """What the attract screen shows, all from the gallery (the worker builds it)."""
+
+    faces: list[np.ndarray] = field(default_factory=list)  # BGR square gallery portraits, least shown first
+    # two faces of different people who look alike, and a plain-text line (e.g. their names)
+    pairs: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
+
 
 SAMPLE = 2048  # faces considered per attract set, whatever the gallery's size
 PAIR_CANDIDATES = 4  # least-shown faces searched per wanted pair

@@ -13,8 +13,7 @@ from face_engine.gallery import Gallery
 from face_engine.imaging import read_image
 from index_builder.build import build
 from index_builder.options import BuildOptions
-from kiosk.attract import AttractSet
-from kiosk.attract_faces import attract_set
+from kiosk.attract_faces import AttractSet, attract_set
 from kiosk.ledger import Ledger
 from kiosk.worker import InferenceWorker, SearchOutcome
 

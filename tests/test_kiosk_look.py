@@ -15,7 +15,8 @@ from conftest import LFW, need
 from face_engine.imaging import read_image
 from kiosk import attract, screens
 from kiosk.assets import ASSETS
-from kiosk.attract import AttractPage, AttractSet
+from kiosk.attract import AttractPage
+from kiosk.attract_faces import AttractSet
 from kiosk.config import KioskConfig
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram

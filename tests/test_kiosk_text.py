@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from face_engine.imaging import read_image
 from kiosk.assets import ASSETS
-from kiosk.attract import AttractPage, AttractSet
+from kiosk.attract import AttractPage
+from kiosk.attract_faces import AttractSet
 from kiosk.config import KioskConfig
 from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
 from kiosk.window import scaled_theme
