@@ -219,14 +219,23 @@ class LivePage(Page):
         self.lang = "zh"
         self.painted_frames = 0  # distinct camera frames drawn
         self._last_painted: np.ndarray | None = None
+        self._picture: QPixmap | None = None  # the frame, converted once: a hint or a tick repaints without it
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
         self.update()
 
     def show_frame(self, frame: np.ndarray) -> None:
-        self.frame = frame
+        self.frame, self._picture = frame, None
         self.update()
+
+    def show_overlay(self, hint: str, ready: bool, countdown: int, searching: bool) -> None:
+        """What is drawn over the picture; repainted only when it changed (a 1080p repaint costs the
+        inference worker's embed part of a core on a 2-core machine)."""
+        overlay = (hint, ready, countdown, searching)
+        if overlay != (self.hint, self.ready, self.countdown, self.searching):
+            self.hint, self.ready, self.countdown, self.searching = overlay
+            self.update()
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
@@ -234,7 +243,9 @@ class LivePage(Page):
         width, height = self.width(), self.height()
         painter.fillRect(self.rect(), QColor("#0d1326"))
         if self.frame is not None:
-            picture = to_pixmap(self.frame, mirror=True)
+            if self._picture is None:
+                self._picture = to_pixmap(self.frame, mirror=True)
+            picture = self._picture
             scale = max(width / picture.width(), height / picture.height())
             target = QRectF((width - picture.width() * scale) / 2, (height - picture.height() * scale) / 2,
                             picture.width() * scale, picture.height() * scale)

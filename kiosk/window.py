@@ -332,10 +332,9 @@ class KioskWindow(QMainWindow):
                 self.lang = self.config.lang
                 self.retranslate()
         self._shown_state = state
-        self.live.hint = self.flow.hint
-        self.live.ready = state is State.COUNTDOWN
-        self.live.countdown = self.flow.countdown_left(self.clock()) if state is State.COUNTDOWN else 0
-        self.live.searching = state is State.SEARCHING
+        self.live.show_overlay(self.flow.hint, state is State.COUNTDOWN,
+                               self.flow.countdown_left(self.clock()) if state is State.COUNTDOWN else 0,
+                               state is State.SEARCHING)
         page = {State.SPLASH: self.splash, State.ATTRACT: self.attract, State.LIVE: self.live,
                 State.COUNTDOWN: self.live, State.SEARCHING: self.live, State.RESULTS: self.results,
                 State.CAMERA_WAIT: self.camera_wait}[state]
@@ -343,7 +342,6 @@ class KioskWindow(QMainWindow):
             self.stack.setCurrentWidget(page)
         if page is not self.live:
             self._live_whole_second = False
-        self.live.update()
 
     def on_try_again(self) -> None:
         self._event(self.flow.try_again)
