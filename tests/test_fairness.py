@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import LFW, copy_lfw_people, need
-from face_engine.fairness import EXACT, MatchPolicy, exact, hubness, person_numbers, reference_count, rerank
+from face_engine.fairness import EXACT, MatchPolicy, exact, gini, hubness, person_numbers, reference_count, rerank
 from face_engine.gallery import HUBNESS_FILE, Gallery
 from face_engine.query import choose
 from index_builder.build import BuildOptions, build
@@ -114,6 +114,14 @@ def test_the_ledger_moves_the_best_lookalike_less_than_the_smaller_matches():
     picks = rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02, delta_more=0.12)
     assert [p.position for p in picks] == [0, 2, 3], "the best stays (0.05 > 0.02); the next slots take the less-shown"
     assert [p.position for p in rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02)] == [0, 1, 2]
+
+
+def test_the_even_floor_is_the_most_even_spread_of_the_showings():
+    from index_builder.bench.exposure import even_floor
+
+    assert even_floor(1000, 100) == {"gini": pytest.approx(0.9), "share_never_shown": 0.9}
+    most_even = gini(np.array([3] * 50 + [2] * 50))
+    assert even_floor(100, 250) == {"gini": pytest.approx(most_even), "share_never_shown": 0.0}
 
 
 def test_exact_is_the_shortlist_in_order_each_person_once():

@@ -12,7 +12,15 @@ from typing import Any
 import faiss
 import numpy as np
 
-from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, MatchPolicy, hubness, person_numbers
+from face_engine.fairness import (
+    LAMBDAS,
+    LEDGER_DELTA,
+    LEDGER_DELTA_MORE,
+    MatchPolicy,
+    gini,
+    hubness,
+    person_numbers,
+)
 from index_builder.attention import Replayed, Visitors, choose_fairness, compare, lambda_sweep, visitors
 from index_builder.bench.common import gallery_arrays
 
@@ -41,6 +49,15 @@ def most_shown(face: int, counts: np.ndarray, found: Visitors, persons: np.ndarr
             "median_raw_score_there": float(np.median(D[holding, rank_in_shortlist])) if len(holding) else None,
             "hubness": float(hub[face]), "hubness_rank": int(np.sum(hub > hub[face])) + 1,
             "median_hubness": float(np.median(hub)), "persons_photos": int(np.sum(persons == persons[face]))}
+
+
+def even_floor(faces: int, showings: int) -> dict[str, float]:
+    """The lowest Gini and share never shown that `showings` can reach over `faces` faces (each shown
+    the same number of times, give or take one): with fewer showings than faces (a sample of visitors
+    at 10^6 faces) most faces cannot be shown at all, and a policy is read against this floor."""
+    counts = np.full(faces, showings // faces, dtype=np.int64)
+    counts[: showings % faces] += 1
+    return {"gini": gini(counts), "share_never_shown": float(np.mean(counts == 0))}
 
 
 def lorenz(counts: np.ndarray) -> list[float]:
@@ -106,6 +123,7 @@ def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, n
         result["lorenz"] = lorenz(counts)
         result["count_histogram"] = np.bincount(counts).tolist()
     return {"vectors": len(xb), "k": k, "ledger_lambda": gallery_lambda,
+            "even_floor": even_floor(len(xb), len(found.strangers[1]) * k),
             "visitors": {"strangers": len(found.strangers[1]), "probes": len(found.probes[1]),
                          "stranger_persons": len(np.unique(found.stranger_persons))},
             "hubness_from": hub_from, "policy_seconds": round(time.perf_counter() - started, 2), "policies": results}
