@@ -220,6 +220,7 @@ def test_bench_exposure_compares_policies_on_a_real_gallery(gallery_path, tmp_pa
         assert {"gini", "gini_per_person", "share_never_shown", "max_count", "rank1", "stranger_score_loss",
                 "most_shown", "lorenz"} <= set(policy)
     assert result["policies"]["exact"]["stranger_score_loss"] == 0
+    assert all(result["query_ms"][name]["p50"] > 0 for name in ("exact", "fair", "fair_ledger"))
     ledger = next(name for name in result["policies"] if "_ledger_" in name)
     assert ledger.endswith("_ledger_0.02_0.15"), "the ledger at the gallery's λ, with both margins in its name"
     assert out.with_suffix(".png").stat().st_size > 1000

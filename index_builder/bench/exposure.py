@@ -21,10 +21,13 @@ from face_engine.fairness import (
     hubness,
     person_numbers,
 )
+from face_engine.gallery import Gallery, one_thread
+from face_engine.query import choose
 from index_builder.attention import Replayed, Visitors, choose_fairness, compare, lambda_sweep, visitors
 from index_builder.bench.common import gallery_arrays
 
 LORENZ_POINTS = 101
+QUERY_COST_VISITORS = 300
 SYNTHETIC_REFERENCES = 100_000  # reference faces for r_g of a synthetic gallery
 
 
@@ -76,7 +79,31 @@ def run_exposure(gallery_path: str, k: int, lambdas: Sequence[float] = LAMBDAS,
     names = dict(gallery.db.execute("SELECT id, display_name FROM faces"))
     result = exposure_of(xb, identities, gallery.hubness, [names[i] for i in range(len(xb))], k, lambdas, deltas,
                          sample, float(gallery.manifest.fairness.get("lambda", 0.5)))
-    return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.fairness, **result}
+    return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.fairness,
+            "query_ms": query_cost(gallery, xb, k), **result}
+
+
+def query_cost(gallery: Gallery, xb: np.ndarray, k: int, queries: int = QUERY_COST_VISITORS) -> dict[str, Any]:
+    """What each policy costs a visitor's query, as the kiosk runs it (`face_engine.query.choose`:
+    search, re-rank, read the shown faces' records), one query at a time on one thread."""
+    xq = xb[np.random.default_rng(1).choice(len(xb), min(queries, len(xb)), replace=False)]
+
+    def no_one_shown_yet(keys: list[str]) -> list[int]:
+        return [0] * len(keys)
+
+    timed: dict[str, Any] = {}
+    with one_thread():
+        for name, policy, counts in (("exact", MatchPolicy("exact"), None), ("fair", MatchPolicy("fair"), None),
+                                     ("fair_ledger", MatchPolicy("fair"), no_one_shown_yet)):
+            choose(gallery, xq[:1], k, True, policy, counts)  # warm
+            times = []
+            for q in xq:
+                started = time.perf_counter()
+                choose(gallery, q[None], k, True, policy, counts)
+                times.append((time.perf_counter() - started) * 1e3)
+            timed[name] = {"p50": float(np.median(times)), "mean": float(np.mean(times))}
+    timed["fair_over_exact_mean_ms"] = timed["fair"]["mean"] - timed["exact"]["mean"]
+    return timed
 
 
 def run_exposure_synthetic(fit_gallery: str, n: int, k: int, lambdas: Sequence[float] = LAMBDAS,
