@@ -80,8 +80,8 @@ def main() -> None:
 
 
 def visitor_frames() -> dict[str, np.ndarray]:
-    """Camera frames made from the public-domain astronaut photo: alone and close, twice side by
-    side (two visitors), small in an empty room (too far), and an empty room."""
+    """Camera frames made from the public-domain astronaut photo: alone and close, three side by
+    side (a crowd), small in an empty room (too far), and an empty room."""
     from importlib import resources
 
     import cv2
@@ -93,7 +93,7 @@ def visitor_frames() -> dict[str, np.ndarray]:
     room = np.full((720, 1280, 3), 40, np.uint8)
     far = room.copy()
     far[300:428, 600:728] = cv2.resize(close, (128, 128), interpolation=cv2.INTER_AREA)
-    return {"close": close, "two": np.hstack([close, close[:, ::-1]]), "far": far, "empty": room}
+    return {"close": close, "three": np.hstack([close, close[:, ::-1], close]), "far": far, "empty": room}
 
 
 def attract_set(gallery_path: str):
@@ -108,6 +108,7 @@ def attract_set(gallery_path: str):
 
 
 def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None) -> None:
+    import cv2
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -143,7 +144,9 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         print(f"  {out / name}.png")
 
     frames = visitor_frames()
-    second = read_image(second_visitor) if second_visitor else np.ascontiguousarray(frames["close"][:, ::-1])
+    close = frames["close"]
+    second = cv2.resize(read_image(second_visitor), close.shape[1::-1]) if second_visitor else close[:, ::-1]
+    duo = np.hstack([close, second])  # two visitors in one frame: the worker's duo search
     shown = attract_set(gallery)
 
     def tour(lang: str) -> None:
@@ -161,7 +164,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         grab(f"{lang}_2_attract")
         settle(0.4)  # grab() settles 0.6 s itself: this frame is a second after the one before
         grab(f"{lang}_2_attract_1s_later")
-        camera.show(frames["two"])
+        camera.show(frames["three"])
         window.on_try_again()  # a touch on the attract screen
         wait(lambda: window.flow.hint == "hint_one_person")
         grab(f"{lang}_3_live_one_person")
@@ -178,12 +181,11 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         third = window.results.tiles[1]
         QTest.mouseClick(third, Qt.MouseButton.LeftButton, pos=QPoint(third.width() // 2, third.height() // 2))
         grab(f"{lang}_6_results_browse")
-        first = window.results.outcome
         searched: list[SearchOutcome] = []
         window.worker.searched.connect(searched.append)
-        window.request_search.emit(second, config.lookalikes, 0.0)
+        window.request_search.emit(duo, config.lookalikes, 0.0)
         wait(lambda: bool(searched))
-        window.results.show_outcome(SearchOutcome(2, [first.pairs[0], searched[0].pairs[0]]), window.config)
+        window.results.show_outcome(searched[0], window.config)
         grab(f"{lang}_6_results_duo")
         camera.unplugged = True
         wait(lambda: window.flow.state is State.CAMERA_WAIT)
