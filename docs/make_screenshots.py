@@ -70,8 +70,12 @@ def main() -> None:
         os.environ["DISPLAY"] = ":97"
         time.sleep(1.5)
     os.environ["QT_QPA_PLATFORM"] = "xcb"
-    # the exhibition's exposure ledger lives in the data folder: the screenshots' showings are not its own
+    # the exhibition's exposure ledger and log live in the data and state folders: the screenshots' are their own
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="other-me-screens-")
+    os.environ["XDG_STATE_HOME"] = os.environ["XDG_DATA_HOME"]
+    from kiosk.log import setup_logging
+
+    setup_logging()  # the staff panel shows the log's last lines
     try:
         take_screenshots(args.gallery, args.out, args.second_visitor)
     finally:
@@ -183,7 +187,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         grab(f"{lang}_6_results_browse")
         searched: list[SearchOutcome] = []
         window.worker.searched.connect(searched.append)
-        window.request_search.emit(duo, config.lookalikes, 0.0)
+        window.request_search.emit(duo, config.lookalikes, time.perf_counter())
         wait(lambda: bool(searched))
         window.results.show_outcome(searched[0], window.config)
         grab(f"{lang}_6_results_duo")

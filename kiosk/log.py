@@ -71,6 +71,7 @@ def setup_logging(verbose: bool = False) -> Path:
         handler.addFilter(limit)
         root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its search for CPU-specific builds is not news
     return path
 
 
