@@ -40,8 +40,8 @@ class Face:
 class FaceDetector:
     """The pack's detector on one device, with the engine's one detection policy."""
 
-    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0) -> None:
-        session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads)
+    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, spin: bool = True) -> None:
+        session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads, spin)
         self.providers = list(session.get_providers())
         self.detector: Detector = YuNetDetector(session) if pack.detector_kind == "yunet" else ScrfdDetector(session)
 
@@ -59,9 +59,10 @@ class FaceDetector:
         return Detections(found.boxes - pad, found.scores, found.landmarks - pad)
 
 
-def open_recognizer(pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> Recognizer:
+def open_recognizer(pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32,
+                    spin: bool = True) -> Recognizer:
     """The pack's recognizer, batching only where the graph was checked to allow it."""
-    session = create_session(_load_graph(pack.recognizer_path, batch_dynamic=True), device, threads)
+    session = create_session(_load_graph(pack.recognizer_path, batch_dynamic=True), device, threads, spin)
     norm = pack.normalisation
     recognizer = Recognizer(session, norm.mean, norm.std, norm.rgb, batch_size)
     recognizer.check_batching(probe_crops())
@@ -93,11 +94,12 @@ class FaceEngine:
     an engine. `providers` holds what onnxruntime really applied, per model.
     """
 
-    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32) -> None:
+    def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32,
+                 spin: bool = True) -> None:
         pack.check()
         self.pack = pack
-        self.detector = FaceDetector(pack, device, threads)
-        self.recognizer = open_recognizer(pack, device, threads, batch_size)
+        self.detector = FaceDetector(pack, device, threads, spin)
+        self.recognizer = open_recognizer(pack, device, threads, batch_size, spin)
         self.providers = {"detector": self.detector.providers,
                           "recognizer": list(self.recognizer.session.get_providers())}
         self.dim = self.recognizer.dim

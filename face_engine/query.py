@@ -45,7 +45,7 @@ def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, devic
     from models.packs import resolve_pack
 
     gallery = Gallery(gallery_path)
-    engine = FaceEngine(resolve_pack(pack or gallery.manifest.pack_source), device)
+    engine = FaceEngine(resolve_pack(pack or gallery.manifest.pack_source), device, spin=False)  # one query at a time
     gallery.check_compatible(engine.pack.recognizer_id)
     return gallery, engine
 

@@ -15,7 +15,7 @@ class FakeSession:
         self.applied = applied
 
     def __call__(self, model, sess_options=None, providers=()):
-        self.requested = list(providers)
+        self.requested, self.options = list(providers), sess_options
         return self
 
     def get_providers(self):
@@ -40,6 +40,16 @@ def test_cuda_requested_where_onnxruntime_offers_none_is_an_error_naming_the_fix
 def test_unknown_device_is_an_error():
     with pytest.raises(DeviceError, match="unknown device"):
         choose_providers("tpu", [CPU])
+
+
+def test_a_query_session_does_not_spin_and_a_build_session_may():
+    spinning = "session.intra_op.allow_spinning"
+    factory = FakeSession()
+    create_session(b"model", "cpu", spin=False, available=[CPU], session_factory=factory)
+    assert factory.options.get_session_config_entry(spinning) == "0"
+    create_session(b"model", "cpu", available=[CPU], session_factory=factory)
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # onnxruntime's default: spin
+        factory.options.get_session_config_entry(spinning)
 
 
 def test_cuda_present_and_working():
