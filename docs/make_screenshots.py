@@ -187,7 +187,8 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         grab(f"{lang}_6_results_browse")
         searched: list[SearchOutcome] = []
         window.worker.searched.connect(searched.append)
-        window.request_search.emit(duo, config.lookalikes, time.perf_counter())
+        window.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
+        window.request_search.emit(duo, config.lookalikes, window.capture_time)
         wait(lambda: bool(searched))
         window.results.show_outcome(searched[0], window.config)
         grab(f"{lang}_6_results_duo")

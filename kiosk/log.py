@@ -35,6 +35,14 @@ class RateLimit(logging.Filter):
         self._held: dict[tuple[str, str], int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """One decision per record, whichever handler asks first: the file and stderr agree."""
+        decided = getattr(record, "rate_limit_passed", None)
+        if decided is not None:
+            return bool(decided)
+        record.rate_limit_passed = passed = self._decide(record)
+        return passed
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
         key = (record.name, record.getMessage())
@@ -57,10 +65,10 @@ def setup_logging(verbose: bool = False) -> Path:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its camera retries would flood stderr
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    limit = RateLimit()
     to_file = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=BACKUPS, encoding="utf-8")
     to_stderr = logging.StreamHandler()
     to_stderr.setLevel(logging.INFO if verbose else logging.WARNING)
+    limit = RateLimit()
     root = logging.getLogger()
     for handler in _installed:  # set up again (main called twice in one process): replace, not add
         root.removeHandler(handler)

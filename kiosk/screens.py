@@ -229,6 +229,10 @@ class LivePage(Page):
         self.frame, self._picture = frame, None
         self.update()
 
+    def forget(self) -> None:
+        """Drop the last camera frame: the next visitor must not see the previous one's."""
+        self.frame = self._picture = self._last_painted = None
+
     def show_overlay(self, hint: str, ready: bool, countdown: int, searching: bool) -> None:
         """What is drawn over the picture; repainted only when it changed (a 1080p repaint costs the
         inference worker's embed part of a core on a 2-core machine)."""
@@ -395,6 +399,7 @@ class ResultsPage(Page):
     The button's ring shows how long the screen stays (`set_time_left`)."""
 
     try_again = Signal()
+    touched = Signal()  # anywhere but the button: someone is there, pointing (it never restarts)
     drawn = Signal(float)  # perf_counter() time of the first paint of a new outcome
 
     def __init__(self) -> None:
@@ -486,6 +491,7 @@ class ResultsPage(Page):
 
     def mousePressEvent(self, event) -> None:
         event.accept()  # kept here: pointing at a portrait never restarts (only the button does)
+        self.touched.emit()
         touched = self.childAt(event.position().toPoint())
         while touched is not None and touched is not self:
             if touched in self.tiles:

@@ -63,6 +63,7 @@ class KioskWindow(QMainWindow):
         self.latest_frame: np.ndarray | None = None
         self.latest_frame_time = 0.0
         self.analysed_frame: tuple[np.ndarray, float] | None = None  # the last frame sent to the worker, and its time
+        self.capture_time: float | None = None  # the frame time of the capture being searched
         self.worker_busy = False
         self.worker_ready = False
         self.info: dict = {}
@@ -102,6 +103,7 @@ class KioskWindow(QMainWindow):
 
         self.attract.language_clicked.connect(self.toggle_language)
         self.results.try_again.connect(self.on_try_again)
+        self.results.touched.connect(lambda: self._event(self.flow.touch))
         self.results.drawn.connect(self.on_results_drawn)
         self.pin.entered.connect(self.on_pin)
         self.pin.cancelled.connect(self.close_staff)
@@ -223,7 +225,8 @@ class KioskWindow(QMainWindow):
         self.frames_seen += 1
         if self.flow.state in (State.LIVE, State.COUNTDOWN):
             self.live.show_frame(frame)
-        watching = self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN)
+        # on the results too: they close when the face has gone
+        watching = self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN, State.RESULTS)
         if self.worker_ready and not self.worker_busy and watching:
             self.worker_busy = True
             self.analysed_frame = (frame, self.latest_frame_time)  # a capture takes this one: its faces are known
@@ -251,10 +254,14 @@ class KioskWindow(QMainWindow):
             self.flow.results("fail_no_face", self.clock())
         else:
             frame, frame_time = self.analysed_frame
+            self.capture_time = frame_time
             self.request_search.emit(frame, self.config.lookalikes, frame_time)
         self.show_state()
 
     def on_searched(self, outcome: SearchOutcome) -> None:
+        if outcome.frame_time != self.capture_time:  # the answer to a capture that timed out: not this visitor's
+            log.warning("a late search answer was dropped (its capture had timed out)")
+            return
         self.stage_ms.update({f"search_{stage}": ms for stage, ms in outcome.timings_ms.items()})
         failure = "" if outcome.pairs else outcome.failure or "fail_search"
         self.visits += 1
@@ -324,8 +331,11 @@ class KioskWindow(QMainWindow):
         if self.staff_open:
             return
         state = self.flow.state
-        if self.flow.forgets_visitor and self.results.outcome is not None:
-            self.results.show_outcome(None, self.config)  # nothing about the last visitor remains
+        if self.flow.forgets_visitor:  # nothing about the last visitor remains
+            if self.results.outcome is not None:
+                self.results.show_outcome(None, self.config)
+            self.live.forget()
+            self.analysed_frame = None
         if state is State.ATTRACT and self._shown_state is not State.ATTRACT:
             self.request_between_visitors.emit()
             if self.lang != self.config.lang:  # the next visitor starts in the booth's language

@@ -154,10 +154,11 @@ class InferenceWorker(QObject):
                                        visitors=lambda found: visitors(found, frame.shape))
         if known is not None:
             watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
+        per_visitor = 1 if len(found) > 1 else k  # a duo sees each visitor's best lookalike only
         pairs, shown = [], []
         for box, lookalikes_of_one in zip(detections.boxes, found, strict=False):
             usable = [(lookalike.face, match) for lookalike in lookalikes_of_one
-                      if (match := _match(lookalike, self.display_side)) is not None]
+                      if (match := _match(lookalike, self.display_side)) is not None][:per_visitor]
             shown += [face for face, _ in usable]  # the ledger counts what the visitor sees
             if usable:
                 pairs.append(Pair(_sized(portrait_crop(frame, box), self.display_side), [m for _, m in usable]))

@@ -81,13 +81,19 @@ def outcome(score: float = 0.5) -> SearchOutcome:
     return SearchOutcome(faces=1, pairs=[Pair(picture, [match, Match(score - 0.1, "B", "", "b.jpg", picture)])])
 
 
+def answer(window: KioskWindow, found: SearchOutcome) -> None:
+    """The worker's answer to the capture the window asked for."""
+    found.frame_time = window.capture_time
+    window.on_searched(found)
+
+
 def to_results(qtbot, window: KioskWindow) -> None:
     centre = QPoint(640, 400)
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=centre)
     assert window.flow.state is State.LIVE
     qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=centre)
     assert window.flow.state is State.SEARCHING
-    window.on_searched(outcome())
+    answer(window, outcome())
     assert window.flow.state is State.RESULTS and window.stack.currentWidget() is window.results
 
 
@@ -145,6 +151,52 @@ def test_a_tap_on_the_portrait_keeps_the_results_and_only_the_button_restarts(qt
     assert window.flow.state is State.RESULTS and window.stack.currentWidget() is window.results
     qtbot.mouseClick(window.results.button, Qt.MouseButton.LeftButton)
     assert window.flow.state is State.LIVE
+
+
+def test_the_results_keep_watching_and_a_touch_keeps_them_up(qtbot, tmp_path, room):
+    clock = Clock()
+    window = booth(qtbot, tmp_path, camera(room), clock)
+    to_results(qtbot, window)
+    sent: list = []
+    window.request_analyse.connect(sent.append)
+    window.on_analysed(Analysis(faces=0))  # the worker is free again
+    qtbot.waitUntil(lambda: bool(sent), timeout=SOON_MS)  # frames are analysed on the results: is the face gone?
+    clock.now += 7.5
+    qtbot.mouseClick(window.results.best, Qt.MouseButton.LeftButton)  # pointing at the lookalike
+    clock.now += 7.5
+    window.tick()
+    assert window.flow.state is State.RESULTS, "a touch is someone there, looking"
+
+
+def test_nothing_of_the_last_visitor_stays_at_attract(qtbot, tmp_path, room):
+    clock = Clock()
+    window = booth(qtbot, tmp_path, camera(room), clock)
+    to_results(qtbot, window)
+    window.live.show_frame(np.full((240, 320, 3), 120, np.uint8))  # the last frame the visitor was seen in
+    assert window.analysed_frame is not None
+    clock.now += 9
+    window.tick()
+    assert window.flow.state is State.ATTRACT
+    assert window.live.frame is None and window.analysed_frame is None and window.results.outcome is None
+
+
+def test_a_late_answer_to_a_timed_out_capture_is_not_shown(qtbot, tmp_path, room):
+    clock = Clock()
+    window = booth(qtbot, tmp_path, camera(room), clock)
+    qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    late = outcome()
+    late.frame_time = window.capture_time
+    clock.now += window.flow.timing.search_seconds
+    window.tick()  # no answer in time: the visitor is told, and may try again
+    assert window.flow.state is State.LIVE and window.live.hint == "fail_search"
+    window.on_analysed(Analysis(faces=0))
+    qtbot.waitUntil(lambda: window.analysed_frame is not None and window.analysed_frame[1] != late.frame_time,
+                    timeout=SOON_MS)
+    window.capture_now()
+    window.flow.state = State.SEARCHING
+    window.on_searched(late)
+    assert window.flow.state is State.SEARCHING and window.results.outcome is None and window.visits == 0
 
 
 def test_results_close_eight_seconds_after_the_face_is_gone_and_the_ring_is_told(qtbot, tmp_path, room):
@@ -266,7 +318,7 @@ def test_a_failure_is_told_truthfully_and_held_for_3_s(qtbot, tmp_path, room):
     window = booth(qtbot, tmp_path, camera(room), clock)
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
     qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
-    window.on_searched(SearchOutcome(faces=0, failure="fail_search"))
+    answer(window, SearchOutcome(faces=0, failure="fail_search"))
     for _ in range(4):
         clock.now += 0.7
         window.on_analysed(Analysis(faces=1, near=True, hint="hint_come_closer"))
@@ -282,7 +334,7 @@ def test_each_visit_is_one_log_line_without_image_data(qtbot, tmp_path, room, ca
         to_results(qtbot, window)
         qtbot.mouseClick(window.results.button, Qt.MouseButton.LeftButton)
         qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
-        window.on_searched(SearchOutcome(faces=0, failure="fail_no_face"))
+        answer(window, SearchOutcome(faces=0, failure="fail_no_face"))
     visits = [record.getMessage() for record in caplog.records if record.getMessage().startswith("visit ")]
     assert len(visits) == 2
     assert visits[0].startswith("visit 1: faces=1 matches=2 best=0.500 total_ms=")

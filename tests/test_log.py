@@ -87,6 +87,22 @@ def test_setting_up_twice_keeps_one_file_handler(tmp_path, monkeypatch):
                 handler.close()
 
 
+def test_a_warning_reaches_both_the_file_and_stderr(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    root = logging.getLogger()
+    try:
+        setup_logging()
+        for _ in range(3):
+            logging.getLogger("kiosk.camera").warning("camera lost: unplugged")
+        assert capsys.readouterr().err.count("camera lost: unplugged") == 1
+        assert log_tail(log_path()).count("camera lost: unplugged") == 1
+    finally:
+        for handler in root.handlers[:]:
+            if isinstance(handler, RotatingFileHandler):
+                root.removeHandler(handler)
+                handler.close()
+
+
 def test_a_camera_path_is_checked_before_it_is_used(tmp_path):
     assert camera_problem(str(tmp_path / "missing.mp4")) == f"{tmp_path / 'missing.mp4'} does not exist"
     assert camera_problem("") == "no camera given"
