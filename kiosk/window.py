@@ -331,9 +331,8 @@ class KioskWindow(QMainWindow):
         if self.staff_open:
             return
         state = self.flow.state
-        if self.flow.forgets_visitor:  # nothing about the last visitor remains
-            if self.results.outcome is not None:
-                self.results.show_outcome(None, self.config)
+        if self.flow.forgets_visitor and state is not self._shown_state:  # nothing about the last visitor remains
+            self.results.show_outcome(None, self.config)
             self.live.forget()
             self.analysed_frame = None
         if state is State.ATTRACT and self._shown_state is not State.ATTRACT:
