@@ -79,14 +79,14 @@ def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike
     queues = [iter(mine) for mine in candidates]
     for _ in range(k):
         for visitor, (mine, queue) in enumerate(zip(chosen, queues, strict=True)):
-            match = next((match for match in queue if shown_to.get(_person(match.face), visitor) == visitor), None)
+            match = next((match for match in queue if shown_to.get(person_of(match.face), visitor) == visitor), None)
             if match is not None:
                 mine.append(match)
-                shown_to[_person(match.face)] = visitor
+                shown_to[person_of(match.face)] = visitor
     return chosen
 
 
-def _person(face: FaceRecord) -> Hashable:
+def person_of(face: FaceRecord) -> Hashable:
     return face.identity or face.id  # no name: a person of its own
 
 
@@ -99,7 +99,7 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     if hubness is None:
         D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
         faces = gallery.faces(I[0].tolist())
-        picks = exact(D[0][: len(faces)], [_person(face) for face in faces], k, distinct)
+        picks = exact(D[0][: len(faces)], [person_of(face) for face in faces], k, distinct)
         return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
     D, I = gallery.search(xq, max(k * CANDIDATES_PER_RESULT, SHORTLIST))
     ids = I[0][I[0] >= 0]

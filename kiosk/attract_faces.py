@@ -15,6 +15,7 @@ import numpy as np
 
 from face_engine.gallery import FaceRecord, Gallery, read_picture
 from face_engine.imaging import ImageError
+from face_engine.query import person_of
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,15 @@ def lookalike_pairs(gallery: Gallery, candidates: np.ndarray, pairs: int) -> lis
     used: set[Hashable] = set()
     for _, a, b in found:
         one, other = records.get(a), records.get(b)
-        if one is None or other is None or {_person(one), _person(other)} & used or _person(one) == _person(other):
+        if one is None or other is None:
+            continue
+        people = {person_of(one), person_of(other)}
+        if len(people) < 2 or people & used:  # two different people, neither in a pair already
             continue
         first, second = _portrait(one), _portrait(other)
         if first is None or second is None:
             continue
-        used |= {_person(one), _person(other)}
+        used |= people
         out.append((first, second, f"{_name(one)} · {_name(other)}"))
         if len(out) == pairs:
             break
@@ -91,10 +95,6 @@ def _vectors(gallery: Gallery, ids: np.ndarray) -> np.ndarray | None:
         log.info("no lookalike pairs for the attract loop: the %s index cannot give vectors back (%s)",
                  gallery.manifest.index.factory, str(error).strip().splitlines()[-1][:120])
         return None
-
-
-def _person(face: FaceRecord) -> Hashable:
-    return face.identity or face.id  # no name: a person of their own
 
 
 def _name(face: FaceRecord) -> str:

@@ -6,8 +6,15 @@ import csv
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
+
+from kiosk.camera import CameraError, FolderSource
+
+if TYPE_CHECKING:
+    from kiosk.worker import InferenceWorker, SearchOutcome
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests run without a screen
 
@@ -79,3 +86,28 @@ def engine(request):
 @pytest.fixture(scope="session")
 def sface_engine():
     return engine_for("sface")
+
+
+class FlakyCamera(FolderSource):
+    """A camera that can be unplugged and plugged back in by the test."""
+
+    unplugged = False
+
+    def open(self) -> None:
+        if self.unplugged:
+            raise CameraError("camera unplugged")
+        super().open()
+
+    def read(self) -> np.ndarray:
+        if self.unplugged:
+            raise CameraError("camera unplugged")
+        return super().read()
+
+
+def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
+    """The worker's answer to one capture of `frame`, asked and taken on this thread."""
+    outcomes: list[SearchOutcome] = []
+    worker.searched.connect(outcomes.append)
+    worker.search(frame, 5, 0.0)
+    worker.searched.disconnect(outcomes.append)
+    return outcomes[0]

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from kiosk.camera import CameraError, FolderSource
+from conftest import FlakyCamera
 from kiosk.config import KioskConfig, hash_pin, load_config
 from kiosk.flow import Analysis, State
 from kiosk.window import STAFF_IDLE_SECONDS, KioskWindow
@@ -27,22 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class FlakyCamera(FolderSource):
-    """A camera that can be unplugged and plugged back in by the test."""
-
-    unplugged = False
-
-    def open(self) -> None:
-        if self.unplugged:
-            raise CameraError("camera unplugged")
-        super().open()
-
-    def read(self) -> np.ndarray:
-        if self.unplugged:
-            raise CameraError("camera unplugged")
-        return super().read()
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import copy_lfw_people
+from conftest import copy_lfw_people, search
 from face_engine.gallery import Gallery
 from face_engine.imaging import read_image
 from index_builder.build import build
 from index_builder.options import BuildOptions
 from kiosk.attract_faces import AttractSet, attract_set
 from kiosk.ledger import Ledger
-from kiosk.worker import InferenceWorker, SearchOutcome
+from kiosk.worker import InferenceWorker
 
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 2, "Gerhard_Schroeder": 2}
 
@@ -37,14 +37,6 @@ def worker(built, tmp_path) -> InferenceWorker:
     assert worker.gallery is not None and len(sets) == 1, "the attract set comes with start-up"
     worker.first_attract = sets[0]  # type: ignore[attr-defined]
     return worker
-
-
-def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
-    outcomes: list[SearchOutcome] = []
-    worker.searched.connect(outcomes.append)
-    worker.search(frame, 5, 0.0)
-    worker.searched.disconnect(outcomes.append)
-    return outcomes[0]
 
 
 def side_by_side(*photos: Path) -> np.ndarray:

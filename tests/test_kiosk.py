@@ -16,18 +16,18 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtTest import QTest
 
-from conftest import LFW, copy_lfw_people, need
+from conftest import LFW, FlakyCamera, copy_lfw_people, need, search
 from face_engine.gallery import FORMAT_VERSION, portrait_crop
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
-from kiosk.camera import CameraError, FolderSource
+from kiosk.camera import FolderSource
 from kiosk.cli import main as kiosk_main
 from kiosk.config import KioskConfig, PinGuard, hash_pin, load_config
 from kiosk.flow import State
 from kiosk.screens import ResultsPage, to_pixmap
 from kiosk.window import KioskWindow
-from kiosk.worker import InferenceWorker, SearchOutcome
+from kiosk.worker import InferenceWorker
 
 WAIT_MS = 60_000
 
@@ -61,22 +61,6 @@ def camera_of(tmp_path: Path, *photos: Path, name: str = "camera") -> FolderSour
     for photo in photos:
         shutil.copy(photo, folder / photo.name)
     return FolderSource(str(folder), hold_seconds=3600, fps=30)
-
-
-class FlakyCamera(FolderSource):
-    """A camera that can be unplugged and plugged back in by the test."""
-
-    unplugged = False
-
-    def open(self) -> None:
-        if self.unplugged:
-            raise CameraError("camera unplugged")
-        super().open()
-
-    def read(self) -> np.ndarray:
-        if self.unplugged:
-            raise CameraError("camera unplugged")
-        return super().read()
 
 
 def make_window(qtbot, gallery_path: Path, source, config_path: Path | None = None, **settings) -> KioskWindow:
@@ -292,14 +276,6 @@ def started_worker(gallery_path: Path) -> InferenceWorker:
     worker.start_up()
     assert worker.gallery is not None, "the worker did not start"
     return worker
-
-
-def search(worker: InferenceWorker, frame: np.ndarray) -> SearchOutcome:
-    outcomes: list[SearchOutcome] = []
-    worker.searched.connect(outcomes.append)
-    worker.search(frame, 5, 0.0)
-    worker.searched.disconnect(outcomes.append)
-    return outcomes[0]
 
 
 def gallery_portrait(worker: InferenceWorker, image: Path) -> np.ndarray:
