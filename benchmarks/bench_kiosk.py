@@ -1,14 +1,16 @@
 """Kiosk latency: camera frame to results drawn (p50/p95), and the live view's frame rate while
 queries run, on the real window (offscreen), real models and a real gallery. Writes one JSON result.
 
-    .venv/bin/python -m benchmarks.bench_kiosk --gallery galleries/lfw [--captures 40]
+    .venv/bin/python -m benchmarks.bench_kiosk --gallery galleries/lfw [--captures 40] [--runs 3]
 
 The live view's analysis of a frame is reused by its capture (no second detection), so the search
 stages are embed, search and portraits. The machine's load average is recorded beside the numbers:
 on a shared machine, latency grows with it.
 
 The synthetic camera shows single-face photos of ../shared/data/photos at 30 frames a second;
-each capture is a touch on the live view, as a visitor would do.
+each capture is a touch on the live view, as a visitor would do. With --runs, the captures are
+taken that many times over in the same window, and each run's p50/p95 is reported beside the
+whole: on a shared machine one run can meet a target that the next misses.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ VISITORS = ("fr_obama.jpg", "fr_lin_manuel_miranda.png", "astronaut.png", "fr_ob
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gallery", required=True)
-    parser.add_argument("--captures", type=int, default=40)
+    parser.add_argument("--captures", type=int, default=40, help="captures per run")
+    parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "kiosk_cpu.json")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -71,7 +74,7 @@ def main() -> None:
     window.worker.searched.connect(lambda outcome: stages.append(outcome.timings_ms))
     live_rates = []
     live_since, drawn_then = None, 0
-    while len(window.results_latency_ms) < args.captures:
+    while len(window.results_latency_ms) < args.captures * args.runs:
         app.processEvents()
         state = window.flow.state
         if state in (State.LIVE, State.COUNTDOWN):
@@ -89,12 +92,15 @@ def main() -> None:
         time.sleep(0.002)
     window.close()
     latencies = np.array(window.results_latency_ms)
+    runs = [percentiles(latencies[start:start + args.captures], (50, 95))
+            for start in range(0, len(latencies), args.captures)]
     result = {
         "gallery": args.gallery,
         "gallery_faces": window.info.get("faces"),
         "providers": window.info.get("providers"),
         "captures": len(latencies),
         "frame_to_results_drawn_ms": {**percentiles(latencies, (50, 95)), "max": float(latencies.max())},
+        "runs": runs,
         "live_view_fps_while_analysing": {"mean": float(np.mean(live_rates)), "min": float(np.min(live_rates))},
         "camera_fps": camera.fps,
         "worker_stage_ms_last": window.stage_ms,
@@ -106,8 +112,10 @@ def main() -> None:
         "raw_ms": latencies.round(1).tolist(),
     }
     write_result(args.out, "kiosk", vars(args), result)
+    each_run = ", ".join(f"{run['p50']:.0f}/{run['p95']:.0f}" for run in runs)
     print(f"frame -> results drawn: p50 {result['frame_to_results_drawn_ms']['p50']:.0f} ms, "
-          f"p95 {result['frame_to_results_drawn_ms']['p95']:.0f} ms over {len(latencies)} captures; "
+          f"p95 {result['frame_to_results_drawn_ms']['p95']:.0f} ms over {len(latencies)} captures "
+          f"(p50/p95 per run: {each_run}); "
           f"live view {result['live_view_fps_while_analysing']['mean']:.1f} fps; wrote {args.out}")
 
 

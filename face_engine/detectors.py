@@ -46,8 +46,10 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, fl
     """The image scaled to fit a size x size canvas at the top-left, and the scale used."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
+    # Area averaging matters only where more than two source pixels fall on one: down to half size,
+    # linear sampling reads them all anyway, at 0.5 ms against 6 ms for a 1137x910 camera frame.
     resized = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+                         interpolation=cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR)
     canvas = np.zeros((size, size, 3), np.uint8)
     canvas[: resized.shape[0], : resized.shape[1]] = resized
     return canvas, scale

@@ -126,6 +126,7 @@ class KioskWindow(QMainWindow):
         self.worker.gallery_refused.connect(self.on_gallery_refused)
         self.request_analyse.connect(self.worker.analyse)
         self.request_search.connect(self.worker.search)
+        self.results.resized.connect(self.worker.set_display_side)
         self.request_between_visitors.connect(self.worker.between_visitors)
         self.request_exposure.connect(self.worker.report_exposure)
         self.request_exposure_reset.connect(self.worker.reset_exposure)

@@ -88,7 +88,7 @@ class InferenceWorker(QObject):
         self._previous_centre: np.ndarray | None = None
         # the last frame the live view analysed and its faces: a capture of that frame reuses them
         self._analysed: tuple[np.ndarray, Detections] | None = None
-        self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile: pictures come at that size
+        self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile (set_display_side)
         self._rng = np.random.default_rng()
 
     @Slot()
@@ -117,6 +117,11 @@ class InferenceWorker(QObject):
         return {"pack": self.engine.pack.id, "providers": self.engine.providers, "gallery": str(self.gallery.root),
                 "faces": manifest.count, "identities": manifest.identities, "built_at": manifest.built_at,
                 "index": manifest.index.factory}
+
+    @Slot(int)
+    def set_display_side(self, side: int) -> None:
+        """Pictures come at the results screen's own size, so its thread only wraps them."""
+        self.display_side = side
 
     @Slot(object)
     def analyse(self, frame: np.ndarray) -> None:

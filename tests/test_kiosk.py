@@ -329,7 +329,7 @@ def distance(drawn: np.ndarray, bgr: np.ndarray) -> float:
     return float(np.abs(drawn - cv2.resize(bgr, drawn.shape[1::-1])[..., ::-1]).mean())
 
 
-def test_to_pixmap_turns_bgr_into_colour_and_mirrors_only_when_asked():
+def test_to_pixmap_turns_bgr_into_colour_and_mirrors_only_when_asked(qapp):
     red_and_blue = np.zeros((2, 4, 3), np.uint8)
     red_and_blue[:, :2] = (0, 0, 255)  # BGR red on the left, blue on the right
     red_and_blue[:, 2:] = (255, 0, 0)
