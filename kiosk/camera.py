@@ -61,32 +61,45 @@ class OpenCvSource:
 
 
 class FolderSource:
-    """Real photos from a folder, in name order, each held `hold_seconds`, at `fps` frames a second."""
+    """Real photos from a folder, in name order, each held `hold_seconds`, at `fps` frames a second.
+    A photo is decoded when its turn comes, never the whole folder at once: staff may point the
+    camera at a folder of thousands (checked on the GUI thread), and only one photo shows at a time.
+    Unreadable files leave the round."""
 
     def __init__(self, folder: str, hold_seconds: float = HOLD_SECONDS, fps: float = 15.0) -> None:
         self.folder = Path(folder)
         self.hold_seconds, self.fps = hold_seconds, fps
-        self.frames: list[np.ndarray] = []
+        self.paths: list[Path] = []
         self.started = 0.0
+        self._shown: tuple[Path, np.ndarray] | None = None
 
     def open(self) -> None:
-        self.frames = []
-        for path in sorted(self.folder.iterdir()):
-            try:
-                self.frames.append(read_image(path))
-            except ImageError:
-                continue
-        if not self.frames:
-            raise CameraError(f"no readable photo in {self.folder}")
+        try:
+            self.paths = sorted(self.folder.iterdir())
+        except OSError as error:
+            raise CameraError(f"cannot read {self.folder}: {error.strerror}") from None
+        self._shown = None
         self.started = time.monotonic()
+        self._photo(0)  # a folder with no readable photo fails here, as a camera that will not open
 
     def read(self) -> np.ndarray:
         time.sleep(1 / self.fps)
-        shown = int((time.monotonic() - self.started) / self.hold_seconds) % len(self.frames)
-        return self.frames[shown].copy()
+        return self._photo(int((time.monotonic() - self.started) / self.hold_seconds)).copy()
+
+    def _photo(self, turn: int) -> np.ndarray:
+        while self.paths:
+            path = self.paths[turn % len(self.paths)]
+            if self._shown is not None and self._shown[0] == path:
+                return self._shown[1]
+            try:
+                self._shown = (path, read_image(path))
+                return self._shown[1]
+            except ImageError:
+                self.paths.remove(path)
+        raise CameraError(f"no readable photo in {self.folder}")
 
     def close(self) -> None:
-        self.frames = []
+        self.paths, self._shown = [], None
 
 
 def open_source(spec: str) -> OpenCvSource | FolderSource:

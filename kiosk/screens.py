@@ -199,24 +199,14 @@ class Page(QWidget):
 
 
 class MessagePage(Page):
-    """A title, a line under it and the privacy line: splash, attract and camera-wait screens."""
+    """A title, a line under it and the privacy line: the splash and camera-wait screens."""
 
-    language_clicked = Signal()
-
-    def __init__(self, title_key: str, line_key: str, with_language: bool = False) -> None:
+    def __init__(self, title_key: str, line_key: str) -> None:
         super().__init__()
         self.title_key, self.line_key = title_key, line_key
         self.title, self.subtitle, self.line = label("title"), label("subtitle"), label("invite")
         self.privacy = label("privacy")
-        self.language = QPushButton()
-        self.language.setObjectName("language")
-        self.language.clicked.connect(self.language_clicked)
-        self.language.setVisible(with_language)
-        top = QHBoxLayout()
-        top.addStretch()
-        top.addWidget(self.language)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
         layout.addStretch(3)
         for widget in (self.title, self.subtitle):
             layout.addWidget(widget)
@@ -231,7 +221,6 @@ class MessagePage(Page):
         self.subtitle.setVisible(self.title_key == "title")
         self.line.setText(tr(lang, self.line_key))
         self.privacy.setText(tr(lang, "privacy"))
-        self.language.setText(tr(lang, "language"))
 
 
 class LivePage(Page):

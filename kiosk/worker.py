@@ -31,12 +31,10 @@ from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.attract_faces import attract_set
 from kiosk.flow import Analysis
-from kiosk.hints import SECOND_FACE, analyse
+from kiosk.hints import analyse, visitors
 from kiosk.ledger import Ledger
 
 log = logging.getLogger(__name__)
-DUO = 2  # visitors matched in one capture at most
-EDGE_MARGIN = 0.02  # of the frame's longer side: a second visitor's face keeps this far from the edges
 
 
 @dataclass
@@ -232,20 +230,6 @@ class InferenceWorker(QObject):
             log.warning("no gallery faces for the attract loop: %s", error)
             return
         self.attract.emit(chosen)
-
-
-def visitors(detections: Detections, frame_shape: tuple[int, ...]) -> int:
-    """How many of the faces found are visitors to match: the largest, and the next one when it is
-    at least SECOND_FACE as tall and wholly in the frame (a duo); smaller faces, and faces cut by
-    the frame's edge, are passers-by."""
-    boxes = detections.boxes
-    if len(boxes) < 2:
-        return len(boxes)
-    height, width = frame_shape[:2]
-    x1, y1, x2, y2 = boxes[1]
-    margin = EDGE_MARGIN * max(height, width)  # a box that reaches the edge holds part of a face only
-    inside = x1 >= margin and y1 >= margin and x2 <= width - margin and y2 <= height - margin
-    return DUO if inside and y2 - y1 >= SECOND_FACE * (boxes[0, 3] - boxes[0, 1]) else 1
 
 
 def _match(found: Lookalike, side: int) -> Match | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from face_engine.detectors import Detections
-from kiosk.hints import analyse
+from kiosk.hints import analyse, visitors
 
 HEIGHT, WIDTH = 480, 640
 
@@ -61,3 +61,14 @@ def test_the_same_place_twice_is_steady():
     _, centre = analyse(LIT, found, None)
     analysis, _ = analyse(LIT, found, centre)
     assert analysis.steady
+
+
+def test_a_big_face_cut_by_the_edge_is_a_passer_by_for_the_live_view_and_the_search():
+    found = faces((250, 100, 370, 240), (560, 100, 640, 240))  # as tall as the visitor, but half out of the frame
+    analysis, _ = analyse(LIT, found, None)
+    assert analysis.ready and not analysis.duo and analysis.faces == 2
+    assert visitors(found, LIT.shape) == 1
+
+
+def test_a_second_visitor_wholly_in_the_frame_is_matched_too():
+    assert visitors(faces((60, 100, 190, 240), (400, 110, 520, 240)), LIT.shape) == 2

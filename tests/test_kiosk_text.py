@@ -115,7 +115,7 @@ def test_every_label_on_every_screen_is_plain_text(qtbot):
     staff.show_status({"camera_status": "<b>ok</b>", "visits": "1", "gallery": "<b>gallery</b>",
                        "providers": "<i>cpu</i>", "performance": "", "log": "<b>log</b>",
                        "warning": '<img src="/etc/hostname">'})
-    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite", with_language=True), AttractPage()]
+    screens = [ResultsPage(), PinPage(), staff, MessagePage("title", "invite"), AttractPage()]
     for screen in screens:
         qtbot.addWidget(screen)
         labels = screen.findChildren(QLabel)

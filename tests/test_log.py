@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kiosk import camera
 from kiosk.camera import camera_problem
 from kiosk.log import RateLimit, log_path, log_tail, setup_logging, visit_line
 
@@ -115,3 +116,21 @@ def test_a_camera_path_is_checked_before_it_is_used(tmp_path):
     photos.mkdir()
     cv2.imwrite(str(photos / "a.png"), np.zeros((20, 20, 3), np.uint8))
     assert camera_problem(str(photos)) == ""
+
+
+def test_a_folder_camera_decodes_each_photo_when_its_turn_comes(tmp_path, monkeypatch):
+    for name in "abc":
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((20, 20, 3), ord(name), np.uint8))
+    (tmp_path / "b2.png").write_bytes(b"not a picture")
+    decoded: list[str] = []
+    read_image = camera.read_image
+    monkeypatch.setattr(camera, "read_image", lambda path: decoded.append(path.name) or read_image(path))
+    source = camera.FolderSource(str(tmp_path), hold_seconds=1.0, fps=1000)
+    source.open()
+    assert decoded == ["a.png"]  # not the whole folder
+    source.read()
+    assert decoded == ["a.png"]  # a photo held is decoded once
+    source.started -= 1.0
+    assert source.read()[0, 0, 0] == ord("b")
+    source.started -= 1.0  # b2.png is next, unreadable: it leaves the round and c.png shows
+    assert source.read()[0, 0, 0] == ord("c") and [path.name for path in source.paths] == ["a.png", "b.png", "c.png"]
