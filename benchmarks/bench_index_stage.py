@@ -65,7 +65,7 @@ def measure(fit_gallery: str, n: int, budget_ms: float) -> dict[str, Any]:
         index_seconds = time.perf_counter() - started
         index_rss = peak_rss_mb()
         started = time.perf_counter()
-        _, fairness = _hubness(index, xb[np.arange(len(xb))], identities, index_seconds, False)
+        _, fairness = _hubness(index, xb[np.arange(len(xb))], identities, None, index_seconds, False)
         hubness_seconds = time.perf_counter() - started
         measured = choice.measured
         return {

@@ -93,9 +93,11 @@ def _leave_one_out(index: faiss.Index, xb: np.ndarray, probes: np.ndarray) -> tu
 
 
 def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
-          order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          order: np.ndarray | None = None, quality: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each visitor (replayed in `order` when given), the faces shown: counts per gallery face,
-    and each visitor's top-1 id and raw score (-1 and -inf when nothing was shown)."""
+    and each visitor's top-1 id and raw score (-1 and -inf when nothing was shown). With `quality`
+    (each gallery face's portrait quality), fair near-ties go to the better portrait, as in the kiosk."""
     policy = replayed.policy
     counts = np.zeros(len(persons), dtype=np.int64)
     top_id = np.full(len(I), -1, dtype=np.int64)
@@ -109,7 +111,7 @@ def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k:
         else:
             seen = counts[ids] if replayed.ledger else None
             picks = rerank(scores, who, hub[ids], k, float(policy.fairness or 0.0), seen, policy.delta,
-                           policy.delta_more)
+                           policy.delta_more, None if quality is None else quality[ids])
         for pick in picks:
             counts[ids[pick.position]] += 1
         if picks:
@@ -118,15 +120,15 @@ def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k:
 
 
 def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
-            rng: np.random.Generator) -> dict[str, Any]:
+            rng: np.random.Generator, quality: np.ndarray | None = None) -> dict[str, Any]:
     """The policy's keys on these visitors, with its exposure counts under "counts" and the
     strangers' shown top-1 raw scores under "top1"."""
     D, I = found.strangers
     order = rng.permutation(len(I)) if replayed.ledger else None
     started = time.perf_counter()
-    counts, _, top1 = shown(D, I, persons, hub, k, replayed, order)
+    counts, _, top1 = shown(D, I, persons, hub, k, replayed, order, quality)
     ms_per_visitor = (time.perf_counter() - started) * 1e3 / max(len(I), 1)
-    _, probe_top, _ = shown(*found.probes, persons, hub, 1, replayed)
+    _, probe_top, _ = shown(*found.probes, persons, hub, 1, replayed, quality=quality)
     _, per_person = np.unique(persons, return_inverse=True)
     return {
         "gini": gini(counts), "gini_per_person": gini(np.bincount(per_person, weights=counts)),
@@ -138,10 +140,10 @@ def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, repla
 
 
 def compare(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, chosen: Sequence[Replayed],
-            seed: int = 0) -> dict[str, dict[str, Any]]:
+            seed: int = 0, quality: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Every policy measured on the same visitors (the first must be exact); the strangers' top-1
     score loss against exact's, per person (`stranger_score_loss`) and per face."""
-    results = {replayed.name: measure(found, persons, hub, k, replayed, np.random.default_rng(seed))
+    results = {replayed.name: measure(found, persons, hub, k, replayed, np.random.default_rng(seed), quality)
                for replayed in chosen}
     baseline = results["exact"]["top1"]
     _, person = np.unique(found.stranger_persons, return_inverse=True)
@@ -168,11 +170,13 @@ def choose_fairness(results: dict[str, dict[str, Any]], chosen: Sequence[Replaye
 
 
 def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], k: int, index_seconds: float,
-                     progress: Progress | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: Progress | None = None, quality: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, dict[str, Any]]:
     """The build's step: r_g of every face (exact k-NN over the whole gallery with its own index when
     that fits in HUBNESS_SHARE of the index stage's `index_seconds` or HUBNESS_FLOOR_SECONDS, else
     over a random sample of reference faces that does) and the λ chosen on BUILD_VISITORS visitors of
-    each kind: the manifest's `fairness`."""
+    each kind, replayed as the kiosk shows them (with each face's portrait `quality` when given): the
+    manifest's `fairness`."""
     persons = person_numbers(identities)
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -185,7 +189,7 @@ def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], 
               f"(exact search; the whole gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
     found = visitors(index, xb, persons, rng, BUILD_VISITORS)
     chosen = lambda_sweep()
-    results = compare(found, persons, hub, k, chosen)
+    results = compare(found, persons, hub, k, chosen, quality=quality)
     return hub, {"k": HUBNESS_K, "seconds": round(seconds, 2), "method": method, "references": references or len(xb),
                  "lambda": choose_fairness(results, chosen), "choice_visitors": BUILD_VISITORS,
                  "choice_seconds": round(time.perf_counter() - started - seconds, 2),

@@ -262,22 +262,22 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
     # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
-    hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, report["index_seconds"],
-                             options.progress)
+    quality = np.array([row.quality for row in collected.rows], np.float32)
+    hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, quality[:, 0],
+                             report["index_seconds"], options.progress)
     manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)
     faces = _face_records(collected)
-    quality = np.array([row.quality for row in collected.rows], np.float32)
     report["wall_seconds"] = round(time.time() - started, 2)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
                                                                  state.pictures(collected.rows), hub, quality))
 
 
-def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], index_seconds: float,
-             progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], quality: np.ndarray | None,
+             index_seconds: float, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
     """r_g of every face (it depends on the whole gallery: recomputed on every build) and the λ
     measured best for this gallery."""
     with tqdm(total=len(xb), unit="face", desc="hubness", disable=not progress, file=sys.stderr) as bar:
-        hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds, bar.update)
+        hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds, bar.update, quality)
     log.info("hubness of %d faces in %.1f s; fairness λ %s chosen", len(xb), fairness["seconds"], fairness["lambda"])
     return hub, fairness
 

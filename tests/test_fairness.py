@@ -30,6 +30,7 @@ from face_engine.fairness import (
 )
 from face_engine.gallery import HUBNESS_FILE, Gallery
 from face_engine.query import choose
+from index_builder.attention import Replayed, shown
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main as builder_main
 from kiosk.config import ConfigError, load_config
@@ -124,6 +125,18 @@ def test_the_ledger_moves_the_best_lookalike_less_than_the_smaller_matches():
     picks = rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02, delta_more=0.12)
     assert [p.position for p in picks] == [0, 2, 3], "the best stays (0.05 > 0.02); the next slots take the less-shown"
     assert [p.position for p in rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02)] == [0, 1, 2]
+
+
+def test_the_replay_breaks_near_ties_by_portrait_quality_as_the_kiosk_does():
+    # a visitor whose two best candidates (different people) are 0.005 apart: a near-tie
+    D, I = np.array([[0.60, 0.595, 0.40]]), np.array([[0, 1, 2]])
+    persons, hub = np.array([0, 1, 2]), np.zeros(3)
+    quality = np.array([0.2, 0.9, 0.5])
+    fair = Replayed(MatchPolicy("fair", 0.5))
+    _, plain_top, _ = shown(D, I, persons, hub, 1, fair)
+    _, quality_top, _ = shown(D, I, persons, hub, 1, fair, quality=quality)
+    kiosk = rerank(D[0], persons.tolist(), hub, 1, 0.5, quality=quality)
+    assert plain_top.tolist() == [0] and quality_top.tolist() == [1] == [kiosk[0].position]
 
 
 def test_the_even_floor_is_the_most_even_spread_of_the_showings():

@@ -74,11 +74,12 @@ def lorenz(counts: np.ndarray) -> list[float]:
 
 def run_exposure(gallery_path: str, k: int, lambdas: Sequence[float] = LAMBDAS,
                  deltas: Sequence[float] = (LEDGER_DELTA,), sample: int | None = None) -> dict[str, Any]:
-    """The policies compared on a real gallery, with the hubness and λ its build stored."""
+    """The policies compared on a real gallery, with the hubness, λ and portrait quality its build stored."""
     gallery, xb, identities = gallery_arrays(gallery_path)
     names = dict(gallery.db.execute("SELECT id, display_name FROM faces"))
+    quality = gallery.quality[:, 0] if gallery.quality is not None else None
     result = exposure_of(xb, identities, gallery.hubness, [names[i] for i in range(len(xb))], k, lambdas, deltas,
-                         sample, float(gallery.manifest.fairness.get("lambda", 0.5)))
+                         sample, float(gallery.manifest.fairness.get("lambda", 0.5)), quality=quality)
     return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.fairness,
             "query_ms": query_cost(gallery, xb, k), **result}
 
@@ -124,9 +125,10 @@ def run_exposure_synthetic(fit_gallery: str, n: int, k: int, lambdas: Sequence[f
 
 def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, names: list[str], k: int,
                 lambdas: Sequence[float], deltas: Sequence[float], sample: int | None, gallery_lambda: float | None,
-                references: np.ndarray | None = None) -> dict[str, Any]:
+                references: np.ndarray | None = None, quality: np.ndarray | None = None) -> dict[str, Any]:
     """Every policy on the same visitors of these faces; r_g computed (exactly, or over `references`)
-    when `hub` is None; the ledger runs at the gallery's λ (else the chosen one)."""
+    when `hub` is None; the ledger runs at the gallery's λ (else the chosen one); fair near-ties go to
+    the better portrait where `quality` is given, as in the kiosk."""
     persons = person_numbers(identities)
     index = faiss.IndexFlatIP(xb.shape[1])  # exact, so policies are compared and not index errors
     index.add(xb)
@@ -140,9 +142,9 @@ def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, n
     started = time.perf_counter()
     if gallery_lambda is None:
         swept = lambda_sweep(lambdas)
-        gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept), swept)
+        gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept, quality=quality), swept)
     chosen = policies(lambdas, gallery_lambda, deltas)
-    results = compare(found, persons, hub, k, chosen)
+    results = compare(found, persons, hub, k, chosen, quality=quality)
     for result in results.values():
         counts = result.pop("counts")
         top = int(np.argmax(counts))
