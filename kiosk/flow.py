@@ -29,6 +29,7 @@ class Timing:
     away_seconds: float = 8.0       # results close this long after the last face was seen
     failure_seconds: float = 3.0    # a failure hint stays at least this long, whatever the live view sees
     search_seconds: float = 15.0    # a search not answered by then has failed: the kiosk never waits for ever
+    settle_seconds: float = 0.5     # a touch this soon after the live view appeared was meant for the screen before
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Flow:
             self._go(State.LIVE, now)
         elif self.state is State.RESULTS:
             self._last_face = max(self._last_face, now)  # someone is there, looking
+        elif self.state is State.LIVE and now - self._since < self.timing.settle_seconds:
+            pass  # a visitor touching the attract screen as their face turned it live: no capture yet
         elif self.state in (State.LIVE, State.COUNTDOWN):
             self._go(State.SEARCHING, now)
             return True

@@ -71,11 +71,17 @@ def answer(window: KioskWindow, found: SearchOutcome) -> None:
     window.on_searched(found)
 
 
+def capture(qtbot, window: KioskWindow) -> None:
+    """A visitor's touch on the live view once it has settled (a touch sooner was meant for the attract screen)."""
+    window.clock.now += window.flow.timing.settle_seconds
+    qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+
+
 def to_results(qtbot, window: KioskWindow) -> None:
     centre = QPoint(640, 400)
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=centre)
     assert window.flow.state is State.LIVE
-    qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=centre)
+    capture(qtbot, window)
     assert window.flow.state is State.SEARCHING
     answer(window, outcome())
     assert window.flow.state is State.RESULTS and window.stack.currentWidget() is window.results
@@ -168,7 +174,7 @@ def test_a_late_answer_to_a_timed_out_capture_is_not_shown(qtbot, tmp_path, room
     clock = Clock()
     window = booth(qtbot, tmp_path, camera(room), clock)
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
-    qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    capture(qtbot, window)
     late = outcome()
     late.frame_time = window.capture_time
     clock.now += window.flow.timing.search_seconds
@@ -301,7 +307,7 @@ def test_a_failure_is_told_truthfully_and_held_for_3_s(qtbot, tmp_path, room):
     clock = Clock()
     window = booth(qtbot, tmp_path, camera(room), clock)
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
-    qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    capture(qtbot, window)
     answer(window, SearchOutcome(faces=0, failure="fail_search"))
     for _ in range(4):
         clock.now += 0.7
@@ -317,7 +323,7 @@ def test_each_visit_is_one_log_line_without_image_data(qtbot, tmp_path, room, ca
     with caplog.at_level(logging.INFO, logger="kiosk.window"):
         to_results(qtbot, window)
         qtbot.mouseClick(window.results.button, Qt.MouseButton.LeftButton)
-        qtbot.mouseClick(window.live, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+        capture(qtbot, window)
         answer(window, SearchOutcome(faces=0, failure="fail_no_face"))
     visits = [record.getMessage() for record in caplog.records if record.getMessage().startswith("visit ")]
     assert len(visits) == 2

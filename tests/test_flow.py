@@ -56,6 +56,14 @@ def test_touch_starts_from_attract_captures_in_live_and_tries_again_from_results
     assert flow.state is State.LIVE
 
 
+def test_a_touch_just_as_a_face_turns_the_attract_screen_live_starts_no_capture():
+    flow = started()
+    flow.analysed(Analysis(faces=1, hint="hint_come_closer"), 1.0)
+    assert flow.state is State.LIVE
+    assert flow.touch(1.2) is False and flow.state is State.LIVE, "meant for the attract screen"
+    assert flow.touch(1.6) is True and flow.state is State.SEARCHING
+
+
 def test_a_capture_without_a_face_says_so_in_the_live_view():
     flow = started()
     flow.touch(1.0)

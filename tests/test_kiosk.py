@@ -95,8 +95,7 @@ def test_an_idle_kiosk_forgets_the_visitor(qtbot, tmp_path, gallery, photos):
 
 
 def test_live_hints_guide_the_visitor(qtbot, tmp_path, gallery, photos):
-    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "if_t1.jpg"))
-    qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
+    window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "if_t1.jpg"))  # faces turn it live
     qtbot.waitUntil(lambda: window.flow.hint == "hint_one_person", timeout=WAIT_MS)
     assert window.flow.state is State.LIVE
 
