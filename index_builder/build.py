@@ -261,8 +261,8 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     choice, index, strangers, index_stage = _index_for(xb, collected.identities, options)
     report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
-    # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
     quality = np.array([row.quality for row in collected.rows], np.float32)
+    # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
     hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, quality[:, 0],
                              report["index_seconds"], options.progress)
     manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)

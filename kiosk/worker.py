@@ -4,7 +4,8 @@ It receives frames (the window drops frames while it is busy) and answers with p
 Analysis for the live view, a SearchOutcome for a capture (one visitor, or two of a similar face
 size), each with its own timings. A capture of the frame the live view analysed last reuses that
 analysis's faces instead of detecting again. Pictures stay BGR and unmirrored, as the camera and
-the gallery give them, decoded here off the GUI thread; only the screens' `to_pixmap` converts.
+the gallery give them, decoded here off the GUI thread at the results screen's size; only the
+screens convert them for Qt.
 The attract loop's gallery faces (an AttractSet) are chosen here at start-up and after each swap.
 New galleries are loaded on a helper thread, then handed to this worker, which swaps them in when
 told the visitor has gone.

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from kiosk import camera
 from kiosk.camera import camera_problem
@@ -72,36 +74,32 @@ def test_opencvs_own_camera_warnings_are_silenced(tmp_path):
     assert (tmp_path / "state" / "other-me" / "kiosk.log").exists()
 
 
-def test_setting_up_twice_keeps_one_file_handler(tmp_path, monkeypatch):
+@pytest.fixture
+def state_home(tmp_path, monkeypatch) -> Iterator[None]:
+    """The kiosk's log file under the test's folder; its handler is taken off the root logger after."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    yield
     root = logging.getLogger()
-    try:
-        setup_logging()
-        setup_logging()
-        assert sum(isinstance(handler, RotatingFileHandler) for handler in root.handlers) == 1
-        logging.getLogger("kiosk.test").warning("one line")
-        assert log_tail(log_path()).count("one line") == 1
-    finally:
-        for handler in root.handlers[:]:
-            if isinstance(handler, RotatingFileHandler):
-                root.removeHandler(handler)
-                handler.close()
+    for handler in root.handlers[:]:
+        if isinstance(handler, RotatingFileHandler):
+            root.removeHandler(handler)
+            handler.close()
 
 
-def test_a_warning_reaches_both_the_file_and_stderr(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    root = logging.getLogger()
-    try:
-        setup_logging()
-        for _ in range(3):
-            logging.getLogger("kiosk.camera").warning("camera lost: unplugged")
-        assert capsys.readouterr().err.count("camera lost: unplugged") == 1
-        assert log_tail(log_path()).count("camera lost: unplugged") == 1
-    finally:
-        for handler in root.handlers[:]:
-            if isinstance(handler, RotatingFileHandler):
-                root.removeHandler(handler)
-                handler.close()
+def test_setting_up_twice_keeps_one_file_handler(state_home):
+    setup_logging()
+    setup_logging()
+    assert sum(isinstance(handler, RotatingFileHandler) for handler in logging.getLogger().handlers) == 1
+    logging.getLogger("kiosk.test").warning("one line")
+    assert log_tail(log_path()).count("one line") == 1
+
+
+def test_a_warning_reaches_both_the_file_and_stderr(state_home, capsys):
+    setup_logging()
+    for _ in range(3):
+        logging.getLogger("kiosk.camera").warning("camera lost: unplugged")
+    assert capsys.readouterr().err.count("camera lost: unplugged") == 1
+    assert log_tail(log_path()).count("camera lost: unplugged") == 1
 
 
 def test_a_camera_path_is_checked_before_it_is_used(tmp_path):
