@@ -45,7 +45,8 @@ def _stored_bytes(index: faiss.Index) -> int:
     if isinstance(index, faiss.IndexPreTransform):
         return _stored_bytes(index.index)
     if isinstance(index, faiss.IndexHNSW):  # 4-byte links to the neighbours on level 0, then the rest
-        return _stored_bytes(index.storage) + 4 * int(index.hnsw.nb_neighbors(0)) + HNSW_OTHER_BYTES
+        graph: Any = index.hnsw  # faiss's type stubs do not know nb_neighbors
+        return _stored_bytes(index.storage) + 4 * int(graph.nb_neighbors(0)) + HNSW_OTHER_BYTES
     if isinstance(index, faiss.IndexIVF):  # an inverted list keeps each vector's id beside its code
         return int(index.code_size) + IVF_ID_BYTES
     return int(index.sa_code_size())
