@@ -5,6 +5,11 @@ approximate indexes lose the true lookalikes. So exact search is chosen whenever
 single-query latency fits the budget; otherwise an approximate index is kept only if, on held-out
 strangers, it returns exact search's top-5 (recall@5 >= 0.98) faster than exact search does.
 Vocabulary as in faiss contrib: xb gallery vectors, xq queries, D scores, I ids, k.
+
+Every index measurement, the builder's and the benchmarks', goes through one seam: a `Candidate`
+(a factory and the search settings to sweep on it), its `Measurement` at each setting against exact
+search's `Truth` (recall@k, single-query latency, bytes per face from faiss's code sizes), and the
+`pareto_frontier` of those measurements.
 """
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import faiss
 import numpy as np
@@ -26,6 +31,7 @@ RECALL_AT = 5
 MIN_RECALL = 0.98
 TRAIN_SAMPLE = 500_000  # vectors an index is trained on (k-means needs a sample, not the gallery)
 ADD_SHARD = 100_000     # vectors added at a time, so GPU memory holds one shard, not the corpus
+Point = TypeVar("Point")
 
 
 @dataclass
@@ -167,6 +173,114 @@ def exact_truth(xb: Vectors, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return heap.D, heap.I
 
 
+class Candidate(NamedTuple):
+    """An index to measure: a faiss factory string and the search settings to try on it, cheapest
+    first. It is built once and swept without rebuilding (ann-benchmarks' runner)."""
+
+    factory: str
+    sweep: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Exact search's top-k for the queries xq: what every candidate is measured against."""
+
+    xq: np.ndarray
+    D: np.ndarray
+    I: np.ndarray
+
+    @classmethod
+    def of(cls, xb: np.ndarray | Vectors, xq: np.ndarray, k: int) -> Truth:
+        return cls(xq, *exact_truth(Vectors.of(xb), xq, k))
+
+    @property
+    def k(self) -> int:
+        return int(self.I.shape[1])
+
+
+@dataclass
+class Measurement:
+    """One candidate at one setting, measured on the queries of a Truth."""
+
+    factory: str
+    settings: dict[str, Any]
+    build_seconds: float
+    bytes_per_face: float  # from faiss's code sizes (face_engine.memory.bytes_per_vector)
+    recall: dict[int, float]  # recall@k against exact search, for each k measured
+    latency_ms: dict[str, float]  # single queries on one thread: p50, p95, p99, mean
+    best_score_loss: np.ndarray  # per query: exact search's best score less this index's
+    batch_queries_per_second: float
+
+
+def build(factory: str, xb: np.ndarray | Vectors, use_gpu: bool) -> tuple[faiss.Index, float]:
+    """train_and_add, timed: the index and the seconds it took."""
+    started = time.perf_counter()
+    index = train_and_add(factory, xb, use_gpu)
+    return index, time.perf_counter() - started
+
+
+def serialized_bytes(index: faiss.Index) -> int:
+    """The size of the index file `index` makes (what bytes_per_vector expects, measured)."""
+    return int(faiss.serialize_index(index).size)
+
+
+def measure(index: faiss.Index, factory: str, settings: dict[str, Any], truth: Truth, build_seconds: float,
+            recall_ks: Sequence[int] = (RECALL_AT,), latency_queries: int | None = None,
+            latency_k: int | None = None) -> Measurement:
+    """`index` (built from `factory`) at `settings`: a batch search of all the truth's queries for
+    recall and throughput, then single queries (the first latency_queries of them, at latency_k:
+    by default all, at the truth's k) for latency."""
+    set_search(index, settings)
+    started = time.perf_counter()
+    D, I = index.search(truth.xq, truth.k)
+    batch_seconds = time.perf_counter() - started
+    return Measurement(
+        factory, settings, build_seconds, bytes_per_vector(factory, index.d),
+        {k: recall_at(I, truth.I, k) for k in recall_ks if k <= truth.k},
+        single_query_latency_ms(index, truth.xq[:latency_queries], latency_k or truth.k),
+        truth.D[:, 0] - D[:, 0], len(truth.xq) / batch_seconds)
+
+
+def measure_sweep(candidate: Candidate, xb: np.ndarray | Vectors, truth: Truth, use_gpu: bool,
+                  until: Callable[[Measurement], bool] = lambda measured: False,
+                  latency_queries: int | None = None,
+                  on_measured: Callable[[Measurement], None] = lambda measured: None
+                  ) -> tuple[faiss.Index, list[Measurement]]:
+    """The candidate built once and measured at each of its settings in turn, stopping after the
+    first for which `until` holds (larger settings only cost more time); the index keeps the last
+    setting measured."""
+    index, build_seconds = build(candidate.factory, xb, use_gpu)
+    measured: list[Measurement] = []
+    for settings in candidate.sweep:
+        measured.append(measure(index, candidate.factory, settings, truth, build_seconds,
+                                latency_queries=latency_queries))
+        on_measured(measured[-1])
+        if until(measured[-1]):
+            break
+    return index, measured
+
+
+def pareto_frontier(points: Iterable[Point], recall: Callable[[Point], float], cost: Callable[[Point], float]
+                    ) -> list[Point]:
+    """The points no other beats (as much recall for less cost), cheapest first, each with more
+    recall than the one before: the operating points worth choosing among."""
+    frontier: list[Point] = []
+    for point in sorted(points, key=lambda point: (cost(point), -recall(point))):
+        if not frontier or recall(point) > recall(frontier[-1]):
+            frontier.append(point)
+    return frontier
+
+
+def latency_frontier(measured: Iterable[Measurement], k: int = RECALL_AT) -> list[Measurement]:
+    """Recall@k against single-query p99."""
+    return pareto_frontier(measured, lambda m: m.recall[k], lambda m: m.latency_ms["p99"])
+
+
+def bytes_frontier(measured: Iterable[Measurement], k: int = RECALL_AT) -> list[Measurement]:
+    """Recall@k against the index's bytes per face."""
+    return pareto_frontier(measured, lambda m: m.recall[k], lambda m: m.bytes_per_face)
+
+
 def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: float, use_gpu: bool,
                  k: int = 10, memory_budget_bytes: float = math.inf, gallery_size: int | None = None,
                  forced: tuple[str, dict[str, Any]] | None = None, exact_queries: int | None = None) -> IndexChoice:
@@ -180,35 +294,33 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
     vectors = Vectors.of(xb)
     size = gallery_size or len(vectors)
     exact_fits = bytes_per_vector("Flat", vectors.dim) * size <= memory_budget_bytes
-    started = time.perf_counter()
-    exact = train_and_add("Flat", vectors, use_gpu=False)
-    exact_seconds = time.perf_counter() - started
-    D_exact, I_exact = exact.search(xq_strangers, k)
-    exact_latency = single_query_latency_ms(exact, xq_strangers[:exact_queries], k)
-    measurements = [{"factory": "Flat", "params": {}, "recall@5": 1.0, "latency_ms": exact_latency,
-                     "build_seconds": exact_seconds, "bytes_per_vector": bytes_per_vector("Flat", vectors.dim)}]
-    if forced is None and exact_fits and exact_latency["p99"] <= budget_ms:
-        return IndexChoice("Flat", {}, f"exact search: p99 {exact_latency['p99']:.2f} ms per query is "
-                           f"within the {budget_ms:g} ms budget", measurements, exact)
+    exact, truth, exact_measured = _measure_exact(vectors, xq_strangers, k, exact_queries)
+    records = [_exact_record(exact_measured)]
+    exact_p99 = exact_measured.latency_ms["p99"]
+    if forced is None and exact_fits and exact_p99 <= budget_ms:
+        return IndexChoice("Flat", {}, f"exact search: p99 {exact_p99:.2f} ms per query is "
+                           f"within the {budget_ms:g} ms budget", records, exact)
     del exact  # one float copy of the gallery at a time
-    best = None
-    tried = [(forced[0], [forced[1]])] if forced else candidates(size, vectors.dim, use_gpu)
-    for factory, sweep in tried:
-        per_vector = bytes_per_vector(factory, vectors.dim)
-        if forced is None and per_vector * size > memory_budget_bytes:
-            measurements.append({"factory": factory, "params": {}, "bytes_per_vector": per_vector,
-                                 "ruled_out": f"needs {per_vector * size / 2**20:,.0f} MiB, over the memory budget"})
+    if forced is not None:
+        factory, params = forced
+        index, swept = measure_sweep(Candidate(factory, [params]), vectors, truth, use_gpu)
+        records += [_record(measured) for measured in swept]
+        return _approximate_choice(swept[0], index, "forced with --index", records)
+    # where exact search does not fit, any candidate that reaches recall beats it
+    measured = [exact_measured] if exact_fits else []
+    best: tuple[Measurement, faiss.Index] | None = None
+    for candidate in candidates(size, vectors.dim, use_gpu):
+        per_vector = bytes_per_vector(candidate.factory, vectors.dim)
+        if per_vector * size > memory_budget_bytes:
+            records.append({"factory": candidate.factory, "params": {}, "bytes_per_vector": per_vector,
+                            "ruled_out": f"needs {per_vector * size / 2**20:,.0f} MiB, over the memory budget"})
             continue
-        started = time.perf_counter()
-        index = train_and_add(factory, vectors, use_gpu)
-        measured = {"factory": factory, "build_seconds": time.perf_counter() - started, "bytes_per_vector": per_vector}
-        reached = _sweep(index, sweep, xq_strangers, D_exact, I_exact, k, measured, measurements, bool(forced))
-        if reached:
-            params, recall, p99 = reached
-            # where exact search does not fit, any candidate that reaches recall beats it
-            beats_exact = p99 < exact_latency["p99"] or not exact_fits
-            if forced or beats_exact and (best is None or p99 < best[2]):
-                best = (factory, params, p99, recall, index)
+        index, swept = measure_sweep(candidate, vectors, truth, use_gpu, until=_reaches_recall)
+        records += [_record(measurement) for measurement in swept]
+        measured += swept
+        fastest = fastest_reaching_recall(measured)  # the sweep stops at its first setting that reaches recall
+        if fastest is swept[-1]:
+            best = (fastest, index)
         del index  # unless it is the best so far: two candidates in memory at most (12 GB at 10^7)
     if best is None:
         if not exact_fits:
@@ -217,36 +329,59 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
                                    f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.1f} MiB for "
                                    f"{size:,} faces")
         return IndexChoice("Flat", {}, f"exact search: over the {budget_ms:g} ms budget (p99 "
-                           f"{exact_latency['p99']:.2f} ms), but no approximate index that fits the memory budget "
-                           f"reached recall@5 {MIN_RECALL} on strangers faster", measurements,
+                           f"{exact_p99:.2f} ms), but no approximate index that fits the memory budget "
+                           f"reached recall@5 {MIN_RECALL} on strangers faster", records,
                            train_and_add("Flat", vectors, use_gpu=False))
-    factory, params, p99, recall, index = best
-    set_search(index, params)
-    how = f"against exact search's {exact_latency['p99']:.2f} ms"
+    how = f"against exact search's {exact_p99:.2f} ms"
     if not exact_fits:
         how += ", which does not fit the memory budget"
-    if forced:
-        how = "forced with --index"
-    return IndexChoice(factory, search_params(params), f"{factory} {params}: recall@5 {recall:.3f} on strangers at "
-                       f"p99 {p99:.2f} ms, {how}", measurements, index, settings=params)
+    return _approximate_choice(*best, how, records)
 
 
-def _sweep(index: faiss.Index, sweep: list[dict[str, Any]], xq: np.ndarray, D_exact: np.ndarray, I_exact: np.ndarray,
-           k: int, measured: dict[str, Any], measurements: list[dict[str, Any]],
-           keep_any: bool) -> tuple[dict[str, Any], float, float] | None:
-    """Measure `index` at each setting of `sweep` in turn, adding to `measurements`; the first setting
-    that reaches recall (any first setting with keep_any), with its recall and p99, else None. Larger
-    settings only cost more time, so the sweep stops there."""
-    for params in sweep:
-        set_search(index, params)
-        D, I = index.search(xq, k)
-        latency = single_query_latency_ms(index, xq, k)
-        recall = recall_at(I, I_exact, RECALL_AT)
-        measurements.append({**measured, "params": search_params(params), "settings": params, "recall@5": recall,
-                             "latency_ms": latency, "best_score_loss_mean": float(np.mean(D_exact[:, 0] - D[:, 0]))})
-        if keep_any or recall >= MIN_RECALL:
-            return params, recall, latency["p99"]
-    return None
+def fastest_reaching_recall(measured: Iterable[Measurement]) -> Measurement | None:
+    """The measurement of lowest p99 that reaches MIN_RECALL@5: a point of the latency frontier."""
+    return next((point for point in latency_frontier(measured) if _reaches_recall(point)), None)
+
+
+def _reaches_recall(measured: Measurement) -> bool:
+    return measured.recall[RECALL_AT] >= MIN_RECALL
+
+
+def _measure_exact(xb: Vectors, xq: np.ndarray, k: int, latency_queries: int | None
+                   ) -> tuple[faiss.Index, Truth, Measurement]:
+    """Exact search on xb: its answers are the truth, and its own measurement (recall 1 by
+    definition, even where the gallery holds fewer than k faces) is the one to beat."""
+    index, build_seconds = build("Flat", xb, use_gpu=False)
+    started = time.perf_counter()
+    truth = Truth(xq, *index.search(xq, k))
+    batch_seconds = time.perf_counter() - started
+    latency = single_query_latency_ms(index, xq[:latency_queries], k)
+    return index, truth, Measurement("Flat", {}, build_seconds, bytes_per_vector("Flat", xb.dim), {RECALL_AT: 1.0},
+                                     latency, np.zeros(len(xq), np.float32), len(xq) / batch_seconds)
+
+
+def _approximate_choice(measured: Measurement, index: faiss.Index, how: str,
+                        records: list[dict[str, Any]]) -> IndexChoice:
+    set_search(index, measured.settings)
+    return IndexChoice(measured.factory, search_params(measured.settings),
+                       f"{measured.factory} {measured.settings}: recall@5 {measured.recall[RECALL_AT]:.3f} on "
+                       f"strangers at p99 {measured.latency_ms['p99']:.2f} ms, {how}", records, index,
+                       settings=measured.settings)
+
+
+def _exact_record(measured: Measurement) -> dict[str, Any]:
+    """How the manifest records exact search among the candidates."""
+    return {"factory": "Flat", "params": {}, "recall@5": measured.recall[RECALL_AT],
+            "latency_ms": measured.latency_ms, "build_seconds": measured.build_seconds,
+            "bytes_per_vector": measured.bytes_per_face}
+
+
+def _record(measured: Measurement) -> dict[str, Any]:
+    """How the manifest records a candidate at one setting."""
+    return {"factory": measured.factory, "build_seconds": measured.build_seconds,
+            "bytes_per_vector": measured.bytes_per_face, "params": search_params(measured.settings),
+            "settings": measured.settings, "recall@5": measured.recall[RECALL_AT],
+            "latency_ms": measured.latency_ms, "best_score_loss_mean": float(np.mean(measured.best_score_loss))}
 
 
 def ivf_nlist(n: int) -> int:
@@ -263,7 +398,7 @@ def shortlist_factors(n: int, at_million: int) -> list[int]:
     return [start * 2 ** step for step in range(8) if start * 2 ** step <= 4096]
 
 
-def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[tuple[str, list[dict[str, Any]]]]:
+def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[Candidate]:
     """Approximate indexes worth trying at gallery size n for stranger queries, each with its search
     settings, cheapest first.
 
@@ -276,15 +411,15 @@ def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[tuple[str,
     if use_gpu:
         nlist = ivf_nlist(n)
         return [
-            ("SQfp16", [{}]),
-            (f"IVF{nlist},PQ{m},RFlat", [{"nprobe": p, "k_factor_rf": kf} for p in (32, 64, 128, 256) if p <= nlist
-                                          for kf in (8, 32)]),
+            Candidate("SQfp16", [{}]),
+            Candidate(f"IVF{nlist},PQ{m},RFlat", [{"nprobe": p, "k_factor_rf": kf} for p in (32, 64, 128, 256)
+                                                  if p <= nlist for kf in (8, 32)]),
         ]
     return [
-        (f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
-        (f"PQ{m}x4fs,Refine(SQ8),RFlat", [{"k_factor_rf": 4, "inner_k_factor": kf}
-                                          for kf in shortlist_factors(n, at_million=32)]),
-        ("SQfp16", [{}]),
+        Candidate(f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
+        Candidate(f"PQ{m}x4fs,Refine(SQ8),RFlat", [{"k_factor_rf": 4, "inner_k_factor": kf}
+                                                   for kf in shortlist_factors(n, at_million=32)]),
+        Candidate("SQfp16", [{}]),
     ]
 
 

@@ -6,7 +6,7 @@ HNSW and IVF are here for in-gallery queries, where they shine; for strangers (t
 visitors) they lose the near-ties, so the builder does not try them (index_builder.indexes)."""
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from typing import Any
 
 import faiss
@@ -14,12 +14,15 @@ import numpy as np
 
 from index_builder.bench.common import gallery_arrays
 from index_builder.indexes import (
+    Candidate,
+    Measurement,
+    Truth,
+    build,
     held_out_strangers,
     ivf_nlist,
-    recall_at,
-    set_search,
-    single_query_latency_ms,
-    train_and_add,
+    measure,
+    pareto_frontier,
+    serialized_bytes,
 )
 
 RECALL_KS = (1, 5, 10, 100)
@@ -43,64 +46,59 @@ def split_queries(identities: list[str], rng: np.random.Generator, in_gallery: i
     return base, strangers, known
 
 
-def default_specs(n: int, dim: int = 128) -> list[tuple[str, list[dict[str, Any]]]]:
+def default_specs(n: int, dim: int = 128) -> list[Candidate]:
     """Exact search, the builder's candidates for strangers, and HNSW and IVF for in-gallery queries."""
     nlist = ivf_nlist(n)
     m = dim // 2
     return [
-        ("Flat", [{}]),
-        ("SQfp16", [{}]),
-        ("SQ8", [{}]),
-        (f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in (8, 16, 32, 64, 128, 256)]),
-        ("HNSW32,Flat", [{"efSearch": ef} for ef in (16, 32, 64, 128, 256, 512, 1024)]),
-        (f"IVF{nlist},Flat", [{"nprobe": p} for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if p <= nlist]),
+        Candidate("Flat", [{}]),
+        Candidate("SQfp16", [{}]),
+        Candidate("SQ8", [{}]),
+        Candidate(f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in (8, 16, 32, 64, 128, 256)]),
+        Candidate("HNSW32,Flat", [{"efSearch": ef} for ef in (16, 32, 64, 128, 256, 512, 1024)]),
+        Candidate(f"IVF{nlist},Flat", [{"nprobe": p} for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+                                       if p <= nlist]),
     ]
 
 
-def evaluate(index: faiss.Index, xq: np.ndarray, D_exact: np.ndarray, I_exact: np.ndarray) -> dict[str, Any]:
+def query_set_record(measured: Measurement) -> dict[str, Any]:
     """Recall at 1/5/10/100, the loss of the best score, single-query latency, batch throughput."""
-    k = I_exact.shape[1]
-    start = time.perf_counter()
-    D, I = index.search(xq, k)
-    batch_seconds = time.perf_counter() - start
-    loss = D_exact[:, 0] - D[:, 0]
+    loss = measured.best_score_loss
     return {
-        **{f"recall@{r}": recall_at(I, I_exact, r) for r in RECALL_KS if r <= k},
+        **{f"recall@{k}": recall for k, recall in measured.recall.items()},
         "best_score_loss": {"mean": float(loss.mean()), "worst_1pct": float(np.percentile(loss, 99)),
                             "max": float(loss.max())},
-        "latency_ms": single_query_latency_ms(index, xq[:LATENCY_QUERIES], 10),
-        "batch_queries_per_second": len(xq) / batch_seconds,
+        "latency_ms": measured.latency_ms,
+        "batch_queries_per_second": measured.batch_queries_per_second,
     }
 
 
-def run_ann(gallery_path: str, specs: list[tuple[str, list[dict[str, Any]]]] | None = None,
+def run_ann(gallery_path: str, specs: Sequence[tuple[str, list[dict[str, Any]]]] | None = None,
             seed: int = 0) -> dict[str, Any]:
     gallery, xb_all, identities = gallery_arrays(gallery_path)
     base, strangers, known = split_queries(identities, np.random.default_rng(seed))
     xb = xb_all[base]
     query_sets = {"strangers": xb_all[strangers], "in_gallery": xb_all[known]}
     k = min(max(RECALL_KS), len(xb))
-    exact = faiss.IndexFlatIP(xb.shape[1])
-    exact.add(xb)
-    truth = {name: exact.search(xq, k) for name, xq in query_sets.items()}
+    truths = {name: Truth.of(xb, xq, k) for name, xq in query_sets.items()}
     manifest_index = gallery.manifest.index
-    specs = specs or default_specs(len(xb), xb.shape[1])
-    if manifest_index.factory not in [factory for factory, _ in specs]:
-        specs.append((manifest_index.factory, [manifest_index.settings or manifest_index.search_params]))
+    candidates = [Candidate(*spec) for spec in specs or default_specs(len(xb), xb.shape[1])]
+    if manifest_index.factory not in [candidate.factory for candidate in candidates]:
+        candidates.append(Candidate(manifest_index.factory,
+                                    [manifest_index.settings or manifest_index.search_params]))
     runs = []
-    for factory, sweep in specs:
-        started = time.perf_counter()
-        index = train_and_add(factory, xb, use_gpu=faiss.get_num_gpus() > 0)
-        build_seconds = time.perf_counter() - started
-        for params in sweep:
-            set_search(index, params)
-            measured = {name: evaluate(index, xq, *truth[name]) for name, xq in query_sets.items()}
-            runs.append({"factory": factory, "params": params, "build_seconds": build_seconds,
-                         "index_bytes": int(faiss.serialize_index(index).size), **measured})
-            strangers_run, in_gallery_run = measured["strangers"], measured["in_gallery"]
-            print(f"  {factory:<16} {str(params):<20} recall@10 strangers {strangers_run['recall@10']:.3f} "
-                  f"in gallery {in_gallery_run['recall@10']:.3f}  p50 {strangers_run['latency_ms']['p50']:.3f} ms",
-                  flush=True)
+    for candidate in candidates:
+        index, build_seconds = build(candidate.factory, xb, use_gpu=faiss.get_num_gpus() > 0)
+        for settings in candidate.sweep:
+            measured = {name: measure(index, candidate.factory, settings, truth, build_seconds, RECALL_KS,
+                                      LATENCY_QUERIES, latency_k=10) for name, truth in truths.items()}
+            runs.append({"factory": candidate.factory, "params": settings, "build_seconds": build_seconds,
+                         "index_bytes": serialized_bytes(index),
+                         **{name: query_set_record(measurement) for name, measurement in measured.items()}})
+            print(f"  {candidate.factory:<16} {str(settings):<20} recall@10 strangers "
+                  f"{measured['strangers'].recall[10]:.3f} in gallery {measured['in_gallery'].recall[10]:.3f}  "
+                  f"p50 {measured['strangers'].latency_ms['p50']:.3f} ms", flush=True)
+    print_frontier(runs)
     return {
         "gallery": str(gallery.root),
         "gallery_index": manifest_index.factory,
@@ -110,3 +108,16 @@ def run_ann(gallery_path: str, specs: list[tuple[str, list[dict[str, Any]]]] | N
         "query_positions": {"strangers": strangers.tolist(), "in_gallery": known.tolist()},
         "runs": runs,
     }
+
+
+def stranger_frontier(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs worth choosing among for strangers: recall@10 against single-query p50 (as plotted)."""
+    return pareto_frontier(runs, lambda run: run["strangers"]["recall@10"],
+                           lambda run: run["strangers"]["latency_ms"]["p50"])
+
+
+def print_frontier(runs: list[dict[str, Any]]) -> None:
+    print("  strangers' recall@10 / p50 frontier:", flush=True)
+    for run in stranger_frontier(runs):
+        print(f"    {run['factory']:<16} {str(run['params']):<20} recall@10 {run['strangers']['recall@10']:.3f} "
+              f"p50 {run['strangers']['latency_ms']['p50']:.3f} ms", flush=True)
