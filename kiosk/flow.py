@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from kiosk.messages import Analysis
+
 
 class State(Enum):
     SPLASH = "splash"          # loading and warming models and gallery
@@ -30,19 +32,6 @@ class Timing:
     failure_seconds: float = 3.0    # a failure hint stays at least this long, whatever the live view sees
     search_seconds: float = 15.0    # a search not answered by then has failed: the kiosk never waits for ever
     settle_seconds: float = 0.5     # a touch this soon after the live view appeared was meant for the screen before
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What the worker saw in one live frame (plain data)."""
-
-    faces: int
-    near: bool = False    # the largest face is close enough to start
-    ready: bool = False   # one face (or a duo), close, lit and frontal: a good capture
-    steady: bool = False  # and it has not moved since the previous frame
-    hint: str = ""        # i18n key of the hint to show, "" when ready
-    analyse_ms: float = 0.0  # how long the worker took over the frame
-    duo: bool = False     # two visitors of a similar size, both close: each gets a lookalike
 
 
 class Flow:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from face_engine.detectors import Detections
-from kiosk.flow import Analysis
+from kiosk.messages import Analysis
 
 NEAR = 0.16        # face height / frame height to count as someone at the kiosk
 CLOSE = 0.22       # ... and close enough for a good capture

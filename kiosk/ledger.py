@@ -15,12 +15,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from face_engine.fairness import gini
 from face_engine.gallery import FaceRecord
+from kiosk.messages import ExposureSummary
 from models.folders import APP, data_home
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Ledger:
         self._saved_at = clock()
         self._unsaved = False
         self._changes = 0  # counted showings and resets: the staff panel's summary is recomputed only after one
-        self._summary: tuple[int, list[str], dict[str, Any]] | None = None
+        self._summary: tuple[int, list[str], ExposureSummary] | None = None
 
     def _read(self) -> dict[str, int]:
         try:
@@ -103,14 +103,16 @@ class Ledger:
         self._changes += 1
         self.save()
 
-    def summary(self, keys: list[str]) -> dict[str, Any]:
+    def summary(self, keys: list[str]) -> ExposureSummary:
         """For the faces of the current gallery (their content keys): how many were shown, the share
         never shown and the Gini coefficient of the counts. Kept until the next showing: the staff
         panel asks every second, and at 10^6 faces the answer takes a second of the inference thread."""
         if self._summary is not None and self._summary[0] == self._changes and self._summary[1] is keys:
             return self._summary[2]
         counts = np.array([self.counts.get(key, 0) for key in keys], dtype=np.int64)
-        summary = {"faces": len(keys), "shown_faces": int(np.count_nonzero(counts)), "showings": int(counts.sum()),
-                   "share_never_shown": float(np.mean(counts == 0)) if len(keys) else 0.0, "gini": gini(counts)}
+        summary = ExposureSummary(faces=len(keys), shown_faces=int(np.count_nonzero(counts)),
+                                  showings=int(counts.sum()),
+                                  share_never_shown=float(np.mean(counts == 0)) if len(keys) else 0.0,
+                                  gini=gini(counts))
         self._summary = (self._changes, keys, summary)
         return summary

@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -31,48 +30,22 @@ from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
 from kiosk.attract_faces import attract_set
-from kiosk.flow import Analysis
 from kiosk.hints import analyse, visitors
 from kiosk.ledger import Ledger
+from kiosk.messages import Analysis, Match, Pair, SearchOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Match:
-    score: float
-    name: str
-    caption: str
-    image: str  # the corpus photo, for information only: the corpus may have changed since the build
-    portrait: np.ndarray  # BGR, square, from the gallery's portrait file
-
-
-@dataclass
-class Pair:
-    """One visitor beside their lookalikes."""
-
-    visitor: np.ndarray  # BGR square crop of the visitor's face, as the camera saw it
-    matches: list[Match]  # best first, never empty
-
-
-@dataclass
-class SearchOutcome:
-    faces: int                  # faces found in the captured frame
-    pairs: list[Pair] = field(default_factory=list)  # largest face first; two in duo mode
-    failure: str = ""           # why there are no pairs, as an i18n key ("" when there are)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    frame_time: float = 0.0     # time.perf_counter() when the frame was captured
-
-
 class InferenceWorker(QObject):
-    ready = Signal(dict)          # what is running: pack, providers, gallery
+    ready = Signal(object)        # WorkerInfo: what is running
     failed = Signal(str)          # start-up failed: the message for staff
     analysed = Signal(object)     # Analysis
     searched = Signal(object)     # SearchOutcome
     gallery_waiting = Signal()    # a new gallery is ready to be swapped in between visitors
-    gallery_changed = Signal(dict)
+    gallery_changed = Signal(object)  # WorkerInfo, after a swap
     gallery_refused = Signal(str)
-    exposure = Signal(dict)       # the ledger's summary for the staff panel (Ledger.summary)
+    exposure = Signal(object)     # ExposureSummary for the staff panel (Ledger.summary)
     attract = Signal(object)      # AttractSet: gallery faces for the attract loop, after start-up and each swap
 
     def __init__(self, gallery_path: str, pack: str, device: str, policy: MatchPolicy = EXACT,
@@ -110,12 +83,12 @@ class InferenceWorker(QObject):
             return
         self.ready.emit(self.info())
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> WorkerInfo:
         assert self.engine is not None and self.gallery is not None
         manifest = self.gallery.manifest
-        return {"pack": self.engine.pack.id, "providers": self.engine.providers, "gallery": str(self.gallery.root),
-                "faces": manifest.count, "identities": manifest.identities, "built_at": manifest.built_at,
-                "index": manifest.index.factory}
+        return WorkerInfo(pack=self.engine.pack.id, providers=self.engine.providers, gallery=str(self.gallery.root),
+                          faces=manifest.count, identities=manifest.identities, built_at=manifest.built_at,
+                          index=manifest.index.factory)
 
     @Slot(int)
     def set_display_side(self, side: int) -> None:

@@ -14,7 +14,8 @@ import pytest
 from kiosk.camera import CameraError, FolderSource
 
 if TYPE_CHECKING:
-    from kiosk.worker import InferenceWorker, SearchOutcome
+    from kiosk.messages import SearchOutcome
+    from kiosk.worker import InferenceWorker
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests run without a screen
 

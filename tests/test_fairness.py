@@ -273,12 +273,12 @@ def test_the_ledger_survives_a_restart(gallery_path, tmp_path):
     assert again.shown([face.content_key for face in faces[:4]]) == [2, 1, 1, 0]
     keys = [face.content_key for face in faces]
     summary = again.summary(keys)
-    assert summary["shown_faces"] == 3 and summary["share_never_shown"] == pytest.approx(1 - 3 / len(faces))
+    assert summary.shown_faces == 3 and summary.share_never_shown == pytest.approx(1 - 3 / len(faces))
     assert again.summary(keys) is summary, "nothing shown since: the panel's summary is not recomputed"
     again.record(faces[3:4])
-    assert again.summary(keys)["shown_faces"] == 4
+    assert again.summary(keys).shown_faces == 4
     again.reset()
-    assert again.summary(keys)["shown_faces"] == 0
+    assert again.summary(keys).shown_faces == 0
     assert Ledger(tmp_path / "exposure.json").shown([faces[0].content_key]) == [0]
 
 
@@ -356,9 +356,9 @@ def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_
     first, second = (outcome.pairs[0].matches[0].name for outcome in outcomes)
     assert first != second, "within δ the less-shown comes next"
     worker.report_exposure()
-    assert summaries[-1]["showings"] == 2 and summaries[-1]["shown_faces"] == 2
+    assert summaries[-1].showings == 2 and summaries[-1].shown_faces == 2
     worker.reset_exposure()
-    assert summaries[-1]["showings"] == 0 and Ledger(tmp_path / "exposure.json").counts == {}
+    assert summaries[-1].showings == 0 and Ledger(tmp_path / "exposure.json").counts == {}
 
 
 def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):

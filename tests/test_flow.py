@@ -1,7 +1,8 @@
 """The visitor's journey, driven with a fake clock (no Qt, no waiting)."""
 from __future__ import annotations
 
-from kiosk.flow import Analysis, Flow, State, Timing
+from kiosk.flow import Flow, State, Timing
+from kiosk.messages import Analysis
 
 READY = Analysis(faces=1, near=True, ready=True, steady=True)
 CLOSER = Analysis(faces=1, near=True, hint="hint_come_closer")

@@ -1,0 +1,71 @@
+"""Every message between the inference worker and the GUI: plain data (numpy arrays, numbers and
+strings, no Qt), imported by both sides. The worker sends each through a queued signal; the
+screens only show them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What is running, for the staff panel: sent when the worker is ready and after each gallery swap."""
+
+    pack: str = ""
+    providers: dict[str, list[str]] = field(default_factory=dict)  # model: the providers it runs on
+    gallery: str = ""       # the gallery's folder
+    faces: int = 0
+    identities: int = 0
+    built_at: str = ""
+    index: str = ""         # the index's factory string
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the worker saw in one live frame."""
+
+    faces: int
+    near: bool = False    # the largest face is close enough to start
+    ready: bool = False   # one face (or a duo), close, lit and frontal: a good capture
+    steady: bool = False  # and it has not moved since the previous frame
+    hint: str = ""        # i18n key of the hint to show, "" when ready
+    analyse_ms: float = 0.0  # how long the worker took over the frame
+    duo: bool = False     # two visitors of a similar size, both close: each gets a lookalike
+
+
+@dataclass
+class Match:
+    score: float
+    name: str
+    caption: str
+    image: str  # the corpus photo, for information only: the corpus may have changed since the build
+    portrait: np.ndarray  # BGR, square, from the gallery's portrait file
+
+
+@dataclass
+class Pair:
+    """One visitor beside their lookalikes."""
+
+    visitor: np.ndarray  # BGR square crop of the visitor's face, as the camera saw it
+    matches: list[Match]  # best first, never empty
+
+
+@dataclass
+class SearchOutcome:
+    faces: int                  # faces found in the captured frame
+    pairs: list[Pair] = field(default_factory=list)  # largest face first; two in duo mode
+    failure: str = ""           # why there are no pairs, as an i18n key ("" when there are)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    frame_time: float = 0.0     # time.perf_counter() when the frame was captured
+
+
+@dataclass(frozen=True)
+class ExposureSummary:
+    """The exposure ledger's numbers for the current gallery's faces (kiosk.ledger.Ledger.summary)."""
+
+    faces: int
+    shown_faces: int
+    showings: int
+    share_never_shown: float
+    gini: float
