@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem
 from kiosk.attract_faces import AttractSet
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram
-from kiosk.screens import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, scaled_font, to_pixmap
+from kiosk.widgets import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, scaled_font, set_texts, to_pixmap
 
 FRAME_MS = 33            # about 30 frames a second
 DRIFT = 18.0             # mosaic speed, pixels a second at 1080p: slow enough to look calm
@@ -118,10 +118,8 @@ class AttractPage(Page):
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
-        self.title.setText(tr(lang, "title"))
-        self.subtitle.setText(tr(lang, "subtitle"))
-        self.privacy.setText(tr(lang, "privacy"))
-        self.language.setText(tr(lang, "language"))
+        set_texts(lang, ((self.title, "title"), (self.subtitle, "subtitle"), (self.privacy, "privacy"),
+                         (self.language, "language")))
         for widget, each in zip(self.calls, sorted(LANGUAGES, key=lambda other: other != lang), strict=True):
             widget.setText(tr(each, "invite"))
 

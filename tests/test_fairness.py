@@ -362,11 +362,12 @@ def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_
 
 
 def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):
-    from kiosk.screens import StaffPage
+    from kiosk.messages import ExposureSummary
+    from kiosk.staff_pages import StaffPage
 
     page = StaffPage()
     qtbot.addWidget(page)
-    numbers = {"faces": 200, "shown_faces": 150, "showings": 900, "share_never_shown": 0.25, "gini": 0.3125}
+    numbers = ExposureSummary(faces=200, shown_faces=150, showings=900, share_never_shown=0.25, gini=0.3125)
     for lang, says in (("en", "150 of 200 faces shown so far; never shown 25.0%; Gini 0.312"), ("zh", "150 / 200")):
         page.retranslate(lang)
         page.show_exposure(numbers)

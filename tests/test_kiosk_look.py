@@ -19,10 +19,12 @@ from kiosk.attract import AttractPage
 from kiosk.attract_faces import AttractSet
 from kiosk.config import KioskConfig
 from kiosk.i18n import LANGUAGES, tr
+from kiosk.messages import Match, Pair, SearchOutcome
 from kiosk.pictograms import draw_pictogram
-from kiosk.screens import LivePage, MessagePage, ResultsPage, scaled_font
+from kiosk.results_page import ResultsPage
+from kiosk.screens import LivePage, MessagePage
+from kiosk.widgets import scaled_font
 from kiosk.window import scaled_theme
-from kiosk.worker import Match, Pair, SearchOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 READABLE_PX = 36  # the least text height a visitor reads from 1.5 m on a 1080p screen

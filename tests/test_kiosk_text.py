@@ -13,9 +13,11 @@ from kiosk.assets import ASSETS
 from kiosk.attract import AttractPage
 from kiosk.attract_faces import AttractSet
 from kiosk.config import KioskConfig
-from kiosk.screens import MessagePage, PinPage, ResultsPage, StaffPage
+from kiosk.messages import Match, Pair, SearchOutcome
+from kiosk.results_page import ResultsPage
+from kiosk.screens import MessagePage
+from kiosk.staff_pages import PinPage, StaffPage
 from kiosk.window import scaled_theme
-from kiosk.worker import Match, Pair, SearchOutcome
 
 LONG_URL = ("https://archive.example.org/collections/portraits/" + "item?id=0042&lang=en&view=full&" * 20)[:435]
 

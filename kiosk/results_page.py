@@ -1,0 +1,294 @@
+"""The results screen: the visitor beside their lookalikes, or two visitors (duo) each beside
+their best one."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+
+from kiosk.config import MAX_LOOKALIKES, KioskConfig
+from kiosk.i18n import tr
+from kiosk.messages import Pair, SearchOutcome
+from kiosk.widgets import (
+    MIDDLE_LEFT,
+    TOP_CENTRE,
+    TOP_LEFT,
+    ElidedLabel,
+    Page,
+    Portrait,
+    fit,
+    label,
+    set_texts,
+    to_pixmap,
+)
+
+SMALL_MATCHES = MAX_LOOKALIKES - 1  # the best match is shown large
+
+
+class RingButton(QPushButton):
+    """A push button with a timer ring in its left padding: the share of time the screen has left,
+    draining clockwise from twelve o'clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time_left = 1.0
+
+    def set_time_left(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, fraction))
+        if fraction != self.time_left:
+            self.time_left = fraction
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        radius = self.height() * 0.27
+        ring = QRectF(self.height() * 0.55 - radius, self.height() / 2 - radius, radius * 2, radius * 2)
+        ink = self.palette().color(self.foregroundRole())
+        track = QColor(ink)
+        track.setAlpha(60)
+        width = max(2.0, self.height() * 0.08)
+        painter.setPen(QPen(track, width))
+        painter.drawEllipse(ring)
+        pen = QPen(ink, width)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(pen)
+        painter.drawArc(ring, 90 * 16, -round(self.time_left * 360 * 16))
+        painter.end()
+
+
+class MatchTile(QWidget):
+    """A small match: portrait, name (two lines at most) and percent; a touch on it enlarges it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.portrait = Portrait("small_portrait")
+        self.name = ElidedLabel("small_name", lines=2, align=MIDDLE_LEFT)
+        self.percent = label("small_percent", MIDDLE_LEFT)
+        words = QVBoxLayout()
+        words.addStretch()
+        words.addWidget(self.name)
+        words.addWidget(self.percent)
+        words.addStretch()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.portrait, alignment=Qt.AlignmentFlag.AlignVCenter)
+        layout.addSpacing(16)
+        layout.addLayout(words, 1)
+
+
+class DuoColumn(QWidget):
+    """One of two visitors beside their best lookalike, with the percent and the name under them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.you, self.best = Portrait("visitor"), Portrait("portrait")
+        self.percent = label("duo_percent")
+        self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)
+        pictures = QHBoxLayout()
+        pictures.addStretch()
+        pictures.addWidget(self.you)
+        pictures.addSpacing(20)
+        pictures.addWidget(self.best)
+        pictures.addStretch()
+        layout = QVBoxLayout(self)
+        layout.addStretch()
+        layout.addLayout(pictures)
+        layout.addWidget(self.percent)
+        layout.addWidget(self.name)
+        layout.addStretch()
+
+    def show_pair(self, pair: Pair, side: int, config: KioskConfig, lang: str) -> None:
+        best = pair.matches[0]
+        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
+        self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), side))
+        self.percent.setText(tr(lang, "similarity", percent=config.percent(best.score)))
+        self.name.setText(best.name)
+
+    def clear(self) -> None:
+        for widget in (self.you, self.best, self.percent, self.name):
+            widget.clear()
+
+
+class ResultsPage(Page):
+    """The visitor beside one lookalike, large, the best first; the next ones small, and a touch on
+    one brings it into the big tile. Two visitors (duo) each get their best lookalike, side by side.
+    Only the button tries again: touches anywhere else are kept here, never passed to the window.
+    The button's ring shows how long the screen stays (`set_time_left`)."""
+
+    try_again = Signal()
+    touched = Signal()  # anywhere but the button: someone is there, pointing (it never restarts)
+    drawn = Signal(float)  # perf_counter() time of the first paint of a new outcome
+    resized = Signal(int)  # the big tiles' new side (big_side)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcome: SearchOutcome | None = None
+        self.config = KioskConfig()
+        self.lang = "zh"
+        self.selected = 0  # which of the first visitor's matches is in the big tile
+        self._small_ranks: list[int] = []  # the match shown in each small tile
+        self._announce = False
+        self.heading = label("heading", MIDDLE_LEFT)
+        self.you, self.you_caption = Portrait("visitor"), label("caption")
+        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.percent = label("percent", MIDDLE_LEFT)
+        self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
+        self.more = label("caption", MIDDLE_LEFT)
+        self.button = RingButton()
+        self.button.setObjectName("try_again")
+        self.button.clicked.connect(self.try_again)
+        self.privacy = label("privacy", MIDDLE_LEFT)
+        self.tiles = [MatchTile() for _ in range(SMALL_MATCHES)]
+        self.small = [(tile.portrait, tile.name, tile.percent) for tile in self.tiles]
+        self.single, self.duo = QWidget(), QWidget()
+        self.duo_columns = [DuoColumn(), DuoColumn()]
+        self._lay_out_single()
+        self._lay_out_page()
+
+    def _lay_out_single(self) -> None:
+        """One visitor: their portrait beside the chosen match, the other matches small under them."""
+        pair = QHBoxLayout()
+        for portrait, caption in ((self.you, self.you_caption), (self.best, None)):
+            column = QVBoxLayout()
+            column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
+            if caption is not None:
+                column.addWidget(caption)
+            column.addStretch()
+            pair.addLayout(column)
+            pair.addSpacing(30)
+        about = QVBoxLayout()
+        for widget in (self.percent, self.best_name, self.best_caption):
+            about.addWidget(widget)
+        about.addStretch()  # a longer name or caption moves nothing else
+        pair.addLayout(about, 1)
+        row = QHBoxLayout()
+        row.setSpacing(24)
+        for tile in self.tiles:
+            row.addWidget(tile, 1)
+        single = QVBoxLayout(self.single)
+        single.setContentsMargins(0, 0, 0, 0)
+        single.addLayout(pair)
+        single.addStretch()
+        single.addWidget(self.more)
+        single.addLayout(row)
+
+    def _lay_out_page(self) -> None:
+        """The heading over the single or the duo view, the privacy line and the button under them."""
+        duo = QHBoxLayout(self.duo)
+        duo.setContentsMargins(0, 0, 0, 0)
+        for side in self.duo_columns:
+            duo.addWidget(side, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.privacy, 1)
+        bottom.addWidget(self.button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(48, 24, 48, 32)
+        layout.addWidget(self.heading)
+        layout.addWidget(self.single, 1)
+        layout.addWidget(self.duo, 1)
+        layout.addLayout(bottom)
+        self.duo.hide()
+
+    def retranslate(self, lang: str) -> None:
+        self.lang = lang
+        set_texts(lang, ((self.you_caption, "you"), (self.more, "browse_hint"), (self.button, "try_again"),
+                         (self.privacy, "privacy")))
+        self._fill()
+
+    def show_outcome(self, outcome: SearchOutcome | None, config: KioskConfig) -> None:
+        self.outcome, self.config = outcome, config
+        self.selected = 0
+        self._announce = outcome is not None
+        self.button.set_time_left(1.0)
+        self._fill()
+
+    def set_time_left(self, fraction: float) -> None:
+        """How long the results stay, as a share of their whole time: 1 just shown, 0 closing."""
+        self.button.set_time_left(fraction)
+
+    def select(self, rank: int) -> None:
+        """Bring the first visitor's match of this rank (0 = best) into the big tile."""
+        self.selected = rank
+        self._fill()
+
+    def mousePressEvent(self, event) -> None:
+        event.accept()  # kept here: pointing at a portrait never restarts (only the button does)
+        self.touched.emit()
+        touched = self.childAt(event.position().toPoint())
+        while touched is not None and touched is not self:
+            if touched in self.tiles:
+                index = self.tiles.index(touched)
+                if index < len(self._small_ranks):
+                    self.select(self._small_ranks[index])
+                return
+            touched = touched.parentWidget()
+
+    def _fill(self) -> None:
+        outcome = self.outcome
+        pairs = outcome.pairs if outcome is not None else []
+        duo = len(pairs) > 1
+        self.single.setVisible(not duo)
+        self.duo.setVisible(duo)
+        self._fill_duo(pairs if duo else [])
+        self._fill_single(pairs[0] if len(pairs) == 1 else None)
+        if duo:
+            self.heading.setText(tr(self.lang, "duo_heading"))
+        elif self.selected:
+            self.heading.setText(tr(self.lang, "match_rank", rank=self.selected + 1))
+        else:
+            self.heading.setText(tr(self.lang, "best_match"))
+
+    def _fill_duo(self, pairs: list[Pair]) -> None:
+        side = int(min(self.height() * 0.36, self.width() * 0.21)) or 360
+        for column, pair in zip(self.duo_columns, pairs, strict=False):
+            column.show_pair(pair, side, self.config, self.lang)
+        for column in self.duo_columns[len(pairs):]:
+            column.clear()
+
+    def big_side(self) -> int:
+        """Pixels of the big tiles' side: the worker prepares pictures at this size."""
+        return int(min(self.height() * 0.46, self.width() * 0.26)) or 330  # a 5:4 screen leaves room beside
+
+    def _fill_single(self, pair: Pair | None) -> None:
+        big = self.big_side()
+        little = int(min(self.height() * 0.13, self.width() * 0.07)) or 94
+        if pair is None:
+            for widget in (self.you, self.best, self.best_name, self.best_caption, self.percent):
+                widget.clear()
+            for widgets in self.small:
+                for widget in widgets:
+                    widget.clear()
+            self._small_ranks = []
+            return
+        chosen = pair.matches[min(self.selected, len(pair.matches) - 1)]
+        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
+        self.best.setPixmap(fit(to_pixmap(chosen.portrait, mirror=False), big))
+        self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(chosen.score)))
+        self.best_name.setText(chosen.name)
+        self.best_caption.setText(chosen.caption)
+        self._small_ranks = [rank for rank in range(len(pair.matches)) if rank != self.selected][:SMALL_MATCHES]
+        self.more.setVisible(bool(self._small_ranks))
+        for index, (portrait, name, percent) in enumerate(self.small):
+            if index < len(self._small_ranks):
+                match = pair.matches[self._small_ranks[index]]
+                portrait.setPixmap(fit(to_pixmap(match.portrait, mirror=False), little))
+                name.setText(match.name)
+                percent.setText(f"{self.config.percent(match.score)}%")
+            else:
+                for widget in (portrait, name, percent):
+                    widget.clear()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.resized.emit(self.big_side())
+        self._fill()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self._announce:
+            self._announce = False
+            self.drawn.emit(time.perf_counter())
