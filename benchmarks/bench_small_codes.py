@@ -24,7 +24,15 @@ import numpy as np
 
 from index_builder.bench.common import gallery_arrays, write_result
 from index_builder.bench.scale import STRANGER_QUERIES, fit, generate
-from index_builder.indexes import Vectors, exact_truth, recall_at, set_search, single_query_latency_ms, train_and_add
+from index_builder.indexes import (
+    RECALL_AT,
+    Candidate,
+    Measurement,
+    Truth,
+    bytes_frontier,
+    latency_frontier,
+    measure_sweep,
+)
 
 HERE = Path(__file__).resolve().parent
 SCAN_BYTES = 320 * 2**20  # what PQ64x4fs reads for one query at 10^7 faces
@@ -62,25 +70,33 @@ def read_bandwidth_gb_s(repeats: int = 5) -> float:
     return SCAN_BYTES / best / 1e9
 
 
-def try_configs(xb: np.ndarray, xq: np.ndarray, configs: list[tuple[str, float, list[dict[str, Any]]]],
-                k: int = 5) -> list[dict[str, Any]]:
-    _, I_exact = exact_truth(Vectors.of(xb), xq, k)
-    rows = []
+def try_configs(xb: np.ndarray, xq: np.ndarray, configs: list[tuple[str, float, list[dict[str, Any]]]]
+                ) -> list[dict[str, Any]]:
+    truth = Truth.of(xb, xq, RECALL_AT)
+    rows, measured = [], []
     for factory, scanned, sweep in configs:
-        started = time.perf_counter()
-        index = train_and_add(factory, xb, use_gpu=False)
-        build_seconds = time.perf_counter() - started
-        for settings in sweep:
-            set_search(index, settings)
-            _, I = index.search(xq, k)
-            latency = single_query_latency_ms(index, xq[:LATENCY_QUERIES], k)
-            rows.append({"factory": factory, "settings": settings, "scanned_bytes_per_face": scanned,
-                         "recall@5_strangers": recall_at(I, I_exact, k), "latency_ms": latency,
-                         "build_seconds": round(build_seconds, 1)})
-            print(f"{factory:28s} {settings} recall@5 {rows[-1]['recall@5_strangers']:.3f} "
-                  f"p50 {latency['p50']:.2f} p99 {latency['p99']:.2f} ms", flush=True)
-        del index
+        index, swept = measure_sweep(Candidate(factory, sweep), xb, truth, use_gpu=False,
+                                     latency_queries=LATENCY_QUERIES, on_measured=print_measured)
+        del index  # one candidate in memory at a time
+        measured += swept
+        rows += [{"factory": factory, "settings": m.settings, "scanned_bytes_per_face": scanned,
+                  "recall@5_strangers": m.recall[RECALL_AT], "latency_ms": m.latency_ms,
+                  "build_seconds": round(m.build_seconds, 1)} for m in swept]
+    print_frontiers(measured)
     return rows
+
+
+def print_measured(m: Measurement) -> None:
+    print(f"{m.factory:28s} {m.settings} recall@5 {m.recall[RECALL_AT]:.3f} "
+          f"p50 {m.latency_ms['p50']:.2f} p99 {m.latency_ms['p99']:.2f} ms", flush=True)
+
+
+def print_frontiers(measured: list[Measurement]) -> None:
+    for title, frontier in (("p99", latency_frontier(measured)), ("bytes per face", bytes_frontier(measured))):
+        print(f"recall@5 / {title} frontier:")
+        for m in frontier:
+            print(f"  {m.factory:28s} {m.settings} recall@5 {m.recall[RECALL_AT]:.3f} p99 {m.latency_ms['p99']:.2f} ms "
+                  f"{m.bytes_per_face:g} bytes per face", flush=True)
 
 
 def main() -> None:
