@@ -74,9 +74,9 @@ def measure(fit_gallery: str, n: int, budget_ms: float) -> dict[str, Any]:
             "strangers_held_out": strangers, "generate_seconds": round(generated, 1),
             "index_stage_seconds": round(index_seconds, 1), "index_stage_peak_rss_mb": round(index_rss),
             "peak_rss_mb_before_index_stage": round(rss_before),
-            "hubness_step_seconds": round(hubness_seconds, 1), "hubness_seconds": fairness["seconds"],
-            "hubness_share_of_index_stage": round(fairness["seconds"] / index_seconds, 3),
-            "hubness_method": fairness["method"], "lambda": fairness["lambda"],
+            "hubness_step_seconds": round(hubness_seconds, 1), "hubness_seconds": fairness.seconds,
+            "hubness_share_of_index_stage": round(fairness.seconds / index_seconds, 3),
+            "hubness_method": fairness.method, "lambda": fairness.lambda_,
             "peak_rss_mb": round(peak_rss_mb()), "candidates": choice.measurements,
         }
 

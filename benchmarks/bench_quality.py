@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from face_engine.engine import FaceEngine
-from face_engine.fairness import MatchPolicy
+from face_engine.fairness import FairPolicy
 from face_engine.gallery import Gallery
 from face_engine.imaging import ImageError, read_image
 from face_engine.quality import TIE_EPSILON
@@ -56,7 +56,7 @@ def main() -> None:
         raise SystemExit(f"{args.gallery} has no quality scores: build it with this index-builder")
     engine = FaceEngine(resolve_pack(gallery.manifest.pack_source), "cpu")
     xq = visitor_vectors(engine, args.visitors, args.queries)
-    policy = MatchPolicy("fair")
+    policy = FairPolicy()
     plain, broken = [], []
     for query in xq:
         gallery.quality = None

@@ -1,9 +1,10 @@
-"""Fair attention: hubness scores of gallery faces and the one matching policy that uses them.
+"""Fair attention: hubness scores of gallery faces, and the matching policies that pick the shown faces
+(exact, and the fair one that uses those scores).
 
 Raw nearest neighbours in high dimensions make hubs: a few faces sit close to everyone and take the
 attention. Local scaling (CSLS) lowers each gallery face's score by its hubness r_g, the mean
 similarity of g to its k nearest faces of OTHER people (same-person neighbours are left out: they
-would punish everyone with many photos). The policy re-ranks a raw shortlist by cos - λ·r_g, shows
+would punish everyone with many photos). The fair policy re-ranks a raw shortlist by cos - λ·r_g, shows
 each person once, and (in the kiosk) breaks near-ties toward the less-shown faces. The visitor still
 sees the raw similarity. The ledger moves the best lookalike only within a small margin of the
 best fair score (what the visitor came for), and the smaller matches within a wider one (where
@@ -12,9 +13,10 @@ attention spreads).
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
+from dataclasses import dataclass, replace
+from typing import ClassVar, NamedTuple
 
 import faiss
 import numpy as np
@@ -23,8 +25,8 @@ from face_engine.quality import near_tie_order
 
 HUBNESS_K = 10
 SHORTLIST = 50  # raw neighbours re-ranked per visitor
+CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-POLICIES = ("exact", "fair")
 DEPTH_CAP = 256  # extra search depth for one person's own photos; rows still short are searched wider
 BATCH = 4096
 HUBNESS_SHARE = 0.2  # hubness may take at most this share of the build's index stage,
@@ -135,20 +137,6 @@ def reference_count(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, bud
     return int(min(n, max(MIN_REFERENCES, budget_seconds / (per_pair * n))))
 
 
-@dataclass(frozen=True)
-class MatchPolicy:
-    """How the shown list is chosen from the raw neighbours: "exact" (plain kNN) or "fair" (re-ranked
-    by score - fairness·r_g; fairness None: the λ the gallery's build chose)."""
-
-    name: str = "fair"
-    fairness: float | None = None
-    delta: float = LEDGER_DELTA  # the margins used only with a ledger's counts: the best lookalike's,
-    delta_more: float = LEDGER_DELTA_MORE  # and the smaller matches'
-
-
-EXACT = MatchPolicy("exact")
-
-
 class Pick(NamedTuple):
     """A shown face: its place in the shortlist, raw score and fair score."""
 
@@ -157,46 +145,123 @@ class Pick(NamedTuple):
     fair_score: float
 
 
-def rerank(scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, fairness: float,
-           counts: Sequence[int] | None = None, delta: float = 0.0, delta_more: float | None = None,
-           quality: np.ndarray | None = None) -> list[Pick]:
-    """The k faces to show from one visitor's shortlist (raw `scores`, best first; each candidate's
-    person and hubness): by fair score score - fairness·hub, each person once. With `quality` (each
-    candidate's portrait quality), near-ties in fair score go to the better portrait
-    (face_engine.quality.near_tie_order). With `counts` (times each candidate was shown so far), each
-    slot goes to the least-shown candidate whose fair score is within a margin of the best one left:
-    `delta` for the first slot, `delta_more` (default: `delta`) for the others."""
-    fair = np.asarray(scores, dtype=np.float64) - fairness * np.asarray(hub, dtype=np.float64)
-    order = np.argsort(-fair, kind="stable") if quality is None else near_tie_order(fair, quality)
-    best_of_person: dict[Hashable, int] = {}
-    for position in order:
-        best_of_person.setdefault(persons[position], int(position))
-    left = [int(p) for p in order if best_of_person[persons[p]] == p]  # each person's best, in order
-    picks: list[Pick] = []
-    while left and len(picks) < k:
-        chosen = left[0]
-        margin = delta if not picks or delta_more is None else delta_more
-        if counts is not None and margin > 0:
-            top = max(fair[p] for p in left)
-            near = [p for p in left if fair[p] >= top - margin]
-            chosen = min(near, key=lambda p: counts[p])  # min() keeps the first (best fair) of equals
-        left.remove(chosen)
-        picks.append(Pick(chosen, float(scores[chosen]), float(fair[chosen])))
-    return picks
+@dataclass(frozen=True)
+class MatchPolicy(ABC):
+    """How the shown list is chosen from one visitor's raw shortlist: the query path, the kiosk and
+    `bench exposure` all pick through `pick`, so a new policy is one more subclass."""
+
+    name: ClassVar[str]  # what search --json reports and the kiosk's config names
+
+    @abstractmethod
+    def shortlist_length(self, k: int, distinct: bool) -> int:
+        """How many raw neighbours to search for k shown faces."""
+
+    @abstractmethod
+    def pick(self, scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, distinct: bool = True,
+             counts: Sequence[int] | None = None, quality: np.ndarray | None = None) -> list[Pick]:
+        """The k faces to show from a shortlist (raw `scores`, best first; each candidate's person and
+        hubness r_g; with `counts`, the times each was shown so far; with `quality`, its portrait
+        quality), each person once when `distinct`."""
+
+    @abstractmethod
+    def label(self, ledger: bool) -> str:
+        """The policy's name with its parameters, as `bench exposure` reports it (`ledger`: replayed
+        with the kiosk's counts)."""
+
+    def on_gallery(self, has_hubness: bool, measured_lambda: float | None) -> MatchPolicy:
+        """The policy as a gallery runs it: one without hubness scores, or with the λ its build measured."""
+        return self
 
 
-def exact(scores: np.ndarray, persons: Sequence[Hashable], k: int, distinct: bool) -> list[Pick]:
-    """Plain kNN: the shortlist in its own order, each person once when `distinct`."""
-    picks: list[Pick] = []
-    seen: set[Hashable] = set()
-    for position, score in enumerate(scores):
-        if distinct and persons[position] in seen:
-            continue
-        seen.add(persons[position])
-        picks.append(Pick(position, float(score), float(score)))
-        if len(picks) == k:
-            break
-    return picks
+@dataclass(frozen=True)
+class ExactPolicy(MatchPolicy):
+    """Plain kNN: the shortlist in its own order."""
+
+    name: ClassVar[str] = "exact"
+
+    def shortlist_length(self, k: int, distinct: bool) -> int:
+        return k * CANDIDATES_PER_RESULT if distinct else k
+
+    def pick(self, scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, distinct: bool = True,
+             counts: Sequence[int] | None = None, quality: np.ndarray | None = None) -> list[Pick]:
+        """The shortlist in its own order, each person once when `distinct`; hubness, counts and
+        quality play no part."""
+        picks: list[Pick] = []
+        seen: set[Hashable] = set()
+        for position, score in enumerate(scores):
+            if distinct and persons[position] in seen:
+                continue
+            seen.add(persons[position])
+            picks.append(Pick(position, float(score), float(score)))
+            if len(picks) == k:
+                break
+        return picks
+
+    def label(self, ledger: bool) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class FairPolicy(MatchPolicy):
+    """Re-ranked by fair score score - fairness·r_g (fairness None: the λ the gallery's build chose),
+    each person once; near-ties in fair score go to the better portrait, and with a ledger's counts
+    each slot to the least-shown within a margin: `delta` for the best lookalike, `delta_more` for
+    the smaller matches."""
+
+    fairness: float | None = None
+    delta: float = LEDGER_DELTA
+    delta_more: float = LEDGER_DELTA_MORE
+
+    name: ClassVar[str] = "fair"
+
+    def shortlist_length(self, k: int, distinct: bool) -> int:
+        return max(k * CANDIDATES_PER_RESULT, SHORTLIST)
+
+    def pick(self, scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, distinct: bool = True,
+             counts: Sequence[int] | None = None, quality: np.ndarray | None = None) -> list[Pick]:
+        """By fair score, each person once whatever `distinct` says. With `quality`, near-ties in fair
+        score go to the better portrait (face_engine.quality.near_tie_order). With `counts`, each slot
+        goes to the least-shown candidate whose fair score is within the slot's margin of the best one
+        left. A fairness of None (not resolved with on_gallery) counts as 0."""
+        fair = np.asarray(scores, dtype=np.float64) - (self.fairness or 0.0) * np.asarray(hub, dtype=np.float64)
+        order = np.argsort(-fair, kind="stable") if quality is None else near_tie_order(fair, quality)
+        best_of_person: dict[Hashable, int] = {}
+        for position in order:
+            best_of_person.setdefault(persons[position], int(position))
+        left = [int(p) for p in order if best_of_person[persons[p]] == p]  # each person's best, in order
+        picks: list[Pick] = []
+        while left and len(picks) < k:
+            chosen = left[0]
+            margin = self.delta if not picks else self.delta_more
+            if counts is not None and margin > 0:
+                top = max(fair[p] for p in left)
+                near = [p for p in left if fair[p] >= top - margin]
+                chosen = min(near, key=lambda p: counts[p])  # min() keeps the first (best fair) of equals
+            left.remove(chosen)
+            picks.append(Pick(chosen, float(scores[chosen]), float(fair[chosen])))
+        return picks
+
+    def label(self, ledger: bool) -> str:
+        name = f"{self.name}_{self.fairness:g}"
+        return f"{name}_ledger_{self.delta:g}_{self.delta_more:g}" if ledger else name
+
+    def on_gallery(self, has_hubness: bool, measured_lambda: float | None) -> MatchPolicy:
+        """Exact where the gallery has no hubness scores; the gallery's λ (0 where none was measured)
+        unless this policy names one."""
+        if not has_hubness:
+            return EXACT
+        return self if self.fairness is not None else replace(self, fairness=measured_lambda or 0.0)
+
+
+EXACT = ExactPolicy()
+# The policies by the name a command line or the kiosk's config gives, with the λ given there.
+_BY_NAME: dict[str, Callable[[float | None], MatchPolicy]] = {"exact": lambda fairness: EXACT, "fair": FairPolicy}
+POLICIES = tuple(_BY_NAME)
+
+
+def policy_named(name: str, fairness: float | None = None) -> MatchPolicy:
+    """The policy called `name` (one of POLICIES); the fair one at λ `fairness` (None: the gallery's)."""
+    return _BY_NAME[name](fairness)
 
 
 def gini(counts: np.ndarray) -> float:

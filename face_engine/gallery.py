@@ -133,9 +133,69 @@ class IndexSpec:
     bytes_per_face: float = 0.0  # of the index, as expected before it was built
 
 
+@dataclass(frozen=True, kw_only=True)
+class BuildReport:
+    """The manifest's `build`: what the build that made the gallery read, embedded and measured
+    (index_builder.build's report, less where it was published). The fields MANIFEST_KEYS checks
+    have no default; the others default to what a gallery built before them stands for."""
+
+    corpus: str
+    photos_in_corpus: int
+    photos_processed_this_run: int = 0
+    photos_removed_since_last_build: int = 0
+    faces_embedded_this_run: int
+    gallery_faces: int = 0
+    identities: int = 0
+    photos_with_faces: int
+    skipped: dict[str, int]  # photos and corpus rows, by reason
+    faces_below_min_quality: int = 0
+    min_quality: float = 0.0
+    bad_files: int = 0
+    truncated: dict[str, int] = field(default_factory=dict)  # texts cut to length, by field
+    warnings: list[str] = field(default_factory=list)
+    embed_seconds: float
+    faces_per_second: float | None  # None: nothing new was embedded
+    photos_per_second: float | None = None
+    wall_seconds: float | None = None
+    workers: int
+    device: str = ""
+    engine: str = ""
+    providers: list[str]
+    faiss_gpus: int = 0
+    content_id: str = ""  # what the gallery is made of: a build of the same content is up to date
+    index_seconds: float = 0.0
+    index_stage_peak_rss_mb: float = 0.0
+    peak_rss_mb_before_index_stage: float = 0.0
+
+
+@dataclass(frozen=True)
+class FairnessReport:
+    """The manifest's `fairness`: how each face's hubness r_g was measured and the λ the fair policy
+    uses unless told another (index_builder.attention.gallery_fairness). `lambda_` is "lambda" on
+    disk. Every field has a default: a reader needs none of them, and a gallery built before one was
+    recorded still opens."""
+
+    k: int = 0
+    seconds: float = 0.0
+    method: str = ""
+    references: int = 0
+    lambda_: float | None = None  # None: none measured (or "lambda" is not a number)
+    choice_visitors: int = 0
+    choice_seconds: float = 0.0
+    measured: dict[str, dict[str, Any]] = field(default_factory=dict)  # bench exposure's keys, per policy
+
+    def to_json(self) -> dict[str, Any]:
+        return {("lambda" if key == "lambda_" else key): value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FairnessReport:
+        chosen = data.get("lambda")
+        return cls(**_known(cls, data), lambda_=float(chosen) if isinstance(chosen, (int, float)) else None)
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """manifest.json: what a gallery holds and how it was made. `build` is the build's report."""
+    """manifest.json: what a gallery holds and how it was made."""
 
     pack: str
     pack_source: str
@@ -147,14 +207,20 @@ class Manifest:
     identities: int
     index: IndexSpec
     recall: dict[str, float]
-    build: dict[str, Any]
+    build: BuildReport
     options: dict[str, str]
     built_at: str
     files: GalleryFiles = GalleryFiles()
-    fairness: dict[str, Any] = field(default_factory=dict)  # how hubness was measured, the λ chosen
+    fairness: FairnessReport | None = None  # None: the gallery was written without the hubness step ({} on disk)
+
+    @property
+    def measured_lambda(self) -> float | None:
+        """The λ the build measured best for the fair policy; None where it measured none."""
+        return self.fairness.lambda_ if self.fairness else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self),
+                "fairness": self.fairness.to_json() if self.fairness else {}}
 
     @classmethod
     def from_json(cls, data: Any) -> Manifest:
@@ -175,7 +241,9 @@ class Manifest:
             raise ManifestError(f"{MANIFEST} is damaged (missing or malformed: {', '.join(wrong)})")
         return cls(**{**_known(cls, data), "detector": data.get("detector", ""), "options": data.get("options", {}),
                       "index": IndexSpec(**_known(IndexSpec, data["index"])),
-                      "files": GalleryFiles(**_known(GalleryFiles, data["files"]))})
+                      "files": GalleryFiles(**_known(GalleryFiles, data["files"])),
+                      "build": BuildReport(**_known(BuildReport, data["build"])),
+                      "fairness": FairnessReport.from_json(data["fairness"]) if data["fairness"] else None})
 
 
 def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -316,33 +384,30 @@ class Gallery:
 
     def _read_hubness(self) -> np.ndarray | None:
         """r_g per face, or None when the gallery has none (the fair policy then falls back to exact)."""
-        path = self.root / self.manifest.files.hubness
-        if not path.is_file():
-            log.warning("%s has no %s: its matches use the exact policy", self.name, path.name)
-            return None
-        try:
-            hub: np.ndarray = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
-        if hub.shape != (self.count,) or hub.dtype != np.float32 or not np.isfinite(hub).all():
-            raise self._damaged(f"{path.name} is damaged (not {self.count} finite float32 scores)")
-        return hub
+        return self._read_scores(self.manifest.files.hubness, (self.count,), "finite float32 scores",
+                                 logging.WARNING, "its matches use the exact policy")
 
     def _read_quality(self) -> np.ndarray | None:
         """(count, 4) portrait quality and its parts per face, or None for a gallery built before them."""
-        path = self.root / self.manifest.files.quality
+        return self._read_scores(self.manifest.files.quality, (self.count, len(QUALITY_COLUMNS)),
+                                 f"rows of {len(QUALITY_COLUMNS)} finite float32 scores",
+                                 logging.INFO, "near-ties are not broken by portrait quality")
+
+    def _read_scores(self, name: str, shape: tuple[int, ...], shape_says: str, absent_level: int,
+                     absent_means: str) -> np.ndarray | None:
+        """The float32 array of `shape` in the gallery's file `name`, or None where the gallery has no
+        such file (logged at `absent_level`, saying what that means)."""
+        path = self.root / name
         if not path.is_file():
-            log.info("%s has no %s: near-ties are not broken by portrait quality", self.name, path.name)
+            log.log(absent_level, "%s has no %s: %s", self.name, path.name, absent_means)
             return None
         try:
-            quality: np.ndarray = np.load(path, allow_pickle=False)
+            scores: np.ndarray = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
-        if (quality.shape != (self.count, len(QUALITY_COLUMNS)) or quality.dtype != np.float32
-                or not np.isfinite(quality).all()):
-            raise self._damaged(f"{path.name} is damaged (not {self.count} rows of {len(QUALITY_COLUMNS)} "
-                                "finite float32 scores)")
-        return quality
+        if scores.shape != shape or scores.dtype != np.float32 or not np.isfinite(scores).all():
+            raise self._damaged(f"{path.name} is damaged (not {self.count} {shape_says})")
+        return scores
 
     def _open_metadata(self) -> sqlite3.Connection:
         path = self.root / self.manifest.files.metadata

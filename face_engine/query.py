@@ -10,11 +10,9 @@ import numpy as np
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
-from face_engine.fairness import EXACT, SHORTLIST, MatchPolicy, exact, rerank
+from face_engine.fairness import EXACT, MatchPolicy
 from face_engine.gallery import FaceRecord, Gallery
 from face_engine.imaging import read_image
-
-CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
 
 
 class Lookalike(NamedTuple):
@@ -92,28 +90,25 @@ def person_of(face: FaceRecord) -> Hashable:
 
 def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: MatchPolicy = EXACT,
            counts: Counts | None = None) -> list[Lookalike]:
-    """The k faces shown for the query vector xq (1, dim) under `policy`. The fair policy re-ranks a
-    raw shortlist, always shows each person once and gives near-ties to the better portrait (where
-    the gallery has quality scores); a gallery without hubness scores gets exact."""
-    hubness = gallery.hubness if policy.name == "fair" else None
-    if hubness is None:
-        D, I = gallery.search(xq, k * CANDIDATES_PER_RESULT if distinct else k)
-        faces = gallery.faces(I[0].tolist())
-        picks = exact(D[0][: len(faces)], [person_of(face) for face in faces], k, distinct)
-        return [Lookalike(pick.score, faces[pick.position], pick.fair_score) for pick in picks]
-    D, I = gallery.search(xq, max(k * CANDIDATES_PER_RESULT, SHORTLIST))
+    """The k faces shown for the query vector xq (1, dim): `policy`, as `gallery` runs it (policy_on),
+    picks them from a raw shortlist with the gallery's hubness and quality scores where it has them."""
+    policy = policy_on(gallery, policy)
+    D, I = gallery.search(xq, policy.shortlist_length(k, distinct))
     ids = I[0][I[0] >= 0]
     identities, keys = gallery.people(ids.tolist())
     persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
-    fairness = policy.fairness
-    if fairness is None:
-        chosen = gallery.manifest.fairness.get("lambda")
-        fairness = float(chosen) if isinstance(chosen, (int, float)) else 0.0  # none measured: plain scores
+    # a gallery without hubness scores runs the exact policy, which reads none
+    hub = gallery.hubness[ids] if gallery.hubness is not None else np.zeros(len(ids), np.float32)
     quality = gallery.quality[ids, 0] if gallery.quality is not None else None
-    picks = rerank(D[0][: len(ids)], persons, hubness[ids], k, fairness, counts(keys) if counts else None,
-                   policy.delta, policy.delta_more, quality)
+    picks = policy.pick(D[0][: len(ids)], persons, hub, k, distinct, counts(keys) if counts else None, quality)
     faces = gallery.faces([int(ids[pick.position]) for pick in picks])
     return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
+
+
+def policy_on(gallery: Gallery, policy: MatchPolicy) -> MatchPolicy:
+    """`policy` as `gallery` runs it: exact where the gallery has no hubness scores, the fair one at
+    the λ its build measured unless told another."""
+    return policy.on_gallery(gallery.hubness is not None, gallery.manifest.measured_lambda)
 
 
 def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike[str] | bytes | np.ndarray,
@@ -127,7 +122,7 @@ def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike
     return {
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
-        "policy": policy.name if gallery.hubness is not None else "exact",
+        "policy": policy_on(gallery, policy).name,
         "matches": [{"rank": rank, "score": round(score, 4), "fair_score": round(fair_score, 4),
                      "name": face.display_name, "identity": face.identity,
                      "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,

@@ -19,22 +19,23 @@ import faiss
 import numpy as np
 
 from face_engine.fairness import (
+    EXACT,
     HUBNESS_FLOOR_SECONDS,
     HUBNESS_K,
     HUBNESS_SHARE,
     LAMBDAS,
     SHORTLIST,
+    FairPolicy,
     MatchPolicy,
     People,
     Progress,
-    exact,
     gini,
     hubness,
     person_numbers,
     reference_count,
-    rerank,
     search_others,
 )
+from face_engine.gallery import FairnessReport
 
 RANK1_SLACK = 0.001  # the chosen λ keeps identity rank-1 within 0.1 pt of exact
 MAX_SCORE_LOSS = 0.01  # and costs strangers at most this much raw top-1 score
@@ -49,16 +50,12 @@ class Replayed(NamedTuple):
 
     @property
     def name(self) -> str:
-        policy = self.policy
-        if policy.name == "exact":
-            return "exact"
-        name = f"fair_{policy.fairness:g}"
-        return f"{name}_ledger_{policy.delta:g}_{policy.delta_more:g}" if self.ledger else name
+        return self.policy.label(self.ledger)
 
 
 def lambda_sweep(lambdas: Sequence[float] = LAMBDAS) -> list[Replayed]:
     """Exact, then the fair policy at each λ, without the ledger."""
-    return [Replayed(MatchPolicy("exact"))] + [Replayed(MatchPolicy("fair", lam)) for lam in lambdas]
+    return [Replayed(EXACT)] + [Replayed(FairPolicy(lam)) for lam in lambdas]
 
 
 @dataclass
@@ -98,20 +95,14 @@ def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k:
     """For each visitor (replayed in `order` when given), the faces shown: counts per gallery face,
     and each visitor's top-1 id and raw score (-1 and -inf when nothing was shown). With `quality`
     (each gallery face's portrait quality), fair near-ties go to the better portrait, as in the kiosk."""
-    policy = replayed.policy
     counts = np.zeros(len(persons), dtype=np.int64)
     top_id = np.full(len(I), -1, dtype=np.int64)
     top_score = np.full(len(I), -np.inf)
     for visitor in (range(len(I)) if order is None else order):
         ids = I[visitor][I[visitor] >= 0]
-        scores = D[visitor][: len(ids)]
-        who = persons[ids].tolist()
-        if policy.name == "exact":
-            picks = exact(scores, who, k, distinct=True)
-        else:
-            seen = counts[ids] if replayed.ledger else None
-            picks = rerank(scores, who, hub[ids], k, float(policy.fairness or 0.0), seen, policy.delta,
-                           policy.delta_more, None if quality is None else quality[ids])
+        picks = replayed.policy.pick(D[visitor][: len(ids)], persons[ids].tolist(), hub[ids], k,
+                                     counts=counts[ids] if replayed.ledger else None,
+                                     quality=None if quality is None else quality[ids])
         for pick in picks:
             counts[ids[pick.position]] += 1
         if picks:
@@ -158,20 +149,21 @@ def compare(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, chose
     return results
 
 
-def choose_fairness(results: dict[str, dict[str, Any]], chosen: Sequence[Replayed]) -> float:
-    """The λ with the lowest Gini whose rank-1 stays within RANK1_SLACK of exact and whose strangers
-    lose at most MAX_SCORE_LOSS of top-1 score (λ 0 always qualifies)."""
-    exact_rank1 = results["exact"]["rank1"] or 0.0
-    fine = [(results[r.name]["gini"], float(r.policy.fairness or 0.0)) for r in chosen
-            if r.policy.name == "fair" and not r.ledger
-            and (results[r.name]["rank1"] or 0.0) >= exact_rank1 - RANK1_SLACK
-            and results[r.name]["stranger_score_loss"] <= MAX_SCORE_LOSS]
+def choose_fairness(results: dict[str, dict[str, Any]], lambdas: Sequence[float] = LAMBDAS) -> float:
+    """The λ (of the sweep `results` measured: lambda_sweep(lambdas)) with the lowest Gini whose
+    rank-1 stays within RANK1_SLACK of exact and whose strangers lose at most MAX_SCORE_LOSS of
+    top-1 score (λ 0 always qualifies)."""
+    exact, *swept = lambda_sweep(lambdas)
+    exact_rank1 = results[exact.name]["rank1"] or 0.0
+    fine = [(results[fair.name]["gini"], float(lam)) for lam, fair in zip(lambdas, swept, strict=True)
+            if (results[fair.name]["rank1"] or 0.0) >= exact_rank1 - RANK1_SLACK
+            and results[fair.name]["stranger_score_loss"] <= MAX_SCORE_LOSS]
     return float(min(fine)[1]) if fine else 0.0
 
 
 def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], k: int, index_seconds: float,
                      progress: Progress | None = None, quality: np.ndarray | None = None
-                     ) -> tuple[np.ndarray, dict[str, Any]]:
+                     ) -> tuple[np.ndarray, FairnessReport]:
     """The build's step: r_g of every face (exact k-NN over the whole gallery with its own index when
     that fits in HUBNESS_SHARE of the index stage's `index_seconds` or HUBNESS_FLOOR_SECONDS, else
     over a random sample of reference faces that does) and the λ chosen on BUILD_VISITORS visitors of
@@ -188,13 +180,12 @@ def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], 
               if sample is None else f"k-NN of other people among a random sample of {references} reference faces "
               f"(exact search; the whole gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
     found = visitors(index, xb, persons, rng, BUILD_VISITORS)
-    chosen = lambda_sweep()
-    results = compare(found, persons, hub, k, chosen, quality=quality)
-    return hub, {"k": HUBNESS_K, "seconds": round(seconds, 2), "method": method, "references": references or len(xb),
-                 "lambda": choose_fairness(results, chosen), "choice_visitors": BUILD_VISITORS,
-                 "choice_seconds": round(time.perf_counter() - started - seconds, 2),
-                 "measured": {name: {key: value for key, value in result.items() if key != "counts"}
-                              for name, result in results.items()}}
+    results = compare(found, persons, hub, k, lambda_sweep(), quality=quality)
+    return hub, FairnessReport(k=HUBNESS_K, seconds=round(seconds, 2), method=method, references=references or len(xb),
+                               lambda_=choose_fairness(results), choice_visitors=BUILD_VISITORS,
+                               choice_seconds=round(time.perf_counter() - started - seconds, 2),
+                               measured={name: {key: value for key, value in result.items() if key != "counts"}
+                                         for name, result in results.items()})
 
 
 def _describe(index: faiss.Index) -> str:

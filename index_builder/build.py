@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,16 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from face_engine.gallery import MANIFEST, FaceRecord, IndexSpec, Manifest, face_record, write_gallery
+from face_engine.gallery import (
+    MANIFEST,
+    BuildReport,
+    FaceRecord,
+    FairnessReport,
+    IndexSpec,
+    Manifest,
+    face_record,
+    write_gallery,
+)
 from face_engine.imaging import REASONS as UNREADABLE
 from face_engine.memory import bytes_per_vector, peak_rss_mb
 from index_builder import local_engine, ray_engine
@@ -145,8 +154,8 @@ def _build(options: BuildOptions) -> dict[str, Any]:
         collected.rows, collected.skipped, collected.low_quality = _gallery_rows(state, collected, options)
         content_id = _content_id(settings, collected, options)
         live = _live_manifest(options.out)
-        if not collected.todo and not collected.removed and live and live.build.get("content_id") == content_id:
-            return {**live.build, "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
+        if not collected.todo and not collected.removed and live and live.build.content_id == content_id:
+            return {**asdict(live.build), "photos_processed_this_run": 0, "faces_embedded_this_run": 0,
                     "up_to_date": True, "published": str(options.out.resolve()),
                     "wall_seconds": round(time.time() - started, 2)}
         report = _report(collected, embedding, options, content_id)
@@ -265,25 +274,25 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
     hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, quality[:, 0],
                              report["index_seconds"], options.progress)
-    manifest = replace(_manifest(pack, options, xb, choice, strangers, report), fairness=fairness)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
+    manifest = _manifest(pack, options, xb, choice, strangers, report, fairness)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
                                                                  state.pictures(collected.rows), hub, quality))
 
 
 def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], quality: np.ndarray | None,
-             index_seconds: float, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+             index_seconds: float, progress: bool) -> tuple[np.ndarray, FairnessReport]:
     """r_g of every face (it depends on the whole gallery: recomputed on every build) and the λ
     measured best for this gallery."""
     with tqdm(total=len(xb), unit="face", desc="hubness", disable=not progress, file=sys.stderr) as bar:
         hub, fairness = gallery_fairness(index, xb, identities, LOOKALIKES, index_seconds, bar.update, quality)
-    log.info("hubness of %d faces in %.1f s; fairness λ %s chosen", len(xb), fairness["seconds"], fairness["lambda"])
+    log.info("hubness of %d faces in %.1f s; fairness λ %s chosen", len(xb), fairness.seconds, fairness.lambda_)
     return hub, fairness
 
 
 def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: IndexChoice, strangers: int,
-              report: dict[str, Any]) -> Manifest:
+              report: dict[str, Any], fairness: FairnessReport) -> Manifest:
     recall = choice.measured["recall@5"]
     return Manifest(
         pack=pack.id,
@@ -297,9 +306,10 @@ def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: Index
         index=IndexSpec(choice.factory, choice.search_params, choice.reason, choice.measurements, strangers,
                         choice.settings, bytes_per_vector(choice.factory, xb.dim)),
         recall={"recall@5_vs_exact_on_strangers": recall},
-        build=report,
+        build=BuildReport(**report),
         options=options.recorded(),
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        fairness=fairness,
     )
 
 

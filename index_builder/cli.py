@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import numpy as np
 
 from face_engine.engine import Face, FaceEngine, check_runs
-from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, POLICIES, MatchPolicy
+from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, POLICIES, policy_named
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
@@ -469,7 +469,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     gallery, engine = open_for_query(args.gallery, args.pack, args.device)
     try:
-        result = search_photo(engine, gallery, args.image, args.k, policy=MatchPolicy(args.policy, args.fairness))
+        result = search_photo(engine, gallery, args.image, args.k, policy=policy_named(args.policy, args.fairness))
     except ImageError as error:
         print(f"error: {args.image}: {error}", file=sys.stderr)
         return 1
@@ -495,30 +495,30 @@ def run_info(args: argparse.Namespace) -> int:
     build_report = manifest.build
     index = manifest.index
     print(f"gallery      {args.gallery} -> {gallery.root}")
-    print(f"built        {manifest.built_at} from {build_report['corpus']}")
+    print(f"built        {manifest.built_at} from {build_report.corpus}")
     print(f"pack         {manifest.pack} (recognizer {manifest.recognizer}, {manifest.dim}-d, {manifest.metric})")
     print(f"faces        {manifest.count} of {manifest.identities} identities "
-          f"({build_report['photos_with_faces']} of {build_report['photos_in_corpus']} photos)")
+          f"({build_report.photos_with_faces} of {build_report.photos_in_corpus} photos)")
     print(f"index        {index.factory} {index.search_params or ''}".rstrip())
     print(f"             {index.reason}")
     print(f"recall       {manifest.recall}")
     per_face = index.bytes_per_face or bytes_per_vector(index.factory, manifest.dim)
     print(f"memory       {per_face:,.0f} bytes per face; expected RSS "
           f"{expected_rss_bytes(per_face, manifest.count) / 2**20:,.0f} MiB for the index and metadata")
-    skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report["skipped"].items())) or "none"
+    skipped = ", ".join(f"{r} {n}" for r, n in sorted(build_report.skipped.items())) or "none"
     print(f"skipped      {skipped}")
     if gallery.quality is not None:
         print(f"quality      portraits' median {float(np.median(gallery.quality[:, 0])):.2f} (0..1: sharpness, frontal "
-              f"pose, size); {build_report.get('faces_below_min_quality', 0)} face(s) below --min-quality "
-              f"{build_report.get('min_quality', 0.0)} left out")
-    rate = f"{build_report['faces_per_second']} faces/s" if build_report["faces_per_second"] else "nothing new"
-    print(f"last run     embedded {build_report['faces_embedded_this_run']} faces in {build_report['embed_seconds']} s "
-          f"({rate}), {build_report['workers']} workers, providers {', '.join(build_report['providers'])}")
+              f"pose, size); {build_report.faces_below_min_quality} face(s) below --min-quality "
+              f"{build_report.min_quality} left out")
+    rate = f"{build_report.faces_per_second} faces/s" if build_report.faces_per_second else "nothing new"
+    print(f"last run     embedded {build_report.faces_embedded_this_run} faces in {build_report.embed_seconds} s "
+          f"({rate}), {build_report.workers} workers, providers {', '.join(build_report.providers)}")
     fairness = manifest.fairness
     if fairness:
-        print(f"fairness     λ {fairness.get('lambda')} (fair policy: score - λ·hubness); hubness of each face "
-              f"over its {fairness.get('k')} nearest other people, {fairness.get('seconds')} s, "
-              f"{fairness.get('method')}")
+        print(f"fairness     λ {fairness.lambda_} (fair policy: score - λ·hubness); hubness of each face "
+              f"over its {fairness.k} nearest other people, {fairness.seconds} s, "
+              f"{fairness.method}")
     return 0
 
 

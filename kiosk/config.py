@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TypeGuard
 
-from face_engine.fairness import POLICIES, MatchPolicy
+from face_engine.fairness import POLICIES, MatchPolicy, policy_named
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
 from models.folders import APP, config_home
@@ -65,7 +65,7 @@ class KioskConfig:
     fairness: float | str = "gallery"  # λ, or "gallery": the one the gallery's build measured best
 
     def match_policy(self) -> MatchPolicy:
-        return MatchPolicy(self.policy, None if self.fairness == "gallery" else float(self.fairness))
+        return policy_named(self.policy, None if self.fairness == "gallery" else float(self.fairness))
 
     def percent(self, score: float) -> int:
         share = (score - self.similarity_floor) / (self.similarity_ceiling - self.similarity_floor)

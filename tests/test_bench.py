@@ -10,7 +10,7 @@ import pytest
 
 from conftest import LFW, need
 from face_engine.fairness import hubness, person_numbers
-from face_engine.gallery import IndexSpec, Manifest, face_record, write_gallery
+from face_engine.gallery import BuildReport, IndexSpec, Manifest, face_record, write_gallery
 from index_builder.bench.ann import run_ann, split_queries
 from index_builder.bench.identity import best_threshold, read_pairs, verification
 from index_builder.bench.scale import fit, generate, run_scale
@@ -21,9 +21,9 @@ from test_indexes import brute_force, face_like
 
 def synthetic_gallery(folder: Path, xb: np.ndarray, names: list[str]) -> Path:
     """A real gallery folder (index, metadata, thumbnails, portraits) around seeded synthetic vectors."""
-    report = {"corpus": "synthetic", "photos_in_corpus": len(xb), "photos_with_faces": len(xb), "skipped": {},
-              "faces_embedded_this_run": len(xb), "embed_seconds": 0.0, "faces_per_second": None, "workers": 1,
-              "providers": []}
+    report = BuildReport(corpus="synthetic", photos_in_corpus=len(xb), photos_with_faces=len(xb), skipped={},
+                         faces_embedded_this_run=len(xb), embed_seconds=0.0, faces_per_second=None, workers=1,
+                         providers=[])
     manifest = Manifest(pack="sface", pack_source="sface", recognizer="synthetic", detector="synthetic",
                         dim=xb.shape[1], metric="inner_product", count=len(xb), identities=len(set(names)),
                         index=IndexSpec("Flat", {}, "synthetic"), recall={}, build=report, options={}, built_at="now")

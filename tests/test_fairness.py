@@ -20,13 +20,12 @@ from conftest import LFW, copy_lfw_people, need
 from face_engine.fairness import (
     EXACT,
     MIN_REFERENCES,
-    MatchPolicy,
-    exact,
+    FairPolicy,
     gini,
     hubness,
     person_numbers,
+    policy_named,
     reference_count,
-    rerank,
 )
 from face_engine.gallery import HUBNESS_FILE, Gallery
 from face_engine.query import choose
@@ -104,7 +103,7 @@ def test_rerank_equals_a_numpy_oracle():
         persons = rng.integers(0, 20, 50).tolist()
         hub = rng.uniform(0.1, 0.5, 50)
         fairness = float(rng.choice([0.0, 0.5, 1.0]))
-        picks = rerank(scores, persons, hub, 5, fairness)
+        picks = FairPolicy(fairness).pick(scores, persons, hub, 5)
         assert [p.position for p in picks] == rerank_oracle(scores, persons, hub, 5, fairness)
         assert all(p.score == scores[p.position] for p in picks), "the raw score is what the visitor sees"
         assert all(p.fair_score == pytest.approx(scores[p.position] - fairness * hub[p.position]) for p in picks)
@@ -114,17 +113,19 @@ def test_the_ledger_prefers_the_less_shown_only_within_delta():
     scores = np.array([0.60, 0.59, 0.50])
     hub = np.zeros(3)
     counts = [9, 0, 0]
-    assert [p.position for p in rerank(scores, [0, 1, 2], hub, 1, 0.5, counts, delta=0.02)] == [1]
-    assert [p.position for p in rerank(scores, [0, 1, 2], hub, 1, 0.5, counts, delta=0.005)] == [0]
-    assert [p.position for p in rerank(scores, [0, 1, 2], hub, 3, 0.5, counts, delta=0.02)] == [1, 0, 2]
+    wide, narrow = FairPolicy(0.5, delta=0.02, delta_more=0.02), FairPolicy(0.5, delta=0.005, delta_more=0.005)
+    assert [p.position for p in wide.pick(scores, [0, 1, 2], hub, 1, counts=counts)] == [1]
+    assert [p.position for p in narrow.pick(scores, [0, 1, 2], hub, 1, counts=counts)] == [0]
+    assert [p.position for p in wide.pick(scores, [0, 1, 2], hub, 3, counts=counts)] == [1, 0, 2]
 
 
 def test_the_ledger_moves_the_best_lookalike_less_than_the_smaller_matches():
     scores = np.array([0.60, 0.55, 0.50, 0.45])
     counts = [9, 9, 0, 0]
-    picks = rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02, delta_more=0.12)
+    picks = FairPolicy(0.5, delta=0.02, delta_more=0.12).pick(scores, [0, 1, 2, 3], np.zeros(4), 3, counts=counts)
     assert [p.position for p in picks] == [0, 2, 3], "the best stays (0.05 > 0.02); the next slots take the less-shown"
-    assert [p.position for p in rerank(scores, [0, 1, 2, 3], np.zeros(4), 3, 0.5, counts, delta=0.02)] == [0, 1, 2]
+    narrow = FairPolicy(0.5, delta=0.02, delta_more=0.02)
+    assert [p.position for p in narrow.pick(scores, [0, 1, 2, 3], np.zeros(4), 3, counts=counts)] == [0, 1, 2]
 
 
 def test_the_replay_breaks_near_ties_by_portrait_quality_as_the_kiosk_does():
@@ -132,10 +133,10 @@ def test_the_replay_breaks_near_ties_by_portrait_quality_as_the_kiosk_does():
     D, I = np.array([[0.60, 0.595, 0.40]]), np.array([[0, 1, 2]])
     persons, hub = np.array([0, 1, 2]), np.zeros(3)
     quality = np.array([0.2, 0.9, 0.5])
-    fair = Replayed(MatchPolicy("fair", 0.5))
+    fair = Replayed(FairPolicy(0.5))
     _, plain_top, _ = shown(D, I, persons, hub, 1, fair)
     _, quality_top, _ = shown(D, I, persons, hub, 1, fair, quality=quality)
-    kiosk = rerank(D[0], persons.tolist(), hub, 1, 0.5, quality=quality)
+    kiosk = FairPolicy(0.5).pick(D[0], persons.tolist(), hub, 1, quality=quality)
     assert plain_top.tolist() == [0] and quality_top.tolist() == [1] == [kiosk[0].position]
 
 
@@ -148,8 +149,17 @@ def test_the_even_floor_is_the_most_even_spread_of_the_showings():
 
 
 def test_exact_is_the_shortlist_in_order_each_person_once():
-    picks = exact(np.array([0.9, 0.8, 0.7, 0.6]), ["a", "a", "b", "c"], 2, distinct=True)
+    picks = EXACT.pick(np.array([0.9, 0.8, 0.7, 0.6]), ["a", "a", "b", "c"], np.zeros(4), 2, distinct=True)
     assert [p.position for p in picks] == [0, 2]
+
+
+def test_a_policy_runs_on_a_gallery_as_its_build_measured():
+    assert FairPolicy().on_gallery(True, 0.75) == FairPolicy(0.75)
+    assert FairPolicy(1.0).on_gallery(True, 0.75) == FairPolicy(1.0), "a λ given wins over the gallery's"
+    assert FairPolicy().on_gallery(True, None) == FairPolicy(0.0), "none measured: plain scores"
+    assert FairPolicy(1.0).on_gallery(False, 0.75) is EXACT, "no hubness scores: exact"
+    assert EXACT.on_gallery(True, 0.75) is EXACT
+    assert policy_named("fair", 0.5) == FairPolicy(0.5) and policy_named("exact", 0.5) is EXACT
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +196,8 @@ def test_the_build_stores_hubness_of_other_people_and_the_chosen_lambda(gallery_
     assert (gallery.root / HUBNESS_FILE).is_file() and gallery.hubness is not None
     np.testing.assert_allclose(gallery.hubness, hubness_oracle(xb, person_numbers(identities), 10), atol=1e-5)
     fairness = gallery.manifest.fairness
-    assert fairness["k"] == 10 and fairness["seconds"] >= 0 and "own index" in fairness["method"]
-    assert fairness["lambda"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert fairness is not None and fairness.k == 10 and fairness.seconds >= 0 and "own index" in fairness.method
+    assert fairness.lambda_ in (0.0, 0.25, 0.5, 0.75, 1.0)
     assert all(face.photo_sha1 and len(face.photo_sha1) == 40 for face in gallery.faces(list(range(gallery.count))))
 
 
@@ -222,7 +232,7 @@ def test_a_gallery_without_hubness_falls_back_to_exact_with_a_log_line(gallery_p
         gallery = Gallery(copy, use_gpu=False)
     assert any("exact policy" in record.getMessage() for record in caplog.records)
     xq = unit(np.random.default_rng(4), 1, gallery.manifest.dim)
-    assert choose(gallery, xq, 5, True, MatchPolicy("fair", 1.0)) == choose(gallery, xq, 5, True, EXACT)
+    assert choose(gallery, xq, 5, True, FairPolicy(1.0)) == choose(gallery, xq, 5, True, EXACT)
 
 
 def test_a_damaged_hubness_file_is_one_line(gallery_path, tmp_path, capsys):
@@ -344,7 +354,7 @@ def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_
     from kiosk.worker import InferenceWorker
 
     ledger = Ledger(tmp_path / "exposure.json")
-    worker = InferenceWorker(str(gallery_path), "", "cpu", MatchPolicy("fair", 0.5, delta=1.0), ledger)
+    worker = InferenceWorker(str(gallery_path), "", "cpu", FairPolicy(0.5, delta=1.0), ledger)
     worker.start_up()
     outcomes, summaries = [], []
     worker.searched.connect(outcomes.append)
@@ -380,8 +390,8 @@ def test_kiosk_config_validates_policy_and_fairness(tmp_path):
     path = tmp_path / "kiosk.toml"
     path.write_text('policy = "exact"\nfairness = 0.5\n')
     config = load_config(path)
-    assert config.match_policy() == MatchPolicy("exact", 0.5)
-    assert load_config(tmp_path / "absent.toml").match_policy() == MatchPolicy("fair", None)
+    assert config.match_policy() == EXACT and config.fairness == 0.5
+    assert load_config(tmp_path / "absent.toml").match_policy() == FairPolicy(None)
     for line, says in (('policy = "nearest"', "policy must be one of exact, fair"),
                        ("fairness = -1", "fairness must be a number from 0 to 5"),
                        ('fairness = "lots"', "fairness must be a number")):

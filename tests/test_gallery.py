@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PHOTOS, copy_lfw_people, need
-from face_engine.gallery import Gallery, GalleryError
+from face_engine.gallery import Gallery, GalleryError, Manifest
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main
 
@@ -105,6 +105,25 @@ def test_a_gallery_of_the_format_before_portraits_asks_for_a_fresh_build(live_ve
     edit_manifest(copy, lambda m: m.update(format_version=1))
     with pytest.raises(GalleryError, match="rebuild with `index-builder build --fresh`"):
         Gallery(copy, use_gpu=False)
+
+
+def test_the_manifest_reads_and_writes_the_same_json(live_version):
+    data = json.loads((live_version / "manifest.json").read_text())
+    manifest = Manifest.from_json(data)
+    assert manifest.to_json() == data and list(manifest.to_json()["build"]) == list(data["build"])
+    assert manifest.fairness is not None and manifest.measured_lambda == data["fairness"]["lambda"]
+    assert manifest.build.corpus == data["build"]["corpus"] and manifest.fairness.k == data["fairness"]["k"]
+
+
+def test_a_manifest_without_what_later_builds_record_still_reads(live_version, tmp_path):
+    copy = Path(shutil.copytree(live_version, tmp_path / "older"))
+    edit_manifest(copy, lambda m: (m["build"].pop("content_id"), m["build"].pop("min_quality"),
+                                   m["fairness"].pop("references")))
+    manifest = Gallery(copy, use_gpu=False).manifest
+    assert (manifest.build.content_id, manifest.build.min_quality, manifest.fairness.references) == ("", 0.0, 0)
+    edit_manifest(copy, lambda m: m.update(fairness={}))
+    manifest = Gallery(copy, use_gpu=False).manifest
+    assert manifest.fairness is None and manifest.measured_lambda is None and manifest.to_json()["fairness"] == {}
 
 
 def test_an_intact_gallery_opens_with_its_counts(live_version):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_lfw_people
-from face_engine.fairness import rerank
+from face_engine.fairness import FairPolicy
 from face_engine.gallery import QUALITY_FILE, Gallery, GalleryError, portrait_crop
 from face_engine.imaging import read_image
 from face_engine.quality import COLUMNS, face_quality, frontal, near_tie_order
@@ -80,12 +80,13 @@ def test_near_tie_order_matches_a_numpy_oracle():
 def test_the_fair_policy_prefers_the_better_portrait_only_in_a_near_tie():
     scores, hub, persons = np.array([0.600, 0.595, 0.55]), np.zeros(3), ["a", "b", "c"]
     blurry_first = np.array([0.1, 0.9, 0.9])
-    assert [p.position for p in rerank(scores, persons, hub, 3, 0.0)] == [0, 1, 2]
-    assert [p.position for p in rerank(scores, persons, hub, 3, 0.0, quality=blurry_first)] == [1, 0, 2]
-    assert [p.position for p in rerank(np.array([0.62, 0.595, 0.55]), persons, hub, 3, 0.0,
-                                       quality=blurry_first)] == [0, 1, 2], "0.025 apart is no tie"
+    plain = FairPolicy(0.0)
+    assert [p.position for p in plain.pick(scores, persons, hub, 3)] == [0, 1, 2]
+    assert [p.position for p in plain.pick(scores, persons, hub, 3, quality=blurry_first)] == [1, 0, 2]
+    assert [p.position for p in plain.pick(np.array([0.62, 0.595, 0.55]), persons, hub, 3,
+                                           quality=blurry_first)] == [0, 1, 2], "0.025 apart is no tie"
     # each person once: the person's sharper photo of a near-tie stands for them
-    picks = rerank(np.array([0.60, 0.599, 0.5]), ["a", "a", "b"], hub, 2, 0.0, quality=np.array([0.2, 0.8, 0.5]))
+    picks = plain.pick(np.array([0.60, 0.599, 0.5]), ["a", "a", "b"], hub, 2, quality=np.array([0.2, 0.8, 0.5]))
     assert [p.position for p in picks] == [1, 2]
 
 

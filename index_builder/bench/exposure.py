@@ -13,10 +13,11 @@ import faiss
 import numpy as np
 
 from face_engine.fairness import (
+    EXACT,
     LAMBDAS,
     LEDGER_DELTA,
     LEDGER_DELTA_MORE,
-    MatchPolicy,
+    FairPolicy,
     gini,
     hubness,
     person_numbers,
@@ -34,7 +35,7 @@ SYNTHETIC_REFERENCES = 100_000  # reference faces for r_g of a synthetic gallery
 def policies(lambdas: Sequence[float] = LAMBDAS, ledger_fairness: float = 0.5,
              deltas: Sequence[float] = (LEDGER_DELTA,), delta_more: float = LEDGER_DELTA_MORE) -> list[Replayed]:
     """Exact, the λ sweep, and the ledger at `ledger_fairness` with each best-lookalike margin."""
-    return lambda_sweep(lambdas) + [Replayed(MatchPolicy("fair", ledger_fairness, delta, delta_more), ledger=True)
+    return lambda_sweep(lambdas) + [Replayed(FairPolicy(ledger_fairness, delta, delta_more), ledger=True)
                                     for delta in deltas]
 
 
@@ -78,9 +79,10 @@ def run_exposure(gallery_path: str, k: int, lambdas: Sequence[float] = LAMBDAS,
     gallery, xb, identities = gallery_arrays(gallery_path)
     names = dict(gallery.db.execute("SELECT id, display_name FROM faces"))
     quality = gallery.quality[:, 0] if gallery.quality is not None else None
+    measured = gallery.manifest.measured_lambda
     result = exposure_of(xb, identities, gallery.hubness, [names[i] for i in range(len(xb))], k, lambdas, deltas,
-                         sample, float(gallery.manifest.fairness.get("lambda", 0.5)), quality=quality)
-    return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.fairness,
+                         sample, 0.5 if measured is None else measured, quality=quality)
+    return {"gallery": str(gallery.root), "manifest_fairness": gallery.manifest.to_json()["fairness"],
             "query_ms": query_cost(gallery, xb, k), **result}
 
 
@@ -94,8 +96,8 @@ def query_cost(gallery: Gallery, xb: np.ndarray, k: int, queries: int = QUERY_CO
 
     timed: dict[str, Any] = {}
     with one_thread():
-        for name, policy, counts in (("exact", MatchPolicy("exact"), None), ("fair", MatchPolicy("fair"), None),
-                                     ("fair_ledger", MatchPolicy("fair"), no_one_shown_yet)):
+        for name, policy, counts in (("exact", EXACT, None), ("fair", FairPolicy(), None),
+                                     ("fair_ledger", FairPolicy(), no_one_shown_yet)):
             choose(gallery, xq[:1], k, True, policy, counts)  # warm
             times = []
             for q in xq:
@@ -142,7 +144,7 @@ def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, n
     started = time.perf_counter()
     if gallery_lambda is None:
         swept = lambda_sweep(lambdas)
-        gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept, quality=quality), swept)
+        gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept, quality=quality), lambdas)
     chosen = policies(lambdas, gallery_lambda, deltas)
     results = compare(found, persons, hub, k, chosen, quality=quality)
     for result in results.values():
