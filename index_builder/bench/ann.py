@@ -110,14 +110,13 @@ def run_ann(gallery_path: str, specs: Sequence[tuple[str, list[dict[str, Any]]]]
     }
 
 
-def stranger_frontier(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The runs worth choosing among for strangers: recall@10 against single-query p50 (as plotted)."""
-    return pareto_frontier(runs, lambda run: run["strangers"]["recall@10"],
-                           lambda run: run["strangers"]["latency_ms"]["p50"])
+def frontier(runs: list[dict[str, Any]], queries: str = "strangers") -> list[dict[str, Any]]:
+    """The runs worth choosing among for a query set: recall@10 against single-query p50 (as plotted)."""
+    return pareto_frontier(runs, lambda run: run[queries]["recall@10"], lambda run: run[queries]["latency_ms"]["p50"])
 
 
 def print_frontier(runs: list[dict[str, Any]]) -> None:
     print("  strangers' recall@10 / p50 frontier:", flush=True)
-    for run in stranger_frontier(runs):
+    for run in frontier(runs):
         print(f"    {run['factory']:<16} {str(run['params']):<20} recall@10 {run['strangers']['recall@10']:.3f} "
               f"p50 {run['strangers']['latency_ms']['p50']:.3f} ms", flush=True)

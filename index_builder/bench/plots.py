@@ -8,6 +8,8 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
+from index_builder.bench.ann import frontier
+
 matplotlib.use("Agg")  # files only: no screen needed
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -32,6 +34,9 @@ def _ann(result: dict[str, Any]) -> Figure:
             x = [run[queries]["latency_ms"]["p50"] for run in runs]
             y = [run[queries]["recall@10"] for run in runs]
             axis.plot(x, y, marker="o", label=factory)
+        best = frontier(result["runs"], queries)
+        axis.plot([run[queries]["latency_ms"]["p50"] for run in best], [run[queries]["recall@10"] for run in best],
+                  color="black", linestyle="--", linewidth=1, label="Pareto frontier")
         axis.axhline(0.98, color="grey", linestyle=":", linewidth=1)
         axis.set_xscale("log")
         axis.set_xlabel("single-query latency p50 (ms, one thread)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from face_engine.memory import open_cost, peak_rss_mb, rss_bytes
 from index_builder.bench.common import gallery_arrays
-from index_builder.indexes import Vectors, choose_index, exact_truth, percentiles, recall_at
+from index_builder.indexes import Truth, Vectors, choose_index, percentiles, recall_at
 
 CHUNK = 250_000               # vectors generated at a time (~1 GB of float64 temporaries)
 STRANGER_QUERIES = 300
@@ -160,10 +160,10 @@ def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_
     choice = choose_index(xb, xq, budget_ms, use_gpu=faiss.get_num_gpus() > 0, memory_budget_bytes=memory_budget_bytes,
                           exact_queries=exact_queries)
     exact, chosen = choice.measurements[0], choice.measured
-    _, I_known_exact = exact_truth(xb, xq_known, 10)
+    known = Truth.of(xb, xq_known, 10)
     index = choice.index
     assert index is not None, "choose_index returns the index it measured"
-    _, I_known = index.search(xq_known, 10)
+    _, I_known = index.search(known.xq, known.k)
     path = folder / "index.faiss"
     faiss.write_index(index, str(path))
     del index, choice.index  # measure opening it as the kiosk does, without this copy
@@ -173,7 +173,7 @@ def _measure_size(model: FaceModel, n: int, budget_ms: float, seed: int, memory_
         "settings": choice.settings, "reason": choice.reason,
         "build_seconds": chosen["build_seconds"], "exact_build_seconds": exact["build_seconds"],
         "recall@5_strangers": chosen["recall@5"],
-        "recall@5_in_gallery": recall_at(I_known, I_known_exact, 5),
+        "recall@5_in_gallery": recall_at(I_known, known.I, 5),
         "strangers_best_score_loss_mean": chosen.get("best_score_loss_mean", 0.0),
         "latency_ms": chosen["latency_ms"], "exact_latency_ms": exact["latency_ms"],
         "exact_latency_queries": exact_queries or len(xq),
