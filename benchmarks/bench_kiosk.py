@@ -71,10 +71,10 @@ def main() -> None:
     run_until(lambda: window.flow.state is not State.SPLASH)
     load_before = os.getloadavg()
     stages: list[dict[str, float]] = []
-    window.worker.searched.connect(lambda outcome: stages.append(outcome.timings_ms))
+    window.link.worker.searched.connect(lambda outcome: stages.append(outcome.timings_ms))
     live_rates = []
     live_since, drawn_then = None, 0
-    while len(window.results_latency_ms) < args.captures * args.runs:
+    while len(window.tally.results_latency_ms) < args.captures * args.runs:
         app.processEvents()
         state = window.flow.state
         if state in (State.LIVE, State.COUNTDOWN):
@@ -91,19 +91,19 @@ def main() -> None:
             QTest.mouseClick(window.results.button, Qt.MouseButton.LeftButton)
         time.sleep(0.002)
     window.close()
-    latencies = np.array(window.results_latency_ms)
+    latencies = np.array(window.tally.results_latency_ms)
     runs = [percentiles(latencies[start:start + args.captures], (50, 95))
             for start in range(0, len(latencies), args.captures)]
     result = {
         "gallery": args.gallery,
-        "gallery_faces": window.info.get("faces"),
-        "providers": window.info.get("providers"),
+        "gallery_faces": window.staff_panel.info.faces,
+        "providers": window.staff_panel.info.providers,
         "captures": len(latencies),
         "frame_to_results_drawn_ms": {**percentiles(latencies, (50, 95)), "max": float(latencies.max())},
         "runs": runs,
         "live_view_fps_while_analysing": {"mean": float(np.mean(live_rates)), "min": float(np.min(live_rates))},
         "camera_fps": camera.fps,
-        "worker_stage_ms_last": window.stage_ms,
+        "worker_stage_ms_last": window.tally.stage_ms,
         "search_stage_ms_p50": {stage: float(np.median([ms[stage] for ms in stages if stage in ms]))
                                 for stage in (stages[0] if stages else {})},
         "detections_reused": sum(1 for ms in stages if ms.get("detect") == 0.0),

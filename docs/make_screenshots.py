@@ -120,8 +120,8 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
     from face_engine.imaging import read_image
     from kiosk.config import KioskConfig, hash_pin
     from kiosk.flow import State
+    from kiosk.messages import SearchOutcome
     from kiosk.window import KioskWindow
-    from kiosk.worker import SearchOutcome
 
     app = QApplication(sys.argv[:1])
     out.mkdir(parents=True, exist_ok=True)
@@ -180,15 +180,15 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         settle(0.8)
         grab(f"{lang}_5_countdown")
         wait(lambda: window.flow.state is State.RESULTS)
-        wait(lambda: bool(window.results_latency_ms))
+        wait(lambda: bool(window.tally.results_latency_ms))
         grab(f"{lang}_6_results")
         third = window.results.tiles[1]
         QTest.mouseClick(third, Qt.MouseButton.LeftButton, pos=QPoint(third.width() // 2, third.height() // 2))
         grab(f"{lang}_6_results_browse")
         searched: list[SearchOutcome] = []
-        window.worker.searched.connect(searched.append)
-        window.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
-        window.request_search.emit(duo, config.lookalikes, window.capture_time)
+        window.link.worker.searched.connect(searched.append)
+        window.link.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
+        window.link.request_search.emit(duo, config.lookalikes, window.link.capture_time)
         wait(lambda: bool(searched))
         window.results.show_outcome(searched[0], window.config)
         grab(f"{lang}_6_results_duo")
@@ -197,7 +197,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         grab(f"{lang}_7_camera_wait")
         camera.unplugged = False
         wait(lambda: window.flow.state is State.ATTRACT)
-        window.open_staff()
+        window.staff_panel.open()
         for key in "24":
             window.pin.press(key)
         grab(f"{lang}_8_staff_pin")

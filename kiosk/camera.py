@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from face_engine.imaging import ImageError, read_image
 
@@ -167,3 +167,43 @@ class CaptureThread(QThread):
     def stop(self) -> None:
         self.requestInterruption()
         self.wait()
+
+
+class Camera(QObject):
+    """The capture thread of the moment. `start` replaces it with one on a new source; only the
+    current thread's signals come through (the old one's, still queued, are dropped)."""
+
+    frame_ready = Signal(object)  # np.ndarray, BGR
+    camera_lost = Signal(str)
+    camera_back = Signal()  # the first frame after a (re)start: the camera works
+
+    def __init__(self, parent: QObject) -> None:
+        super().__init__(parent)
+        self.capture: CaptureThread | None = None
+
+    def start(self, source) -> None:
+        old, self.capture = self.capture, None
+        if old is not None:
+            old.stop()
+            old.deleteLater()
+        self.capture = CaptureThread(source, self)
+        self.capture.frame_ready.connect(self._frame)
+        self.capture.camera_lost.connect(self._lost)
+        self.capture.camera_back.connect(self._back)
+        self.capture.start()
+
+    def _frame(self, frame: np.ndarray) -> None:
+        if self.sender() is self.capture:
+            self.frame_ready.emit(frame)
+
+    def _lost(self, reason: str) -> None:
+        if self.sender() is self.capture:
+            self.camera_lost.emit(reason)
+
+    def _back(self) -> None:
+        if self.sender() is self.capture:
+            self.camera_back.emit()
+
+    def stop(self) -> None:
+        if self.capture is not None:
+            self.capture.stop()

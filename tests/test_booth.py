@@ -14,9 +14,10 @@ from PySide6.QtTest import QTest
 
 from conftest import FlakyCamera
 from kiosk.config import KioskConfig, hash_pin, load_config
-from kiosk.flow import Analysis, State
-from kiosk.window import STAFF_IDLE_SECONDS, KioskWindow
-from kiosk.worker import Match, Pair, SearchOutcome
+from kiosk.flow import State
+from kiosk.messages import Analysis, Match, Pair, SearchOutcome, WorkerInfo
+from kiosk.staff import STAFF_IDLE_SECONDS
+from kiosk.window import KioskWindow
 
 SOON_MS = 2000  # "within 2 s"
 
@@ -48,13 +49,13 @@ def booth(qtbot, tmp_path: Path, source, clock: Clock | None = None, ready: bool
     """A window whose worker never answers by itself (it has no gallery): the test speaks for it."""
     config = KioskConfig(gallery=str(tmp_path / "no-gallery"), **settings)
     window = KioskWindow(config, tmp_path / "config" / "kiosk.toml", source, clock=clock or Clock())
-    window.request_analyse.disconnect(window.worker.analyse)
-    window.request_search.disconnect(window.worker.search)
+    window.link.request_analyse.disconnect(window.link.worker.analyse)
+    window.link.request_search.disconnect(window.link.worker.search)
     qtbot.addWidget(window)
     window.resize(1280, 720)
     window.show()
     if ready:
-        window.on_worker_ready({})
+        window.on_worker_ready(WorkerInfo())
         qtbot.waitUntil(lambda: window.latest_frame is not None, timeout=SOON_MS)
     return window
 
@@ -67,7 +68,7 @@ def outcome(score: float = 0.5) -> SearchOutcome:
 
 def answer(window: KioskWindow, found: SearchOutcome) -> None:
     """The worker's answer to the capture the window asked for."""
-    found.frame_time = window.capture_time
+    found.frame_time = window.link.capture_time
     window.on_searched(found)
 
 
@@ -92,7 +93,7 @@ def test_a_camera_lost_during_the_splash_reaches_camera_wait_within_2_s(qtbot, t
     window = booth(qtbot, tmp_path, source, ready=False)
     qtbot.waitUntil(lambda: window.flow.camera_problem == "camera unplugged", timeout=SOON_MS)
     assert window.flow.state is State.SPLASH
-    window.on_worker_ready({})
+    window.on_worker_ready(WorkerInfo())
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.camera_wait, timeout=SOON_MS)
     assert window.flow.state is State.CAMERA_WAIT
     source.unplugged = False
@@ -101,15 +102,15 @@ def test_a_camera_lost_during_the_splash_reaches_camera_wait_within_2_s(qtbot, t
 
 def test_a_lost_camera_then_a_new_working_one_reaches_attract_within_2_s(qtbot, tmp_path, room):
     window = booth(qtbot, tmp_path, camera(room))
-    window.start_camera(camera(room, unplugged=True))
+    window.camera.start(camera(room, unplugged=True))
     qtbot.waitUntil(lambda: window.flow.state is State.CAMERA_WAIT, timeout=SOON_MS)
-    window.start_camera(camera(room))
+    window.camera.start(camera(room))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=SOON_MS)
     assert window.stack.currentWidget() is window.attract
 
 
 def open_panel(window: KioskWindow, pin: str = "2468") -> None:
-    window.open_staff()
+    window.staff_panel.open()
     for key in pin + "✓":
         window.pin.press(key)
     assert window.stack.currentWidget() is window.staff
@@ -128,7 +129,7 @@ def test_a_bad_camera_path_is_refused_with_its_reason_then_a_good_one_reaches_at
     assert not window.config_path.exists() and window.config.camera == "0", "a bad path is never saved"
     window.staff.camera.setEditText(str(other))
     qtbot.mouseClick(window.staff.close_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT and window.capture.frames > 0, timeout=SOON_MS)
+    qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT and window.camera.capture.frames > 0, timeout=SOON_MS)
     assert window.stack.currentWidget() is window.attract
     assert load_config(window.config_path).camera == str(other)
 
@@ -148,7 +149,7 @@ def test_the_results_keep_watching_and_a_touch_keeps_them_up(qtbot, tmp_path, ro
     window = booth(qtbot, tmp_path, camera(room), clock)
     to_results(qtbot, window)
     sent: list = []
-    window.request_analyse.connect(sent.append)
+    window.link.request_analyse.connect(sent.append)
     window.on_analysed(Analysis(faces=0))  # the worker is free again
     qtbot.waitUntil(lambda: bool(sent), timeout=SOON_MS)  # frames are analysed on the results: is the face gone?
     clock.now += 7.5
@@ -163,11 +164,11 @@ def test_nothing_of_the_last_visitor_stays_at_attract(qtbot, tmp_path, room):
     window = booth(qtbot, tmp_path, camera(room), clock)
     to_results(qtbot, window)
     window.live.show_frame(np.full((240, 320, 3), 120, np.uint8))  # the last frame the visitor was seen in
-    assert window.analysed_frame is not None
+    assert window.link.analysed_frame is not None
     clock.now += 9
     window.tick()
     assert window.flow.state is State.ATTRACT
-    assert window.live.frame is None and window.analysed_frame is None and window.results.outcome is None
+    assert window.live.frame is None and window.link.analysed_frame is None and window.results.outcome is None
 
 
 def test_a_late_answer_to_a_timed_out_capture_is_not_shown(qtbot, tmp_path, room):
@@ -176,17 +177,17 @@ def test_a_late_answer_to_a_timed_out_capture_is_not_shown(qtbot, tmp_path, room
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
     capture(qtbot, window)
     late = outcome()
-    late.frame_time = window.capture_time
+    late.frame_time = window.link.capture_time
     clock.now += window.flow.timing.search_seconds
     window.tick()  # no answer in time: the visitor is told, and may try again
     assert window.flow.state is State.LIVE and window.live.hint == "fail_search"
     window.on_analysed(Analysis(faces=0))
-    qtbot.waitUntil(lambda: window.analysed_frame is not None and window.analysed_frame[1] != late.frame_time,
+    qtbot.waitUntil(lambda: window.link.analysed_frame is not None and window.link.analysed_frame[1] != late.frame_time,
                     timeout=SOON_MS)
     window.capture_now()
     window.flow.state = State.SEARCHING
     window.on_searched(late)
-    assert window.flow.state is State.SEARCHING and window.results.outcome is None and window.visits == 0
+    assert window.flow.state is State.SEARCHING and window.results.outcome is None and window.tally.visits == 0
 
 
 def test_results_close_eight_seconds_after_the_face_is_gone_and_the_ring_is_told(qtbot, tmp_path, room):
@@ -208,7 +209,7 @@ def test_the_pin_pad_idle_for_31_s_returns_to_attract(qtbot, tmp_path, room):
     clock = Clock()
     window = booth(qtbot, tmp_path, camera(room), clock, pin_hash=hash_pin("2468"))
     qtbot.mouseClick(window.attract, Qt.MouseButton.LeftButton, pos=QPoint(640, 400))
-    window.open_staff()
+    window.staff_panel.open()
     clock.now += 20
     window.pin.press("1")  # a touch keeps it open
     QTest.mouseClick(window.pin.cancel, Qt.MouseButton.LeftButton, pos=QPoint(-1, -1))  # outside: not a cancel
@@ -217,7 +218,7 @@ def test_the_pin_pad_idle_for_31_s_returns_to_attract(qtbot, tmp_path, room):
     assert window.stack.currentWidget() is window.pin
     clock.now += 31 - (STAFF_IDLE_SECONDS - 1)
     window.tick()
-    assert not window.staff_open and window.flow.state is State.ATTRACT
+    assert not window.staff_panel.is_open and window.flow.state is State.ATTRACT
     assert window.stack.currentWidget() is window.attract
 
 
@@ -268,7 +269,7 @@ def test_on_first_run_the_panel_asks_for_a_pin_to_be_set(qtbot, tmp_path, room):
             window.pin.press(key)
     assert window.stack.currentWidget() is window.staff
     assert load_config(window.config_path).pin_hash == window.config.pin_hash != ""
-    window.close_staff()
+    window.staff_panel.close()
     open_panel(window, "2468")
 
 
@@ -276,17 +277,18 @@ def test_the_staff_panel_shows_the_camera_visits_and_the_frames_drawn(qtbot, tmp
     window = booth(qtbot, tmp_path, camera(room), pin_hash=hash_pin("2468"))
     to_results(qtbot, window)
     qtbot.mouseClick(window.results.button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.rates["drawn"] > 5, timeout=5000)  # the live view showed for whole seconds
+    # the live view showed for whole seconds
+    qtbot.waitUntil(lambda: window.tally.rates.last["drawn"] > 5, timeout=5000)
     open_panel(window)
     qtbot.wait(1200)
-    window.refresh_staff()
+    window.staff_panel.refresh()
     assert window.staff.camera_status.text() == "正常" and window.staff.visits.text() == "1"
     assert "drawn 0/s" not in window.staff.performance.text()
-    before = window.capture
+    before = window.camera.capture
     qtbot.mouseClick(window.staff.restart_button, Qt.MouseButton.LeftButton)  # the configured camera: "0", absent
-    assert window.capture is not before and window.capture.isRunning()
+    assert window.camera.capture is not before and window.camera.capture.isRunning()
     qtbot.waitUntil(lambda: window.flow.camera_problem != "", timeout=SOON_MS)
-    window.refresh_staff()
+    window.staff_panel.refresh()
     assert window.staff.camera_status.text() == "中断：cannot open camera 0"
 
 
@@ -342,7 +344,8 @@ def test_the_splash_shows_at_once_and_counts_while_the_demo_gallery_is_prepared(
     window = KioskWindow(KioskConfig(lang="en"), None, prepare=prepare, clock=clock)
     qtbot.addWidget(window)
     window.show_windowed()
-    assert window.stack.currentWidget() is window.splash and window.capture is None, "nothing waits for the build"
+    assert window.stack.currentWidget() is window.splash and window.camera.capture is None, \
+        "nothing waits for the build"
     screen = window.screen().availableGeometry()
     centre = window.frameGeometry().center()
     assert abs(centre.x() - screen.center().x()) <= 4 and abs(centre.y() - screen.center().y()) <= 4  # frame margins
@@ -351,6 +354,6 @@ def test_the_splash_shows_at_once_and_counts_while_the_demo_gallery_is_prepared(
     window.tick()
     assert window.splash.line.text() == "Preparing the demo gallery (first run only)… 4 s"
     release.set()
-    qtbot.waitUntil(lambda: window.capture is not None and window.capture.frames > 0, timeout=SOON_MS)
-    assert window.config.camera == str(room) and window.worker.gallery_path == str(tmp_path / "demo-gallery")
+    qtbot.waitUntil(lambda: window.camera.capture is not None and window.camera.capture.frames > 0, timeout=SOON_MS)
+    assert window.config.camera == str(room) and window.link.worker.gallery_path == str(tmp_path / "demo-gallery")
     qtbot.waitUntil(lambda: "demo-gallery" in window.splash.line.text(), timeout=10_000)  # no gallery there: said so

@@ -25,7 +25,8 @@ from kiosk.camera import FolderSource
 from kiosk.cli import main as kiosk_main
 from kiosk.config import KioskConfig, PinGuard, hash_pin, load_config
 from kiosk.flow import State
-from kiosk.screens import ResultsPage, to_pixmap
+from kiosk.results_page import ResultsPage
+from kiosk.widgets import to_pixmap
 from kiosk.window import KioskWindow
 from kiosk.worker import InferenceWorker
 
@@ -69,7 +70,7 @@ def make_window(qtbot, gallery_path: Path, source, config_path: Path | None = No
     qtbot.addWidget(window)
     window.resize(1280, 720)
     window.show()
-    qtbot.waitUntil(lambda: window.worker_ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.link.ready, timeout=WAIT_MS)
     return window
 
 
@@ -81,14 +82,14 @@ def test_a_visitor_is_shown_their_lookalikes(qtbot, tmp_path, gallery, photos):
     assert len(names) == 4 and len(set(names)) == 4, "each person once"
     assert outcome.pairs[0].visitor.shape[2] == 3 and outcome.pairs[0].matches[0].portrait.shape[2] == 3
     assert window.results.percent.text().startswith("相似度")
-    qtbot.waitUntil(lambda: bool(window.results_latency_ms), timeout=WAIT_MS)
-    assert 0 < window.analyses < window.frames_seen, "frames are dropped while the worker is busy"
+    qtbot.waitUntil(lambda: bool(window.tally.results_latency_ms), timeout=WAIT_MS)
+    assert 0 < window.tally.analyses < window.tally.frames_seen, "frames are dropped while the worker is busy"
 
 
 def test_an_idle_kiosk_forgets_the_visitor(qtbot, tmp_path, gallery, photos):
     window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "fr_obama.jpg"), results_seconds=1.0)
     qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
-    window.start_camera(camera_of(tmp_path, photos / "coffee.png", name="empty_room"))
+    window.camera.start(camera_of(tmp_path, photos / "coffee.png", name="empty_room"))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
     assert window.results.outcome is None
     assert window.stack.currentWidget() is window.attract
@@ -114,17 +115,17 @@ def test_a_new_gallery_is_swapped_in_between_visitors_and_another_packs_is_refus
     corpus, out = gallery
     window = make_window(qtbot, out, camera_of(tmp_path, photos / "coffee.png"))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
-    assert window.info["faces"] == 12
+    assert window.staff_panel.info.faces == 12
     make_corpus(corpus, {"Gerhard_Schroeder": 3})
     publish(corpus, out)
-    window.watcher.check()
-    qtbot.waitUntil(lambda: window.info["faces"] == 15, timeout=WAIT_MS)
+    window.link.watcher.check()
+    qtbot.waitUntil(lambda: window.staff_panel.info.faces == 15, timeout=WAIT_MS)
 
     publish(corpus, out, pack=str(mini_pack), fresh=True)
-    window.watcher.check()
-    qtbot.waitUntil(lambda: bool(window.gallery_warning), timeout=WAIT_MS)
-    assert "cannot be compared" in window.gallery_warning
-    assert window.info["faces"] == 15 and window.worker.gallery.manifest.pack == "sface"
+    window.link.watcher.check()
+    qtbot.waitUntil(lambda: bool(window.staff_panel.gallery_warning), timeout=WAIT_MS)
+    assert "cannot be compared" in window.staff_panel.gallery_warning
+    assert window.staff_panel.info.faces == 15 and window.link.worker.gallery.manifest.pack == "sface"
 
 
 def test_the_camera_reconnects_after_a_failure(qtbot, tmp_path, gallery, photos):
@@ -174,8 +175,8 @@ def test_the_staff_panel_needs_the_pin(qtbot, tmp_path, gallery, photos):
 def test_wrong_pins_earn_a_growing_wait_that_closing_the_pad_does_not_end(qtbot, tmp_path, gallery, photos):
     window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
     now = [1000.0]
-    window.pin_guard = PinGuard(clock=lambda: now[0])
-    window.open_staff()
+    window.staff_panel.guard = PinGuard(clock=lambda: now[0])
+    window.staff_panel.open()
     for wrong in ("1111", "2222"):
         enter(window, wrong)
         assert window.pin.message.text() == "密码错误"
@@ -184,7 +185,7 @@ def test_wrong_pins_earn_a_growing_wait_that_closing_the_pad_does_not_end(qtbot,
     window.pin.cancel.click()
     now[0] += 10
     window.toggle_language()
-    window.open_staff()
+    window.staff_panel.open()
     assert window.pin.message.text() == "Too many wrong PINs: try again in 20 s"
     enter(window, "2468")
     assert window.stack.currentWidget() is window.pin, "the right PIN waits too"
@@ -360,10 +361,10 @@ def test_the_staff_panel_shows_the_timings_the_answers_carried(qtbot, tmp_path, 
     qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
     outcome = window.results.outcome
     assert outcome.timings_ms["detect"] == 0.0, "the capture reuses the live view's analysis of its frame"
-    assert outcome.timings_ms["embed"] > 0 and window.stage_ms["search_embed"] == outcome.timings_ms["embed"]
-    assert window.stage_ms["analyse"] > 0
-    assert not hasattr(window.worker, "latency_ms"), "no thread reads the worker's own state"
-    window.open_staff()
+    assert outcome.timings_ms["embed"] > 0 and window.tally.stage_ms["search_embed"] == outcome.timings_ms["embed"]
+    assert window.tally.stage_ms["analyse"] > 0
+    assert not hasattr(window.link.worker, "latency_ms"), "no thread reads the worker's own state"
+    window.staff_panel.open()
     enter(window, "2468")
     performance = window.staff.performance.text()
     assert "analyse " in performance and "search_embed " in performance and "search_portraits " in performance
@@ -381,18 +382,18 @@ def test_a_damaged_new_gallery_is_refused_and_the_staff_panel_says_why(qtbot, tm
     out = gallery[1]
     window = make_window(qtbot, out, camera_of(tmp_path, photos / "coffee.png"), pin_hash=hash_pin("2468"))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
-    live = window.worker.gallery.root
+    live = window.link.worker.gallery.root
     link = tmp_path / "next-gallery-link"
     os.symlink(damaged_copy(out, tmp_path / "damaged"), link)
     os.replace(link, out)  # published as index-builder does, atomically
-    window.watcher.check()
-    qtbot.waitUntil(lambda: bool(window.gallery_warning), timeout=WAIT_MS)
-    window.open_staff()
+    window.link.watcher.check()
+    qtbot.waitUntil(lambda: bool(window.staff_panel.gallery_warning), timeout=WAIT_MS)
+    window.staff_panel.open()
     for key in "2468✓":
         window.pin.press(key)
     assert window.stack.currentWidget() is window.staff
     assert "index.faiss is damaged (truncated or not a FAISS index)" in window.staff.warning.text()
-    assert window.worker.gallery.root == live and window.info["faces"] == 12
+    assert window.link.worker.gallery.root == live and window.staff_panel.info.faces == 12
 
 
 def test_a_damaged_gallery_at_start_up_is_explained_on_screen(qtbot, tmp_path, gallery, photos, caplog):
@@ -410,5 +411,5 @@ def test_the_attract_screen_answers_a_face_within_a_second(qtbot, tmp_path, gall
     window = make_window(qtbot, gallery[1], camera_of(tmp_path, photos / "coffee.png"))
     qtbot.waitUntil(lambda: window.flow.state is State.ATTRACT, timeout=WAIT_MS)
     qtbot.wait(300)
-    window.start_camera(camera_of(tmp_path, photos / "fr_obama.jpg", name="visitor"))
+    window.camera.start(camera_of(tmp_path, photos / "fr_obama.jpg", name="visitor"))
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.live, timeout=1000)
