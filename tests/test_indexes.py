@@ -66,6 +66,9 @@ def test_an_approximate_index_is_kept_only_with_measured_recall_and_speed():
         assert chosen["recall@5"] >= indexes.MIN_RECALL
         assert chosen["latency_ms"]["p99"] < exact["latency_ms"]["p99"]
     assert len(choice.measurements) > 1, "approximate candidates were measured"
+    reaching = [m for m in choice.measurements if m.get("recall@5", 0) >= indexes.MIN_RECALL]
+    fastest = min(reaching, key=lambda m: m["latency_ms"]["p99"])
+    assert (choice.factory, choice.settings) == (fastest["factory"], fastest.get("settings", {}))
 
 
 def test_strangers_are_whole_people():
@@ -215,3 +218,31 @@ def test_identification_through_a_gallery_index_matches_exact_search_when_its_sh
     through_index = leave_one_out_identification(xb, names, index=index)
     assert through_index["queries"] == exact["queries"]
     assert abs(through_index["rank1"] - exact["rank1"]) <= 0.001
+
+
+def test_the_pareto_frontier_holds_exactly_the_points_no_cheaper_one_beats():
+    rng = np.random.default_rng(0)
+    points = [tuple(point) for point in rng.random((200, 2))]  # (cost, recall), no ties
+    frontier = indexes.pareto_frontier(points, recall=lambda p: p[1], cost=lambda p: p[0])
+    unbeaten = [p for p in points if not any(q[0] < p[0] and q[1] > p[1] for q in points)]
+    assert frontier == sorted(unbeaten)
+    assert [p[1] for p in frontier] == sorted(p[1] for p in frontier), "each point buys more recall"
+
+
+def test_a_measurement_matches_an_independent_count():
+    xb, _ = face_like(3000)
+    xq, _ = face_like(50, seed=8)
+    truth = indexes.Truth.of(xb, xq, 10)
+    np.testing.assert_array_equal(truth.I, brute_force(xq, xb, 10))
+    index, _ = indexes.build("IVF32,Flat", xb, use_gpu=False)
+    measured = indexes.measure(index, "IVF32,Flat", {"nprobe": 2}, truth, 1.5, recall_ks=(1, 5, 10),
+                               latency_queries=20)
+    _, I = index.search(xq, 10)
+    for k in (1, 5, 10):
+        expected = np.mean([len(set(I[q, :k]) & set(truth.I[q, :k])) / k for q in range(len(xq))])
+        assert measured.recall[k] == pytest.approx(expected)
+    best = np.take_along_axis(xq @ xb.T, I[:, :1], axis=1)[:, 0]
+    np.testing.assert_allclose(measured.best_score_loss, (xq @ xb.T).max(axis=1) - best, atol=1e-5)
+    assert set(measured.latency_ms) == {"p50", "p95", "p99", "mean"} and measured.batch_queries_per_second > 0
+    assert measured.bytes_per_face == pytest.approx(indexes.serialized_bytes(index) / len(xb), rel=0.03)
+    assert index.nprobe == 2 and measured.build_seconds == 1.5

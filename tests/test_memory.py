@@ -122,3 +122,24 @@ def test_with_a_gpu_a_gallery_whose_index_has_no_gpu_form_stays_on_the_cpu(tmp_p
     flat, _ = gallery_with(tmp_path / "flat", "Flat", {})
     Gallery(flat)
     assert len(moved) == 1, "an index with a GPU form is moved to the GPUs"
+
+
+@pytest.mark.parametrize("factory, expected", [
+    ("Flat", 4 * 128),
+    ("SQfp16", 2 * 128),
+    ("PQ64x4fs,RFlat", 64 / 2 + 4 * 128),  # fast-scan codes, then the floats that re-rank their shortlist
+    ("PQ64x4fs,Refine(SQ8),RFlat", 64 / 2 + 128 + 4 * 128),
+    ("IVF64,Flat", 4 * 128 + 8),  # an inverted list keeps each vector's id
+    ("HNSW32,Flat", 4 * 128 + 4 * 2 * 32 + 16),  # 2M links on level 0
+])
+def test_bytes_per_face_are_the_code_sizes_faiss_reports(factory, expected):
+    assert memory.bytes_per_vector(factory, 128) == expected
+
+
+def test_a_factory_faiss_cannot_make_has_no_size_and_is_left_to_the_gallery_s_checks(tmp_path):
+    with pytest.raises(ValueError, match="faiss cannot make 'Bogus7'"):
+        memory.bytes_per_vector("Bogus7", 128)
+    folder = tmp_path / "g"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"dim": 128, "count": 10, "index": {"factory": "Bogus7"}}))
+    assert memory.swap_refusal(folder) is None
