@@ -140,21 +140,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EMBED_DESCRIPTION = (
+    "Detect every face in each photo and embed it. Faces are listed largest first. A file that cannot be read "
+    "gets a one-line error and the next file is processed; the exit status is 1 when any file failed, 0 "
+    "otherwise. A photo with no face is not an error.")
+BUILD_DESCRIPTION = (
+    "Embed every photo of CORPUS and publish a searchable gallery at GALLERY. CORPUS is a folder tree (a "
+    "photo's identity is its parent folder's name, as in LFW) or a manifest (.csv or .jsonl with `path` and "
+    "optional `name`, `caption`, `source`). Rerunning the same command resumes an interrupted build or "
+    "updates the gallery: only new or changed photos are embedded and photos gone from the corpus leave it. "
+    "Bad files are counted by reason, never fatal. The live gallery is replaced only by a complete, validated "
+    "one.")
+
+
+def command(commands: argparse._SubParsersAction[Parser], name: str, run: Callable[[argparse.Namespace], int],
+            help: str, description: str | None = None) -> Parser:
+    """A subcommand that runs `run` with its parsed arguments."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def add_embed_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    embed = commands.add_parser(
-        "embed",
-        help="find the faces in photos and print their embeddings",
-        description="Detect every face in each photo and embed it. Faces are listed largest first. "
-        "A file that cannot be read gets a one-line error and the next file is processed; the "
-        "exit status is 1 when any file failed, 0 otherwise. A photo with no face is not an error.",
-    )
+    embed = command(commands, "embed", run_embed, help="find the faces in photos and print their embeddings",
+                    description=EMBED_DESCRIPTION)
     embed.add_argument("images", nargs="*", metavar="IMAGE", help="photo files (JPEG, PNG, WebP, BMP, TIFF, ...)")
     embed.add_argument("--demo", action="store_true",
                        help="embed the sample photos that ship inside the installed insightface package")
     add_engine_options(embed)
     embed.add_argument("--json", action="store_true",
                        help="one JSON object per image per line, with full embeddings")
-    embed.set_defaults(run=run_embed)
 
 
 def add_models_parser(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -176,16 +191,8 @@ def add_models_parser(commands: argparse._SubParsersAction[Parser]) -> None:
 
 
 def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    build = commands.add_parser(
-        "build",
-        help="build (or update) a gallery from a photo corpus, and publish it atomically",
-        description="Embed every photo of CORPUS and publish a searchable gallery at GALLERY. CORPUS is "
-        "a folder tree (a photo's identity is its parent folder's name, as in LFW) or a manifest (.csv "
-        "or .jsonl with `path` and optional `name`, `caption`, `source`). Rerunning the same command "
-        "resumes an interrupted build or updates the gallery: only new or changed photos are embedded "
-        "and photos gone from the corpus leave it. Bad files are counted by reason, never fatal. "
-        "The live gallery is replaced only by a complete, validated one.",
-    )
+    build = command(commands, "build", run_build, description=BUILD_DESCRIPTION,
+                    help="build (or update) a gallery from a photo corpus, and publish it atomically")
     build.add_argument("corpus", type=Path, metavar="CORPUS")
     build.add_argument("--out", type=Path, required=True, metavar="GALLERY",
                        help="the gallery path readers open (a link swapped on publish; state lives in GALLERY.d/)")
@@ -228,12 +235,11 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        "choosing by measurement; its recall and latency are still measured and recorded")
     build.add_argument("--index-param", type=search_param, action="append", default=[], metavar="NAME=VALUE",
                        help="a search parameter of the --index (e.g. k_factor_rf=64); repeatable")
-    build.set_defaults(run=run_build)
 
 
 def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    search = commands.add_parser(
-        "search", help="find the gallery faces most like the largest face in a photo",
+    search = command(
+        commands, "search", run_search, help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
         "search. With --json one object: image, faces, policy, matches (rank, score, fair_score, name, identity, "
         "caption, image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and "
@@ -245,7 +251,6 @@ def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     search.add_argument("--device", default="auto", choices=DEVICES)
     search.add_argument("--json", action="store_true", help="print one JSON object")
     add_policy_options(search)
-    search.set_defaults(run=run_search)
 
 
 def add_policy_options(parser: argparse.ArgumentParser) -> None:
@@ -257,15 +262,13 @@ def add_policy_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_info_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    info = commands.add_parser("info", help="show a gallery's manifest, readably")
+    info = command(commands, "info", run_info, help="show a gallery's manifest, readably")
     info.add_argument("gallery", type=Path, metavar="GALLERY")
     info.add_argument("--json", action="store_true", help="print the manifest as it is")
-    info.set_defaults(run=run_info)
 
 
 def add_doctor_parser(commands: argparse._SubParsersAction[Parser]) -> None:
-    doctor = commands.add_parser("doctor", help="check the installation: runtimes, devices, default model files")
-    doctor.set_defaults(run=run_doctor)
+    command(commands, "doctor", run_doctor, help="check the installation: runtimes, devices, default model files")
 
 
 def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
