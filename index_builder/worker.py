@@ -7,6 +7,10 @@ a recognizer (and a GPU) is efficient. A bad photo becomes a counted reason, nev
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import pickle
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -55,15 +59,41 @@ _filter = FaceFilter()
 def init_worker(pack: ModelPack, device: str, face_filter: FaceFilter) -> None:
     """Pool initializer: one detector per process, single-threaded (the processes are the parallelism)."""
     global _detector, _filter
+    _exit_with_parent()
     cv2.setNumThreads(1)
     _detector = FaceDetector(pack, device, threads=1)
     _filter = face_filter
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the build that started it ends, however it ends: a build killed with
+    SIGKILL runs no clean-up, and its workers (about 200 MB each) would read on for nobody."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's sentinel closes, i.e. when it has died
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def process_photo(item: CorpusItem) -> PhotoResult:
     """The whole per-photo stage in one call (the local engine's worker processes)."""
     read = read_photo(item.key, item.path)
     return read if isinstance(read, PhotoResult) else find_faces(item.key, *read)
+
+
+def process_photo_into(item: CorpusItem, path: str) -> str:
+    """process_photo, its result left in the file `path` and only the path returned through the
+    pool's pipe. A result (crops, thumbnail, portrait: about 100 KB) crosses a pipe in several writes,
+    and a worker killed between two of them (the OOM-killer) leaves CPython's ProcessPoolExecutor
+    reading the rest forever instead of reporting the pool broken; a path is one write of under
+    PIPE_BUF bytes, which a pipe takes whole or not at all."""
+    with open(path, "wb") as file:
+        pickle.dump(process_photo(item), file, pickle.HIGHEST_PROTOCOL)
+    return path
 
 
 def read_photo(key: str, path: str) -> tuple[str, np.ndarray] | PhotoResult:

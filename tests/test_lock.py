@@ -107,6 +107,46 @@ def test_a_build_killed_with_sigkill_frees_the_lock(tmp_path):
     assert Gallery(out, use_gpu=False).count == sum(PEOPLE.values())
 
 
+def process_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from /proc, or None when it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    state = process_state(pid)
+    return state is not None and state[0] != "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    return [int(path.name) for path in Path("/proc").glob("[0-9]*")
+            if (state := process_state(int(path.name))) and state[1] == pid and state[0] != "Z"]
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_build_killed_with_sigkill_exit_too(tmp_path):
+    """kill -9 of the build alone (not its process group, as a user's `kill -9 PID` does): its worker
+    processes and multiprocessing's helpers must not read on for nobody."""
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_lfw_people(corpus, PEOPLE)
+    killed = start_build(corpus, out)
+    wait_until_holding(out, killed)
+    deadline = time.time() + 60
+    while len(children := children_of(killed.pid)) < 2 and time.time() < deadline:  # a worker and the resource tracker
+        time.sleep(0.05)
+    assert children, "the build started no worker"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    deadline = time.time() + 20
+    while (left := [pid for pid in children if alive(pid)]) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not left, f"processes {left} outlived the killed build"
+
+
 @pytest.mark.parametrize("out_in", ["corpus", "link to the corpus", "home in the corpus"])
 def test_a_gallery_inside_its_corpus_is_refused_before_anything_is_written(tmp_path, capsys, out_in):
     corpus = tmp_path / "corpus"
