@@ -3,10 +3,14 @@ the reason when it is absent (a user's fresh clone has none)."""
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
 import shutil
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -49,6 +53,22 @@ def own_state_home(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
+@pytest.fixture(autouse=True)
+def no_log_handlers_left() -> Iterator[None]:
+    """`kiosk.cli.main` run in this process sets up the kiosk's log: its handlers (one writing to the
+    test's captured stderr) and the root level are taken back after the test."""
+    from kiosk import log
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in log._installed:
+        root.removeHandler(handler)
+        handler.close()
+    log._installed.clear()
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def photos() -> Path:
     return need(PHOTOS)
@@ -87,6 +107,57 @@ def engine(request):
 @pytest.fixture(scope="session")
 def sface_engine():
     return engine_for("sface")
+
+
+class Galleries:
+    """Small real galleries built from LFW people, each built once per test run (the same people and
+    options make the same gallery) and handed to each test as its own copy."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._built: dict[str, Path] = {}
+
+    def built(self, people: dict[str, int], **options: Any) -> Path:
+        """The folder holding `corpus`, the `gallery` link and `gallery.d`: read it, never change it."""
+        from index_builder.build import BuildOptions, build
+
+        key = repr((sorted(people.items()), sorted(options.items())))
+        if key not in self._built:
+            folder = self.root / f"gallery{len(self._built)}"
+            copy_lfw_people(folder / "corpus", people)
+            build(BuildOptions(corpus=folder / "corpus", out=folder / "gallery", workers=1, progress=False, **options))
+            self._built[key] = folder
+        return self._built[key]
+
+    def copy(self, people: dict[str, int], target: Path, **options: Any) -> tuple[Path, Path]:
+        """`corpus`, `gallery` and `gallery.d` copied into `target`, as if built there: free to change,
+        rebuild or damage. Returns the corpus and the gallery link."""
+        source = self.built(people, **options)
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)  # the link is relative: it follows
+        move_recorded_paths(target, f"{source}/", f"{target}/")
+        return target / "corpus", target / "gallery"
+
+
+def move_recorded_paths(folder: Path, old: str, new: str) -> None:
+    """The absolute paths a build recorded (photos in metadata.sqlite, corpus and out in the JSON
+    files) changed from under `old` to under `new`, in every database and JSON file under `folder`."""
+    for path in folder.rglob("*.json"):
+        path.write_text(path.read_text(encoding="utf-8").replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]),
+                        encoding="utf-8")
+    for path in folder.rglob("*.sqlite"):
+        db = sqlite3.connect(path)
+        with db:
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                for column in db.execute(f"PRAGMA table_info({table})").fetchall():
+                    if column[2] == "TEXT":
+                        db.execute(f"UPDATE {table} SET {column[1]} = replace({column[1]}, ?, ?)", (old, new))
+        db.close()
+
+
+@pytest.fixture(scope="session")
+def galleries(tmp_path_factory: pytest.TempPathFactory) -> Galleries:
+    need(LFW)
+    return Galleries(tmp_path_factory.mktemp("galleries"))
 
 
 class FlakyCamera(FolderSource):

@@ -2,6 +2,7 @@
 wrong, the file kept private to its owner, and wrong PINs answered with a growing wait."""
 from __future__ import annotations
 
+import io
 import os
 import stat
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.cli import main as kiosk_main
 from kiosk.config import (
     ConfigError,
     KioskConfig,
@@ -125,6 +127,15 @@ def set_pin(config: Path, typed: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, env=env, start_new_session=True)
 
 
+def set_pin_here(config: Path, typed: str, monkeypatch: pytest.MonkeyPatch,
+                 capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
+    """What `set_pin` answers, from the kiosk's `main` in this process, `typed` as its piped input."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(typed))
+    code = kiosk_main(["--config", str(config), "--set-pin"])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["kiosk"], code, out, err)
+
+
 def test_set_pin_reads_piped_input_and_writes_a_private_file(tmp_path):
     path = tmp_path / "other-me" / "kiosk.toml"
     done = set_pin(path, "2468\n2468\n")
@@ -138,10 +149,10 @@ def test_set_pin_reads_piped_input_and_writes_a_private_file(tmp_path):
                                          ("2468\n1357\n", "the two entries differ; nothing changed"),
                                          ("12\n12\n", "the PIN must be 4 to 12 digits (0-9)"),
                                          ("1234567890123\n", "the PIN must be 4 to 12 digits (0-9)")])
-def test_set_pin_without_a_good_pin_changes_nothing(tmp_path, typed, says):
+def test_set_pin_without_a_good_pin_changes_nothing(tmp_path, typed, says, monkeypatch, capsys):
     path = config_file(tmp_path, 'lang = "en"\npin_hash = "' + hash_pin("1111") + '"')
     before = path.read_bytes()
-    done = set_pin(path, typed)
+    done = set_pin_here(path, typed, monkeypatch, capsys)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith(f"kiosk: {says}") and path.read_bytes() == before
 

@@ -1,27 +1,33 @@
 """Hostile input, one row each: what is made, the command run on it, the exit code expected and the
-one line it must print. Every case runs as a real command in a child process, with its own home
-and config folders, and no case may show the user a Python traceback.
+one line it must print. Each case runs the command's own `main` in this process, with its own home
+and config folders, working folder and input; the rows marked `child` run as a real command in a
+child process, where crossing a process boundary is the point (a lock another process holds, the
+exit code a shell sees). No case may show the user a Python traceback.
 
 Exit codes: 0 ok, 1 some files bad, 2 unusable input or gallery, 3 locked.
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import LFW, MINI_PACK, PHOTOS, copy_lfw_people, need
+from conftest import MINI_PACK, PHOTOS, Galleries, copy_lfw_people, need
+from index_builder.cli import main as index_builder_main
 from index_builder.lock import build_lock
+from kiosk.cli import main as kiosk_main
 from test_imaging import special_files
 from test_packs import absolute_entry, bad_crc, garbage_onnx, truncated
 
@@ -30,13 +36,11 @@ PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
 
 
 class Workspace:
-    """What a case is made from: a scratch folder, a real face photo, and (built once for the whole
-    run, on first use) a small real gallery; cases that damage a gallery copy it first."""
+    """What a case is made from: a scratch folder, a real face photo, and a small real gallery
+    (built once for the whole run); cases that damage a gallery copy it first."""
 
-    _gallery: Path | None = None
-
-    def __init__(self, tmp: Path, shared_tmp: Path) -> None:
-        self.tmp, self.shared_tmp = tmp, shared_tmp
+    def __init__(self, tmp: Path, galleries: Galleries) -> None:
+        self.tmp, self.galleries = tmp, galleries
 
     @property
     def photo(self) -> Path:
@@ -63,15 +67,7 @@ class Workspace:
 
     def gallery(self) -> Path:
         """The path of the shared, intact gallery link (read it, never damage it)."""
-        if Workspace._gallery is None:
-            need(LFW)
-            out = self.shared_tmp / "gallery"
-            corpus = self.shared_tmp / "corpus"
-            copy_lfw_people(corpus, PEOPLE)
-            done = run(["index-builder", "build", str(corpus), "--out", str(out), "--workers", "1"], self.shared_tmp)
-            assert done.returncode == 0, done.stderr
-            Workspace._gallery = out
-        return Workspace._gallery
+        return self.galleries.built(PEOPLE) / "gallery"
 
     def gallery_copy(self, name: str = "damaged") -> Path:
         """A private copy of the gallery's live version folder, free to damage."""
@@ -88,17 +84,57 @@ class Case:
     says: str  # a piece of the one line printed on stderr
     stdin: str | None = None
     slow: bool = False
+    child: bool = False  # run as a real command in a child process
+
+
+def own_folders(home: Path) -> dict[str, str]:
+    """The variables that keep a command off this machine's home, config, cache, data and state folders."""
+    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+            "XDG_STATE_HOME": str(home / "state"), "XDG_DATA_HOME": str(home / "data")}
 
 
 def run(argv: list[str], home: Path, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`index-builder ...` or `kiosk ...` as a user would run it, isolated from this machine's
-    home, config and cache folders."""
+    """`index-builder ...` or `kiosk ...` as a user would run it, in a child process."""
     module = {"index-builder": "index_builder.cli", "kiosk": "kiosk.cli"}[argv[0]]
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_CACHE_HOME": str(home / "cache"), "XDG_STATE_HOME": str(home / "state"),
-           "XDG_DATA_HOME": str(home / "data"), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **own_folders(home), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", module, *argv[1:]], input=stdin, capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=home)
+
+
+def call(argv: list[str], home: Path, stdin: str | None, monkeypatch: pytest.MonkeyPatch,
+         capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess:
+    """What `run` answers, from the command's own `main` in this process: the same folders, working
+    folder and input, and its exit code whether returned or raised by argparse."""
+    main = {"index-builder": index_builder_main, "kiosk": kiosk_main}[argv[0]]
+    capsys.readouterr()  # what making the case printed
+    with monkeypatch.context() as patch, log_warnings_on_stderr(argv[0] == "index-builder"):
+        for name, value in own_folders(home).items():
+            patch.setenv(name, value)
+        patch.chdir(home)
+        patch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        try:
+            code = main(argv[1:])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+@contextlib.contextmanager
+def log_warnings_on_stderr(needed: bool) -> Iterator[None]:
+    """Log warnings printed on stderr as `logging.basicConfig` in index-builder's `main` prints them in
+    a process of its own (under pytest the root logger has handlers already, so it adds none; the
+    kiosk's `main` sets up its own handler on stderr)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if needed:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def build_while_locked(w: Workspace) -> list[str]:
@@ -208,7 +244,7 @@ def on_damaged_gallery(damage: str, command: str) -> Callable[[Workspace], list[
 
 CASES: list[Case] = [
     # --- build: locks, corpus trees and manifests ---
-    Case("build while another build holds the lock", build_while_locked, 3, "is being built by pid"),
+    Case("build while another build holds the lock", build_while_locked, 3, "is being built by pid", child=True),
     Case("--out inside the corpus", build_into_the_corpus, 2, "puts the gallery inside the corpus"),
     Case("--out through a link into the corpus", build_into_a_link_to_the_corpus, 2,
          "puts the gallery inside the corpus"),
@@ -219,7 +255,8 @@ CASES: list[Case] = [
     Case("--out under a file", build_under_a_file, 2, "gallery.d: Not a directory"),
     Case("damaged build state", build_on_a_damaged_state, 2, "state.sqlite is damaged (file is not a database); "
          "rerun with --fresh"),
-    Case("--workers 0", build_option("--workers", "0"), 2, "argument --workers: must be 1 or more, not 0"),
+    Case("--workers 0", build_option("--workers", "0"), 2, "argument --workers: must be 1 or more, not 0",
+         child=True),
     Case("--workers -1", build_option("--workers", "-1"), 2, "argument --workers: must be 1 or more, not -1"),
     Case("--batch two", build_option("--batch", "two"), 2, "argument --batch: must be a whole number, not 'two'"),
     Case("--shard-size 0", build_option("--shard-size", "0"), 2, "argument --shard-size: must be 1 or more"),
@@ -283,17 +320,18 @@ CASES: list[Case] = [
                                                          "--out", str(ws.tmp / "gallery"), "--workers", "1"],
          1, "5 file(s) or row(s) of the corpus are broken"),
     Case("search_fifo", lambda ws: ["index-builder", "search", str(ws.gallery()), special_file(ws, "fifo.jpg")],
-         1, "fifo.jpg: a FIFO, not a regular file"),
+         1, "fifo.jpg: a FIFO, not a regular file", child=True),
     Case("search_sparse_2gb", lambda ws: ["index-builder", "search", str(ws.gallery()), special_file(ws, "sparse.jpg")],
          1, "sparse.jpg: file too large (2048 MB)"),
 
     # --- galleries: damaged galleries ---
-    *[Case(f"{damage}: {command}", on_damaged_gallery(damage, command), 2, says)
+    *[Case(f"{damage}: {command}", on_damaged_gallery(damage, command), 2, says,
+           child=(damage, command) == ("truncated index", "kiosk --headless"))
       for damage, (_, says) in GALLERY_DAMAGES.items() for command in GALLERY_COMMANDS],
 
     # --- kiosk and models: options, config, PIN, packs ---
     Case("set_pin_at_end_of_input", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"'), "--set-pin"],
-         2, "kiosk: no PIN given (end of input); nothing changed", stdin=""),
+         2, "kiosk: no PIN given (end of input); nothing changed", stdin="", child=True),
     Case("pin_hash_malformed", headless_with_config('pin_hash = "pbkdf2_sha256$x$zz$00"'),
          2, "pin_hash must be a hash written by kiosk --set-pin"),
     Case("lookalikes_five", headless_with_config('lookalikes = "five"'),
@@ -330,16 +368,14 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="session")
-def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hostile-shared")
-
-
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=[pytest.mark.slow] if c.slow else [])
                                   for c in CASES])
-def test_hostile_input_gets_one_line_and_its_exit_code(case: Case, tmp_path: Path, shared_tmp: Path) -> None:
-    workspace = Workspace(tmp_path, shared_tmp)
-    done = run(case.command(workspace), tmp_path, case.stdin)
+def test_hostile_input_gets_one_line_and_its_exit_code(case: Case, tmp_path: Path, galleries: Galleries,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    workspace = Workspace(tmp_path, galleries)  # kept alive: it may hold a lock for the case's duration
+    argv = case.command(workspace)
+    done = run(argv, tmp_path, case.stdin) if case.child else call(argv, tmp_path, case.stdin, monkeypatch, capsys)
     printed = done.stdout + done.stderr
     assert "Traceback" not in printed, printed
     assert done.returncode == case.code, printed

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtTest import QTest
 
-from conftest import LFW, FlakyCamera, copy_lfw_people, need, search
+from conftest import LFW, FlakyCamera, Galleries, copy_lfw_people, need, search
 from face_engine.gallery import FORMAT_VERSION, portrait_crop
 from face_engine.imaging import read_image
 from index_builder.build import BuildOptions, build
@@ -49,11 +49,9 @@ def own_data_home(monkeypatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def gallery(tmp_path: Path) -> tuple[Path, Path]:
-    corpus = make_corpus(tmp_path / "corpus", {"Tony_Blair": 4, "Colin_Powell": 4, "Zico": 2, "Hugo_Chavez": 2})
-    out = tmp_path / "gallery"
-    publish(corpus, out)
-    return corpus, out
+def gallery(tmp_path: Path, galleries: Galleries) -> tuple[Path, Path]:
+    """Built once per test run; each test gets its own copy (some change the corpus or the gallery)."""
+    return galleries.copy({"Tony_Blair": 4, "Colin_Powell": 4, "Zico": 2, "Hugo_Chavez": 2}, tmp_path)
 
 
 def camera_of(tmp_path: Path, *photos: Path, name: str = "camera") -> FolderSource:
