@@ -1,14 +1,17 @@
-"""Fair attention: hubness scores of gallery faces, and the matching policies that pick the shown faces
-(exact, and the fair one that uses those scores).
+"""Fair attention: hubness scores of gallery people, and the matching policies that pick the shown
+faces (exact, and the fair one that uses those scores).
 
-Raw nearest neighbours in high dimensions make hubs: a few faces sit close to everyone and take the
-attention. Local scaling (CSLS) lowers each gallery face's score by its hubness r_g, the mean
-similarity of g to its k nearest faces of OTHER people (same-person neighbours are left out: they
-would punish everyone with many photos). The fair policy re-ranks a raw shortlist by cos - λ·r_g, shows
-each person once, and (in the kiosk) breaks near-ties toward the less-shown faces. The visitor still
-sees the raw similarity. The ledger moves the best lookalike only within a small margin of the
-best fair score (what the visitor came for), and the smaller matches within a wider one (where
-attention spreads).
+Fairness is owed to people, not to photos: a person with 40 photos is one person. Raw nearest
+neighbours in high dimensions make hubs: a few people sit close to everyone and take the attention,
+and a person with many photos covers more of the face space, so is nearer to more visitors. Local
+scaling (CSLS) on people lowers the score of each face of person P by P's hubness r_P, the mean
+similarity of P to its k nearest OTHER people (one person's nearness to another: their closest pair
+of faces), so many photos raise r_P as they raise P's chance of being near. The fair policy picks
+from a raw shortlist by cos - λ·r_P, each person once, and (in the kiosk) breaks near-ties toward the
+less-shown PEOPLE (the exposure ledger counts people). It decides who is shown, never the order: the
+visitor sees the shown people by raw similarity, best first. The ledger moves the best lookalike only
+within a small margin of the best fair score (what the visitor came for), and the smaller matches
+within a wider one (where attention spreads).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ HUBNESS_K = 10
 SHORTLIST = 50  # raw neighbours re-ranked per visitor
 CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+NEIGHBOURS_PER_PERSON = 3  # faces searched per wanted nearest person (more where one person crowds them)
 DEPTH_CAP = 256  # extra search depth for one person's own photos; rows still short are searched wider
 BATCH = 4096
 HUBNESS_SHARE = 0.2  # hubness may take at most this share of the build's index stage,
@@ -99,22 +103,81 @@ def _keep_others(D: np.ndarray, I: np.ndarray, query_persons: np.ndarray, person
 
 def hubness(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, k: int = HUBNESS_K,
             progress: Progress | None = None, references: np.ndarray | None = None) -> np.ndarray:
-    """r_g for every face of the gallery (float32, gallery order): the mean similarity of g to its k
-    nearest faces of other people, found in batches with the gallery's own index; or, given the
-    positions of a sample of `references`, the k nearest of other people among those (exact search)."""
+    """r_P of every face's person (float32, gallery order; the same for every face of a person): the
+    mean similarity of P to its k nearest other people, a person's nearness to another being their
+    closest pair of faces. Found in batches with the gallery's own index; or, given the positions of
+    a sample of `references`, among the people of those faces (exact search)."""
     if references is not None:
         index = faiss.IndexFlatIP(xb.shape[1])
         index.add(np.ascontiguousarray(xb[references], dtype=np.float32))
     people = People.of(persons if references is None else persons[references])
-    r = np.zeros(len(xb), dtype=np.float32)
+    S = np.full((len(xb), k), np.nan, dtype=np.float32)
+    W = np.zeros((len(xb), k), dtype=np.int64)
     for start in range(0, len(xb), BATCH):
         rows = slice(start, start + BATCH)
-        D, _ = search_others(index, np.ascontiguousarray(xb[rows], dtype=np.float32), persons[rows], people, k)
-        found = ~np.isnan(D)
-        r[rows] = np.where(found, D, 0).sum(axis=1) / np.maximum(found.sum(axis=1), 1)
+        S[rows], W[rows] = nearest_people(index, np.ascontiguousarray(xb[rows], dtype=np.float32), persons[rows],
+                                          people, k)
         if progress:
-            progress(len(D))
-    return r
+            progress(len(S[rows]))
+    return _per_person_mean_of_nearest(persons, S, W, k)
+
+
+def nearest_people(index: faiss.Index, xq: np.ndarray, query_persons: np.ndarray, people: People,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:
+    """S, W (nq, k): each query's k nearest other people, best first (S the similarity of the
+    person's nearest face, W the person number; S nan where the gallery has fewer). Searched
+    NEIGHBOURS_PER_PERSON faces deep per person; rows whose faces crowd out people are searched wider."""
+    depth = min(index.ntotal, k * NEIGHBOURS_PER_PERSON)
+    D, I = search_others(index, xq, query_persons, people, depth)
+    S, W = _distinct_people(D, I, people.persons, k)
+    short = np.isnan(S[:, -1]) & (np.sum(I >= 0, axis=1) == depth)  # all `depth` found, but not k people
+    while short.any() and depth < index.ntotal:
+        depth = min(index.ntotal, depth * 4)
+        rows = np.flatnonzero(short)
+        D, I = search_others(index, xq[rows], query_persons[rows], people, depth)
+        S[rows], W[rows] = _distinct_people(D, I, people.persons, k)
+        short[rows] = np.isnan(S[rows, -1]) & (np.sum(I >= 0, axis=1) == depth)
+    return S, W
+
+
+def _distinct_people(D: np.ndarray, I: np.ndarray, persons: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first k different people in rank order (a person's first face is its nearest)."""
+    valid = I >= 0
+    who = np.where(valid, persons[np.maximum(I, 0)], 0)
+    by_person = np.argsort(who, axis=1, kind="stable")  # each person's faces together, in rank order
+    sorted_who = np.take_along_axis(who, by_person, axis=1)
+    repeat = np.zeros_like(valid)
+    np.put_along_axis(repeat, by_person[:, 1:], sorted_who[:, 1:] == sorted_who[:, :-1], axis=1)
+    first = valid & ~repeat
+    order = np.argsort(~first, axis=1, kind="stable")[:, :k]
+    kept = np.take_along_axis(first, order, axis=1)
+    S = np.full((len(D), k), np.nan, dtype=np.float32)
+    W = np.zeros((len(D), k), dtype=np.int64)
+    S[:, : order.shape[1]] = np.where(kept, np.take_along_axis(D, order, axis=1), np.nan)
+    W[:, : order.shape[1]] = np.where(kept, np.take_along_axis(who, order, axis=1), 0)
+    return S, W
+
+
+def _per_person_mean_of_nearest(persons: np.ndarray, S: np.ndarray, W: np.ndarray, k: int) -> np.ndarray:
+    """For each face, its person's r_P: the k nearest other people over all of that person's faces'
+    nearest people (each neighbour once, at its nearest), averaged; 0 where none was found."""
+    found = ~np.isnan(S)
+    p, q, s = np.repeat(persons, S.shape[1])[found.ravel()], W[found], S[found].astype(np.float64)
+    order = np.lexsort((-s, q, p))  # by person, then neighbour, nearest first
+    p, q, s = p[order], q[order], s[order]
+    first = np.ones(len(p), dtype=bool)
+    first[1:] = (p[1:] != p[:-1]) | (q[1:] != q[:-1])
+    p, s = p[first], s[first]
+    order = np.lexsort((-s, p))  # each person's neighbours, nearest first
+    p, s = p[order], s[order]
+    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
+    rank = np.arange(len(p)) - np.repeat(starts, np.diff(np.r_[starts, len(p)]))
+    owners, inverse = np.unique(p[rank < k], return_inverse=True)
+    if not len(owners):
+        return np.zeros(len(persons), dtype=np.float32)
+    means = np.bincount(inverse, weights=s[rank < k]) / np.bincount(inverse)
+    at = np.minimum(np.searchsorted(owners, persons), len(owners) - 1)
+    return np.where(owners[at] == persons, means[at], 0.0).astype(np.float32)
 
 
 def reference_count(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, budget_seconds: float,
@@ -160,8 +223,9 @@ class MatchPolicy(ABC):
     def pick(self, scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, distinct: bool = True,
              counts: Sequence[int] | None = None, quality: np.ndarray | None = None) -> list[Pick]:
         """The k faces to show from a shortlist (raw `scores`, best first; each candidate's person and
-        hubness r_g; with `counts`, the times each was shown so far; with `quality`, its portrait
-        quality), each person once when `distinct`."""
+        its person's hubness r_P; with `counts`, the times each candidate's PERSON was shown so far;
+        with `quality`, its portrait quality), each person once when `distinct`. Which faces, not
+        their order: the visitor sees them by raw score, best first."""
 
     @abstractmethod
     def label(self, ledger: bool) -> str:
@@ -203,10 +267,10 @@ class ExactPolicy(MatchPolicy):
 
 @dataclass(frozen=True)
 class FairPolicy(MatchPolicy):
-    """Re-ranked by fair score score - fairness·r_g (fairness None: the λ the gallery's build chose),
+    """Chosen by fair score score - fairness·r_P (fairness None: the λ the gallery's build chose),
     each person once; near-ties in fair score go to the better portrait, and with a ledger's counts
-    each slot to the least-shown within a margin: `delta` for the best lookalike, `delta_more` for
-    the smaller matches."""
+    (per person) each slot to the least-shown person within a margin: `delta` for the best
+    lookalike, `delta_more` for the smaller matches."""
 
     fairness: float | None = None
     delta: float = LEDGER_DELTA
@@ -220,9 +284,10 @@ class FairPolicy(MatchPolicy):
     def pick(self, scores: np.ndarray, persons: Sequence[Hashable], hub: np.ndarray, k: int, distinct: bool = True,
              counts: Sequence[int] | None = None, quality: np.ndarray | None = None) -> list[Pick]:
         """By fair score, each person once whatever `distinct` says. With `quality`, near-ties in fair
-        score go to the better portrait (face_engine.quality.near_tie_order). With `counts`, each slot
-        goes to the least-shown candidate whose fair score is within the slot's margin of the best one
-        left. A fairness of None (not resolved with on_gallery) counts as 0."""
+        score go to the better portrait (face_engine.quality.near_tie_order). With `counts` (each
+        candidate's person's showings), each slot goes to the least-shown person whose fair score is
+        within the slot's margin of the best one left. A fairness of None (not resolved with
+        on_gallery) counts as 0."""
         fair = np.asarray(scores, dtype=np.float64) - (self.fairness or 0.0) * np.asarray(hub, dtype=np.float64)
         order = np.argsort(-fair, kind="stable") if quality is None else near_tie_order(fair, quality)
         best_of_person: dict[Hashable, int] = {}
@@ -265,7 +330,7 @@ def policy_named(name: str, fairness: float | None = None) -> MatchPolicy:
 
 
 def gini(counts: np.ndarray) -> float:
-    """0 when every face is shown equally often, towards 1 when a few faces take all the attention."""
+    """0 when every face (or person) is shown equally often, towards 1 when a few take all the attention."""
     x = np.sort(np.asarray(counts, dtype=float))
     n = len(x)
     if n == 0 or x.sum() == 0:

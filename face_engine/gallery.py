@@ -85,6 +85,16 @@ class FaceRecord:
     def content_key(self) -> str:
         return f"{self.photo_sha1}:{self.photo_face}"
 
+    @property
+    def person_key(self) -> str:
+        return person_key_of(self.identity, self.content_key)
+
+
+def person_key_of(identity: str, content_key: str) -> str:
+    """Who a face shows, by a name that survives rebuilds (the kiosk's exposure ledger counts people
+    by it): the identity, or for an unnamed face (a person of its own) the face's content key."""
+    return identity or content_key
+
 
 METADATA_COLUMNS = tuple(column.name for column in fields(FaceRecord))
 _SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "float": "REAL"}
@@ -488,6 +498,11 @@ class Gallery:
         """Every face's FaceRecord.content_key, in gallery order."""
         rows = self.db.execute("SELECT photo_sha1, photo_face FROM faces ORDER BY id")
         return [f"{sha1}:{face}" for sha1, face in rows]
+
+    def person_keys(self) -> list[str]:
+        """Every face's FaceRecord.person_key, in gallery order."""
+        rows = self.db.execute("SELECT identity, photo_sha1, photo_face FROM faces ORDER BY id")
+        return [person_key_of(identity, f"{sha1}:{face}") for identity, sha1, face in rows]
 
     def close(self) -> None:
         self.db.close()

@@ -11,7 +11,7 @@ import numpy as np
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import FaceRecord, Gallery
+from face_engine.gallery import FaceRecord, Gallery, person_key_of
 from face_engine.imaging import read_image
 
 
@@ -21,7 +21,7 @@ class Lookalike(NamedTuple):
     fair_score: float  # what the policy ranked by (the score itself under exact)
 
 
-Counts = Callable[[list[str]], list[int]]  # times each face (by content key) was shown so far: the kiosk's ledger
+Counts = Callable[[list[str]], list[int]]  # times each person (by person key) was shown so far: the kiosk's ledger
 
 
 class Stopwatch:
@@ -96,6 +96,7 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     D, I = gallery.search(xq, policy.shortlist_length(k, distinct))
     ids = I[0][I[0] >= 0]
     identities, keys = gallery.people(ids.tolist())
+    keys = [person_key_of(*both) for both in zip(identities, keys, strict=True)]  # the ledger counts people
     persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
     # a gallery without hubness scores runs the exact policy, which reads none
     hub = gallery.hubness[ids] if gallery.hubness is not None else np.zeros(len(ids), np.float32)

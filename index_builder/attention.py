@@ -1,12 +1,14 @@
 """How attention spreads over a gallery under each matching policy, measured with the gallery's own
-faces as visitors: the build's hubness step (r_g and the λ it chooses) and `bench exposure` share
-this measurement (face_engine.fairness holds the policies themselves).
+faces as visitors: the build's hubness step (r_P and the λ it chooses) and `bench exposure` share
+this measurement (face_engine.fairness holds the policies themselves). Exposure is counted per face
+and per person; the policies aim at the person's (a person with 40 photos is one person).
 
 Visitors: (a) every gallery face in turn, their own person left out: a stranger to the gallery, for
 exposure and for the strangers' top-1 score loss (averaged per person, so that a person with 530
 photos counts once); (c) in-gallery probes (a face of someone with 2+ faces, only itself left out),
 for identity rank-1. A policy with the ledger replays the visitors in random order, as a day at the
-booth, and its loss is measured on that day, with the counts the day had built up.
+booth, and its loss is measured on that day, with the counts the day had built up. Rank-1 and the
+loss are read from what the visitor sees first: the shown face with the highest raw score.
 """
 from __future__ import annotations
 
@@ -89,51 +91,75 @@ def _leave_one_out(index: faiss.Index, xb: np.ndarray, probes: np.ndarray) -> tu
     return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
+class Shown(NamedTuple):
+    """What a replay showed: showings of each gallery face, each visitor's displayed first (the shown
+    face with the highest raw score: -1 and -inf when nothing was shown) and how many visitors saw
+    fewer people than asked."""
+
+    counts: np.ndarray
+    top_id: np.ndarray
+    top_score: np.ndarray
+    short: int
+
+
 def shown(D: np.ndarray, I: np.ndarray, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
-          order: np.ndarray | None = None, quality: np.ndarray | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each visitor (replayed in `order` when given), the faces shown: counts per gallery face,
-    and each visitor's top-1 id and raw score (-1 and -inf when nothing was shown). With `quality`
-    (each gallery face's portrait quality), fair near-ties go to the better portrait, as in the kiosk."""
+          order: np.ndarray | None = None, quality: np.ndarray | None = None) -> Shown:
+    """What each visitor (replayed in `order` when given) is shown, as the kiosk shows it: the policy
+    picks who, the visitor sees them by raw score, and with the ledger each pick counts once more for
+    its PERSON. With `quality` (each gallery face's portrait quality), fair near-ties go to the better
+    portrait, as in the kiosk."""
     counts = np.zeros(len(persons), dtype=np.int64)
+    _, person_of = np.unique(persons, return_inverse=True)
+    person_counts = np.zeros(person_of.max() + 1 if len(persons) else 0, dtype=np.int64)
     top_id = np.full(len(I), -1, dtype=np.int64)
     top_score = np.full(len(I), -np.inf)
+    wanted = min(k, len(person_counts) - 1)  # a stranger's own person is not in their shortlist
+    short = 0
     for visitor in (range(len(I)) if order is None else order):
         ids = I[visitor][I[visitor] >= 0]
         picks = replayed.policy.pick(D[visitor][: len(ids)], persons[ids].tolist(), hub[ids], k,
-                                     counts=counts[ids] if replayed.ledger else None,
+                                     counts=person_counts[person_of[ids]] if replayed.ledger else None,
                                      quality=None if quality is None else quality[ids])
-        for pick in picks:
-            counts[ids[pick.position]] += 1
+        chosen = ids[[pick.position for pick in picks]]
+        counts[chosen] += 1
+        person_counts[person_of[chosen]] += 1
+        short += len(picks) < wanted
         if picks:
-            top_id[visitor], top_score[visitor] = ids[picks[0].position], picks[0].score
-    return counts, top_id, top_score
+            first = max(picks, key=lambda pick: pick.score)
+            top_id[visitor], top_score[visitor] = ids[first.position], first.score
+    return Shown(counts, top_id, top_score, short)
 
 
 def measure(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, replayed: Replayed,
             rng: np.random.Generator, quality: np.ndarray | None = None) -> dict[str, Any]:
-    """The policy's keys on these visitors, with its exposure counts under "counts" and the
-    strangers' shown top-1 raw scores under "top1"."""
+    """The policy's keys on these visitors, per face and per person (what the policy aims at), with
+    its exposure counts per face under "counts" and the strangers' displayed top-1 raw scores under
+    "top1". Rank-1 is the in-gallery probes' displayed first among k shown."""
     D, I = found.strangers
     order = rng.permutation(len(I)) if replayed.ledger else None
     started = time.perf_counter()
-    counts, _, top1 = shown(D, I, persons, hub, k, replayed, order, quality)
+    strangers = shown(D, I, persons, hub, k, replayed, order, quality)
     ms_per_visitor = (time.perf_counter() - started) * 1e3 / max(len(I), 1)
-    _, probe_top, _ = shown(*found.probes, persons, hub, 1, replayed, quality=quality)
-    _, per_person = np.unique(persons, return_inverse=True)
+    probe_top = shown(*found.probes, persons, hub, k, replayed, quality=quality).top_id
+    counts = strangers.counts
+    _, person_of = np.unique(persons, return_inverse=True)
+    per_person = np.bincount(person_of, weights=counts).astype(np.int64)
     return {
-        "gini": gini(counts), "gini_per_person": gini(np.bincount(per_person, weights=counts)),
-        "share_never_shown": float(np.mean(counts == 0)), "max_count": int(counts.max()),
+        "gini": gini(counts), "gini_per_person": gini(per_person),
+        "share_never_shown": float(np.mean(counts == 0)),
+        "share_never_shown_per_person": float(np.mean(per_person == 0)),
+        "max_count": int(counts.max()), "max_count_per_person": int(per_person.max()),
         "rank1": float(np.mean((probe_top >= 0) & (persons[probe_top] == found.probe_persons)))
         if len(probe_top) else None,
-        "top1": top1, "counts": counts, "choose_ms_per_visitor": round(ms_per_visitor, 4),
+        "share_short_lists": strangers.short / max(len(I), 1),
+        "top1": strangers.top_score, "counts": counts, "choose_ms_per_visitor": round(ms_per_visitor, 4),
     }
 
 
 def compare(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, chosen: Sequence[Replayed],
             seed: int = 0, quality: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
-    """Every policy measured on the same visitors (the first must be exact); the strangers' top-1
-    score loss against exact's, per person (`stranger_score_loss`) and per face."""
+    """Every policy measured on the same visitors (the first must be exact); the strangers' displayed
+    top-1 score loss against exact's, per person (`stranger_score_loss`) and per face."""
     results = {replayed.name: measure(found, persons, hub, k, replayed, np.random.default_rng(seed), quality)
                for replayed in chosen}
     baseline = results["exact"]["top1"]
@@ -150,12 +176,12 @@ def compare(found: Visitors, persons: np.ndarray, hub: np.ndarray, k: int, chose
 
 
 def choose_fairness(results: dict[str, dict[str, Any]], lambdas: Sequence[float] = LAMBDAS) -> float:
-    """The λ (of the sweep `results` measured: lambda_sweep(lambdas)) with the lowest Gini whose
-    rank-1 stays within RANK1_SLACK of exact and whose strangers lose at most MAX_SCORE_LOSS of
-    top-1 score (λ 0 always qualifies)."""
+    """The λ (of the sweep `results` measured: lambda_sweep(lambdas)) with the lowest Gini per
+    person whose rank-1 stays within RANK1_SLACK of exact and whose strangers lose at most
+    MAX_SCORE_LOSS of top-1 score (λ 0 always qualifies)."""
     exact, *swept = lambda_sweep(lambdas)
     exact_rank1 = results[exact.name]["rank1"] or 0.0
-    fine = [(results[fair.name]["gini"], float(lam)) for lam, fair in zip(lambdas, swept, strict=True)
+    fine = [(results[fair.name]["gini_per_person"], float(lam)) for lam, fair in zip(lambdas, swept, strict=True)
             if (results[fair.name]["rank1"] or 0.0) >= exact_rank1 - RANK1_SLACK
             and results[fair.name]["stranger_score_loss"] <= MAX_SCORE_LOSS]
     return float(min(fine)[1]) if fine else 0.0
@@ -164,7 +190,7 @@ def choose_fairness(results: dict[str, dict[str, Any]], lambdas: Sequence[float]
 def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], k: int, index_seconds: float,
                      progress: Progress | None = None, quality: np.ndarray | None = None
                      ) -> tuple[np.ndarray, FairnessReport]:
-    """The build's step: r_g of every face (exact k-NN over the whole gallery with its own index when
+    """The build's step: r_P of every face's person (exact k-NN over the whole gallery with its own index when
     that fits in HUBNESS_SHARE of the index stage's `index_seconds` or HUBNESS_FLOOR_SECONDS, else
     over a random sample of reference faces that does) and the λ chosen on BUILD_VISITORS visitors of
     each kind, replayed as the kiosk shows them (with each face's portrait `quality` when given): the
@@ -176,9 +202,10 @@ def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], 
     sample = None if references is None else np.sort(rng.choice(len(xb), references, replace=False))
     hub = hubness(index, xb, persons, HUBNESS_K, progress, sample)
     seconds = time.perf_counter() - started
-    method = (f"k-NN of other people over the whole gallery, with its own index ({_describe(index)})"
-              if sample is None else f"k-NN of other people among a random sample of {references} reference faces "
-              f"(exact search; the whole gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
+    nearest = "each person's k nearest other people"
+    method = (f"{nearest} over the whole gallery, with its own index ({_describe(index)})" if sample is None
+              else f"{nearest} among a random sample of {references} reference faces (exact search; the whole "
+              f"gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
     found = visitors(index, xb, persons, rng, BUILD_VISITORS)
     results = compare(found, persons, hub, k, lambda_sweep(), quality=quality)
     return hub, FairnessReport(k=HUBNESS_K, seconds=round(seconds, 2), method=method, references=references or len(xb),

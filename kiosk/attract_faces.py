@@ -34,7 +34,7 @@ PAIR_CANDIDATES = 4  # least-shown faces searched per wanted pair
 NEIGHBOURS = 20  # nearest faces looked at for each of them
 NAME_LENGTH = 40  # characters of each name on a pair's line
 
-Counts = Callable[[list[str]], list[int]]  # the ledger's `shown`: times each content key was shown
+Counts = Callable[[list[str]], list[int]]  # the ledger's `faces_shown`: times each content key was shown
 
 
 def attract_set(gallery: Gallery, counts: Counts | None, rng: np.random.Generator, faces: int = 48,

@@ -62,10 +62,10 @@ class SearchOutcome:
 
 @dataclass(frozen=True)
 class ExposureSummary:
-    """The exposure ledger's numbers for the current gallery's faces (kiosk.ledger.Ledger.summary)."""
+    """The exposure ledger's numbers for the current gallery's people (kiosk.ledger.Ledger.summary)."""
 
-    faces: int
-    shown_faces: int
+    people: int
+    shown_people: int
     showings: int
     share_never_shown: float
     gini: float

@@ -53,7 +53,7 @@ class InferenceWorker(QObject):
         super().__init__()
         self.gallery_path, self.pack_name, self.device = gallery_path, pack, device
         self.policy, self.ledger = policy, ledger
-        self._keys: list[str] | None = None  # the current gallery's content keys, read once per gallery
+        self._keys: list[str] | None = None  # the current gallery's person keys, read once per gallery
         self.engine: FaceEngine | None = None
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
@@ -154,7 +154,7 @@ class InferenceWorker(QObject):
         if self.ledger is None or self.gallery is None:
             return
         if self._keys is None:  # 10^6 rows take a second
-            self._keys = self.gallery.content_keys()
+            self._keys = self.gallery.person_keys()
         self.exposure.emit(self.ledger.summary(self._keys))
 
     @Slot()
@@ -199,7 +199,7 @@ class InferenceWorker(QObject):
         """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
         assert self.gallery is not None
         try:
-            chosen = attract_set(self.gallery, self.ledger.shown if self.ledger is not None else None, self._rng)
+            chosen = attract_set(self.gallery, self.ledger.faces_shown if self.ledger is not None else None, self._rng)
         except (GalleryError, RuntimeError) as error:  # the attract loop can do without gallery faces
             log.warning("no gallery faces for the attract loop: %s", error)
             return

@@ -44,13 +44,23 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def hubness_oracle(xb: np.ndarray, persons: np.ndarray, k: int) -> np.ndarray:
-    similarity = xb @ xb.T
-    similarity[persons[:, None] == persons[None, :]] = -np.inf
-    return np.sort(similarity, axis=1)[:, ::-1][:, :k].mean(axis=1)
+def hubness_oracle(xb: np.ndarray, persons: np.ndarray, k: int, references: np.ndarray | None = None) -> np.ndarray:
+    """r_P for every face: the mean of person P's k nearest other people, a person's nearness to
+    another being their closest pair of faces (among the references' faces when given)."""
+    references = np.arange(len(xb)) if references is None else references
+    similarity = xb @ xb[references].T
+    similarity[persons[:, None] == persons[references][None, :]] = -np.inf
+    others = np.unique(persons[references])
+    face_to_person = np.stack([similarity[:, persons[references] == q].max(axis=1) for q in others], axis=1)
+    r = np.zeros(len(xb))
+    for person in np.unique(persons):
+        nearness = face_to_person[persons == person].max(axis=0)
+        nearest = np.sort(nearness[np.isfinite(nearness)])[::-1][:k]
+        r[persons == person] = nearest.mean() if len(nearest) else 0.0
+    return r
 
 
-def test_hubness_equals_a_numpy_oracle_leaving_out_the_same_person():
+def test_hubness_is_of_people_and_equals_a_numpy_oracle_leaving_out_the_same_person():
     rng = np.random.default_rng(1)
     xb = unit(rng, 2000, 32)
     names = [f"p{i % 300}" if i % 9 else "" for i in range(len(xb))]
@@ -66,12 +76,21 @@ def test_hubness_over_a_sample_of_references_equals_its_oracle():
     xb = unit(rng, 1500, 32)
     persons = person_numbers([f"p{i % 200}" for i in range(len(xb))])
     references = np.sort(rng.choice(len(xb), 500, replace=False))
-    similarity = xb @ xb[references].T
-    similarity[persons[:, None] == persons[references][None, :]] = -np.inf
-    oracle = np.sort(similarity, axis=1)[:, ::-1][:, :10].mean(axis=1)
     index = faiss.IndexFlatIP(xb.shape[1])
     index.add(xb)
-    np.testing.assert_allclose(hubness(index, xb, persons, 10, references=references), oracle, atol=1e-5)
+    np.testing.assert_allclose(hubness(index, xb, persons, 10, references=references),
+                               hubness_oracle(xb, persons, 10, references), atol=1e-5)
+
+
+def test_a_person_with_many_photos_is_one_person_of_hubness():
+    rng = np.random.default_rng(7)
+    xb = unit(rng, 600, 16)
+    persons = person_numbers(["many"] * 100 + [f"p{i}" for i in range(500)])
+    index = faiss.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    r = hubness(index, xb, persons, 10)
+    assert np.ptp(r[:100]) == 0, "every face of a person has the person's r_P"
+    assert r[0] > np.percentile(r[100:], 99), "100 photos cover more of the space: nearer to more people"
 
 
 def test_hubness_measures_against_a_sample_when_the_whole_gallery_is_over_budget():
@@ -134,10 +153,30 @@ def test_the_replay_breaks_near_ties_by_portrait_quality_as_the_kiosk_does():
     persons, hub = np.array([0, 1, 2]), np.zeros(3)
     quality = np.array([0.2, 0.9, 0.5])
     fair = Replayed(FairPolicy(0.5))
-    _, plain_top, _ = shown(D, I, persons, hub, 1, fair)
-    _, quality_top, _ = shown(D, I, persons, hub, 1, fair, quality=quality)
+    plain_top = shown(D, I, persons, hub, 1, fair).top_id
+    quality_top = shown(D, I, persons, hub, 1, fair, quality=quality).top_id
     kiosk = FairPolicy(0.5).pick(D[0], persons.tolist(), hub, 1, quality=quality)
     assert plain_top.tolist() == [0] and quality_top.tolist() == [1] == [kiosk[0].position]
+
+
+def test_the_replayed_ledger_counts_people_not_faces():
+    # two visitors; person 0 has two near faces, person 1 one a little further
+    D, I = np.array([[0.60, 0.59, 0.58], [0.60, 0.59, 0.58]]), np.array([[0, 1, 2], [1, 0, 2]])
+    persons, hub = np.array([0, 0, 1]), np.zeros(3)
+    replayed = shown(D, I, persons, hub, 1, Replayed(FairPolicy(0.0, delta=0.05), ledger=True), order=np.arange(2))
+    assert replayed.counts.tolist() == [1, 0, 1], "person 0 was shown once: its other face is not less shown"
+    without = shown(D, I, persons, hub, 1, Replayed(FairPolicy(0.0, delta=0.05)))
+    assert without.counts.tolist() == [1, 1, 0]
+
+
+def test_the_replay_reads_the_displayed_order_not_the_policys():
+    # the policy's first pick (a less-shown person within δ) is not the highest raw score shown
+    D, I = np.array([[0.60, 0.59, 0.30]]), np.array([[0, 1, 2]])
+    persons, hub = np.array([0, 1, 2]), np.array([0.3, 0.0, 0.0])
+    replayed = shown(D, I, persons, hub, 2, Replayed(FairPolicy(1.0)))
+    assert replayed.top_id.tolist() == [0] and replayed.top_score.tolist() == [pytest.approx(0.60)]
+    assert replayed.short == 0
+    assert shown(D[:, :1], I[:, :1], persons, hub, 2, Replayed(EXACT)).short == 1, "one person where two were asked"
 
 
 def test_the_even_floor_is_the_most_even_spread_of_the_showings():
@@ -250,8 +289,10 @@ def test_bench_exposure_compares_policies_on_a_real_gallery(gallery_path, tmp_pa
     names = {"exact", "fair_0", "fair_0.25", "fair_0.5", "fair_0.75", "fair_1"}
     assert names < set(result["policies"])
     for policy in result["policies"].values():
-        assert {"gini", "gini_per_person", "share_never_shown", "max_count", "rank1", "stranger_score_loss",
-                "most_shown", "lorenz"} <= set(policy)
+        assert {"gini", "gini_per_person", "share_never_shown", "share_never_shown_per_person", "max_count",
+                "max_count_per_person", "rank1", "stranger_score_loss", "share_short_lists", "most_shown",
+                "most_shown_person", "lorenz", "lorenz_per_person"} <= set(policy)
+        assert policy["share_short_lists"] == 0, "every visitor sees k different people"
     assert result["policies"]["exact"]["stranger_score_loss"] == 0
     assert all(result["query_ms"][name]["p50"] > 0 for name in ("exact", "fair", "fair_ledger"))
     ledger = next(name for name in result["policies"] if "_ledger_" in name)
@@ -280,16 +321,34 @@ def test_the_ledger_survives_a_restart(gallery_path, tmp_path):
     ledger.record(faces[:1])
     ledger.flush()
     again = Ledger(tmp_path / "exposure.json")
-    assert again.shown([face.content_key for face in faces[:4]]) == [2, 1, 1, 0]
-    keys = [face.content_key for face in faces]
-    summary = again.summary(keys)
-    assert summary.shown_faces == 3 and summary.share_never_shown == pytest.approx(1 - 3 / len(faces))
-    assert again.summary(keys) is summary, "nothing shown since: the panel's summary is not recomputed"
-    again.record(faces[3:4])
-    assert again.summary(keys).shown_faces == 4
+    assert again.faces_shown([face.content_key for face in faces[:4]]) == [2, 1, 1, 0]
+    people = [face.person_key for face in faces]
+    assert again.shown(people[:4]) == [sum(n for who, n in zip(people[:4], [2, 1, 1, 0], strict=True) if who == person)
+                                       for person in people[:4]], "a person's count is the sum over their faces"
+    summary = again.summary(people)
+    shown_people = len(set(people[:3]))
+    assert summary.people == len(set(people)) == len(PEOPLE)
+    assert summary.shown_people == shown_people and summary.share_never_shown == pytest.approx(
+        1 - shown_people / len(PEOPLE))
+    assert again.summary(people) is summary, "nothing shown since: the panel's summary is not recomputed"
+    newcomer = next(face for face in faces if face.person_key not in people[:3])
+    again.record([newcomer])
+    assert again.summary(people).shown_people == shown_people + 1
     again.reset()
-    assert again.summary(keys).shown_faces == 0
-    assert Ledger(tmp_path / "exposure.json").shown([faces[0].content_key]) == [0]
+    assert again.summary(people).shown_people == 0
+    assert Ledger(tmp_path / "exposure.json").shown([faces[0].person_key]) == [0]
+    assert Ledger(tmp_path / "exposure.json").faces_shown([faces[0].content_key]) == [0]
+
+
+def test_a_ledger_of_faces_only_is_read_and_its_people_start_from_nothing(tmp_path, caplog):
+    path = tmp_path / "exposure.json"
+    path.write_text(json.dumps({"format": "other-me-exposure", "counts": {"a:0": 3}}))
+    with caplog.at_level(logging.INFO):
+        ledger = Ledger(path)
+    assert ledger.faces_shown(["a:0"]) == [3] and ledger.people == {} and "counts faces only" in caplog.text
+    assert not (tmp_path / "exposure.damaged").exists()
+    ledger.save()
+    assert json.loads(path.read_text()) == {"format": "other-me-exposure", "counts": {"a:0": 3}, "people": {}}
 
 
 def test_the_ledger_survives_kill_9(tmp_path):
@@ -313,19 +372,21 @@ def test_the_ledger_survives_kill_9(tmp_path):
     child.wait()
     data = json.loads(path.read_text())
     assert data["counts"]["ab" * 20 + ":0"] >= 1, "the last complete write is there, whole"
+    assert data["people"]["ab" * 20 + ":0"] == data["counts"]["ab" * 20 + ":0"], "an unnamed face: a person of its own"
 
 
 @pytest.mark.parametrize("content", ["{not json", json.dumps({"format": "other-me-exposure", "counts": {"a:0": -1}}),
-                                     json.dumps([1, 2])])
+                                     json.dumps([1, 2]),
+                                     json.dumps({"format": "other-me-exposure", "counts": {}, "people": {"a": "x"}})])
 def test_a_corrupt_ledger_is_replaced_with_a_warning(tmp_path, caplog, content):
     path = tmp_path / "exposure.json"
     path.write_text(content)
     with caplog.at_level(logging.WARNING):
         ledger = Ledger(path)
-    assert ledger.counts == {} and "counting starts afresh" in caplog.text
+    assert ledger.counts == {} == ledger.people and "counting starts afresh" in caplog.text
     assert (tmp_path / "exposure.damaged").read_text() == content, "the damaged file is set aside, not lost"
     ledger.save()
-    assert json.loads(path.read_text())["counts"] == {}
+    assert json.loads(path.read_text())["counts"] == {} == json.loads(path.read_text())["people"]
 
 
 @pytest.mark.slow
@@ -342,10 +403,13 @@ def test_the_ledger_keeps_counts_across_a_gallery_swap(gallery_path, tmp_path):
     copy_lfw_people(corpus, {"Ariel_Sharon": 2})
     build(BuildOptions(corpus=corpus, out=out, workers=2, progress=False))
     after = faces_of(out)
-    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").shown(
+    counts = dict(zip((face.image for face in after), Ledger(tmp_path / "exposure.json").faces_shown(
         [face.content_key for face in after]), strict=True))
     assert all(counts[str(photo)] == 1 for photo in sorted((corpus / "Tony_Blair").iterdir()))
     assert all(counts[str(photo)] == 0 for photo in sorted((corpus / "Ariel_Sharon").iterdir()))
+    people = dict(zip((face.identity for face in after), Ledger(tmp_path / "exposure.json").shown(
+        [face.person_key for face in after]), strict=True))
+    assert people == {"Tony_Blair": 3, "Ariel_Sharon": 0}
 
 
 def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_path, qtbot):
@@ -366,9 +430,10 @@ def test_the_kiosk_worker_counts_what_it_shows_and_spreads_it(gallery_path, tmp_
     first, second = (outcome.pairs[0].matches[0].name for outcome in outcomes)
     assert first != second, "within δ the less-shown comes next"
     worker.report_exposure()
-    assert summaries[-1].showings == 2 and summaries[-1].shown_faces == 2
+    assert summaries[-1].showings == 2 and summaries[-1].shown_people == 2
     worker.reset_exposure()
     assert summaries[-1].showings == 0 and Ledger(tmp_path / "exposure.json").counts == {}
+    assert Ledger(tmp_path / "exposure.json").people == {}
 
 
 def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):
@@ -377,8 +442,8 @@ def test_the_staff_panel_shows_exposure_and_resets_it(qtbot):
 
     page = StaffPage()
     qtbot.addWidget(page)
-    numbers = ExposureSummary(faces=200, shown_faces=150, showings=900, share_never_shown=0.25, gini=0.3125)
-    for lang, says in (("en", "150 of 200 faces shown so far; never shown 25.0%; Gini 0.312"), ("zh", "150 / 200")):
+    numbers = ExposureSummary(people=200, shown_people=150, showings=900, share_never_shown=0.25, gini=0.3125)
+    for lang, says in (("en", "150 of 200 people shown so far; never shown 25.0%; Gini 0.312"), ("zh", "150 / 200")):
         page.retranslate(lang)
         page.show_exposure(numbers)
         assert says in page.exposure.text()

@@ -1,7 +1,9 @@
 """`bench exposure`: how fairly attention spreads over a gallery, policy beside policy, on the same
 visitors (index_builder.attention measures, face_engine.fairness holds the policies): per policy, Gini
-of how often each face is shown in the top k (and per person), the share never shown, the most shown
-and what bounds it, rank-1 and the strangers' top-1 score loss; Lorenz curves.
+of how often each person is shown in the top k (what the policies aim at) beside each face's, the
+share never shown of each, the most shown face and person and what bounds them, rank-1 and the
+strangers' top-1 score loss (both on the displayed order: by raw score, best first), the share of
+short lists; Lorenz curves per person and per face.
 """
 from __future__ import annotations
 
@@ -55,10 +57,16 @@ def most_shown(face: int, counts: np.ndarray, found: Visitors, persons: np.ndarr
             "median_hubness": float(np.median(hub)), "persons_photos": int(np.sum(persons == persons[face]))}
 
 
+def most_shown_person(person: int, per_person: np.ndarray, person_of: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """The most-shown person: their showings (all their faces together) and photo count."""
+    faces = np.flatnonzero(person_of == person)
+    return {"name": names[faces[0]], "shown": int(per_person[person]), "photos": len(faces)}
+
+
 def even_floor(faces: int, showings: int) -> dict[str, float]:
-    """The lowest Gini and share never shown that `showings` can reach over `faces` faces (each shown
-    the same number of times, give or take one): with fewer showings than faces (a sample of visitors
-    at 10^6 faces) most faces cannot be shown at all, and a policy is read against this floor."""
+    """The lowest Gini and share never shown that `showings` can reach over `faces` faces (or people:
+    each shown the same number of times, give or take one): with fewer showings than faces (a sample
+    of visitors at 10^6 faces) most cannot be shown at all, and a policy is read against this floor."""
     counts = np.full(faces, showings // faces, dtype=np.int64)
     counts[: showings % faces] += 1
     return {"gini": gini(counts), "share_never_shown": float(np.mean(counts == 0))}
@@ -147,14 +155,19 @@ def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, n
         gallery_lambda = choose_fairness(compare(found, persons, hub, k, swept, quality=quality), lambdas)
     chosen = policies(lambdas, gallery_lambda, deltas)
     results = compare(found, persons, hub, k, chosen, quality=quality)
+    _, person_of = np.unique(persons, return_inverse=True)
     for result in results.values():
         counts = result.pop("counts")
+        per_person = np.bincount(person_of, weights=counts).astype(np.int64)
         top = int(np.argmax(counts))
         result["most_shown"] = most_shown(top, counts, found, persons, hub, names[top])
+        result["most_shown_person"] = most_shown_person(int(np.argmax(per_person)), per_person, person_of, names)
         result["lorenz"] = lorenz(counts)
+        result["lorenz_per_person"] = lorenz(per_person)
         result["count_histogram"] = np.bincount(counts).tolist()
-    return {"vectors": len(xb), "k": k, "ledger_lambda": gallery_lambda,
-            "even_floor": even_floor(len(xb), len(found.strangers[1]) * k),
+    showings, people = len(found.strangers[1]) * k, int(person_of.max()) + 1
+    return {"vectors": len(xb), "people": people, "k": k, "ledger_lambda": gallery_lambda,
+            "even_floor": even_floor(len(xb), showings), "even_floor_per_person": even_floor(people, showings),
             "visitors": {"strangers": len(found.strangers[1]), "probes": len(found.probes[1]),
                          "stranger_persons": len(np.unique(found.stranger_persons))},
             "hubness_from": hub_from, "policy_seconds": round(time.perf_counter() - started, 2), "policies": results}

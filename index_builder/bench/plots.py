@@ -95,12 +95,15 @@ def _e2e(result: dict[str, Any]) -> Figure:
 
 def _exposure(result: dict[str, Any]) -> Figure:
     figure, axis = plt.subplots(figsize=(8, 6))
+    per_person = all("lorenz_per_person" in policy for policy in result["policies"].values())  # older results: faces
     for name, policy in result["policies"].items():
-        curve = policy["lorenz"]
-        axis.plot([i / (len(curve) - 1) for i in range(len(curve))], curve,
-                  label=f"{name}: Gini {policy['gini']:.3f}, never shown {policy['share_never_shown']:.1%}")
+        curve = policy["lorenz_per_person" if per_person else "lorenz"]
+        label = (f"{name}: Gini {policy['gini_per_person']:.3f} (faces {policy['gini']:.3f}), never shown "
+                 f"{policy['share_never_shown_per_person']:.1%}" if per_person else
+                 f"{name}: Gini {policy['gini']:.3f}, never shown {policy['share_never_shown']:.1%}")
+        axis.plot([i / (len(curve) - 1) for i in range(len(curve))], curve, label=label)
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="equal attention")
-    axis.set_xlabel("gallery faces, least shown first")
+    axis.set_xlabel(f"gallery {'people' if per_person else 'faces'}, least shown first")
     axis.set_ylabel("share of all showings")
     axis.set_title(f"exposure: top {result['k']} for {result['visitors']['strangers']:,} visitors, "
                    f"{result['vectors']:,} gallery faces")
