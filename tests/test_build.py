@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import LFW, copy_lfw_people, need
+from conftest import LFW, Galleries, copy_lfw_people, need
 from face_engine.gallery import PORTRAIT_SIZE, Gallery, portrait_crop
 from face_engine.imaging import read_image
 from index_builder.build import BuildError, BuildOptions, build
@@ -39,8 +39,20 @@ def gallery_contents(out: Path) -> tuple[np.ndarray, list[tuple]]:
 
 @pytest.fixture
 def messy_corpus(tmp_path: Path, photos: Path) -> tuple[Path, list[Path]]:
+    return make_messy_corpus(tmp_path / "corpus", photos)
+
+
+@pytest.fixture(scope="module")
+def messy_gallery(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:
+    """The messy corpus's gallery, built once for the tests that only read it."""
+    folder = tmp_path_factory.mktemp("messy")
+    corpus, _ = make_messy_corpus(folder / "corpus", photos)
+    build(options(corpus, folder / "gallery"))
+    return folder / "gallery"
+
+
+def make_messy_corpus(corpus: Path, photos: Path) -> tuple[Path, list[Path]]:
     """Real photos mixed with every kind of bad file a corpus holds."""
-    corpus = tmp_path / "corpus"
     good = copy_lfw_people(corpus, PEOPLE)
     chinese = corpus / "张伟"
     chinese.mkdir()
@@ -69,10 +81,8 @@ def test_a_messy_corpus_builds_counting_each_bad_file_and_losing_no_good_photo(t
     assert "张伟" in {row[2] for row in rows}
 
 
-def test_search_finds_the_person_and_reports_timings(tmp_path, messy_corpus, photos, capsys):
-    corpus, _ = messy_corpus
-    out = tmp_path / "gallery"
-    build(options(corpus, out))
+def test_search_finds_the_person_and_reports_timings(messy_gallery, photos, capsys):
+    out = messy_gallery
     query = need(LFW) / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0100.jpg"  # not in the gallery
     assert main(["search", str(out), str(query), "--json", "--k", "3"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -88,10 +98,8 @@ def test_search_finds_the_person_and_reports_timings(tmp_path, messy_corpus, pho
     assert "index        Flat" in info and "skipped      corrupt 2" in info
 
 
-def test_a_gallery_is_refused_by_an_engine_with_another_recognizer(tmp_path, messy_corpus, mini_pack, photos, capsys):
-    corpus, _ = messy_corpus
-    out = tmp_path / "gallery"
-    build(options(corpus, out))
+def test_a_gallery_is_refused_by_an_engine_with_another_recognizer(messy_gallery, mini_pack, photos, capsys):
+    out = messy_gallery
     assert main(["search", str(out), str(photos / "fr_obama.jpg"), "--pack", str(mini_pack)]) == 2
     assert "cannot be compared" in capsys.readouterr().err
 
@@ -110,10 +118,8 @@ def test_an_update_embeds_only_new_photos_and_drops_removed_ones(tmp_path):
     assert build(options(corpus, out))["up_to_date"] is True
 
 
-def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeypatch):
-    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_lfw_people(corpus, {"Zico": 3})
-    build(options(corpus, out))
+def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeypatch, galleries: Galleries):
+    corpus, out = galleries.copy({"Zico": 3}, tmp_path)
     live = out.resolve()
     shutil.copy(photos / "fr_obama.jpg", corpus / "Zico" / "extra.jpg")
 
@@ -133,15 +139,14 @@ def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeyp
     assert out.resolve() == live
 
 
-def test_changed_settings_need_fresh(tmp_path):
-    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_lfw_people(corpus, {"Zico": 2})
-    build(options(corpus, out))
+def test_changed_settings_need_fresh(tmp_path, galleries: Galleries):
+    corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     with pytest.raises(BuildError, match="--fresh"):
         build(options(corpus, out, face_filter=FaceFilter("all")))
     assert build(options(corpus, out, face_filter=FaceFilter("all"), fresh=True))["faces_embedded_this_run"] == 2
 
 
+@pytest.mark.slow
 def test_a_killed_build_resumes_to_the_same_gallery_with_less_work(tmp_path):
     corpus = tmp_path / "corpus"
     copy_lfw_people(corpus, {"Tony_Blair": 20, "Colin_Powell": 20, "Hugo_Chavez": 10})
@@ -188,10 +193,8 @@ def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
         "Person 0", "Person 0", "第0张照片 caption", pytest.approx(1.0, abs=1e-4))
 
 
-def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
-    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_lfw_people(corpus, {"Zico": 2, "Hugo_Chavez": 1})
-    build(options(corpus, out))
+def test_each_face_gets_its_portrait_in_the_gallery(galleries: Galleries):
+    out = galleries.built({"Zico": 2, "Hugo_Chavez": 1}) / "gallery"
     gallery = Gallery(out, use_gpu=False)
     assert gallery.manifest.files.portraits == "portraits"
     for face in gallery.faces(list(range(gallery.count))):
@@ -203,10 +206,8 @@ def test_each_face_gets_its_portrait_in_the_gallery(tmp_path):
     gallery.close()
 
 
-def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_path):
-    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_lfw_people(corpus, {"Zico": 2})
-    build(options(corpus, out))
+def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_path, galleries: Galleries):
+    corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
     state.execute("ALTER TABLE faces DROP COLUMN portrait")  # as an older index-builder left it
     state.commit()

@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import copy_lfw_people, engine_for
+from conftest import Galleries, copy_lfw_people, engine_for
 from face_engine.gallery import Gallery
 from face_engine.query import search_photo
-from index_builder.build import BuildOptions, build
 from index_builder.cli import main
 from index_builder.lock import build_lock, lock_path
 
@@ -192,10 +191,9 @@ def no_space(*args, **kwargs):
     ((pathlib.Path, "write_bytes"), ".partial: No space left on device"),
     ((os, "symlink"), "gallery: No space left on device"),
 ], ids=["state", "version", "link"])
-def test_a_full_disk_keeps_the_live_gallery_and_leaves_no_partial_version(tmp_path, capsys, monkeypatch, target, says):
-    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
-    copy_lfw_people(corpus, {"Zico": 2})
-    build(BuildOptions(corpus=corpus, out=out, workers=1, progress=False))
+def test_a_full_disk_keeps_the_live_gallery_and_leaves_no_partial_version(tmp_path, capsys, monkeypatch, target, says,
+                                                                          galleries: Galleries):
+    corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     live, versions = out.resolve(), sorted((tmp_path / "gallery.d" / "versions").iterdir())
     gallery = Gallery(out, use_gpu=False)
     vectors, rows = gallery.index.reconstruct_n(0, gallery.count), gallery.faces(list(range(gallery.count)))

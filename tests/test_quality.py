@@ -3,14 +3,13 @@ build option, and near-ties broken toward the better portrait in the fair policy
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import copy_lfw_people
+from conftest import Galleries, copy_lfw_people
 from face_engine.fairness import FairPolicy
 from face_engine.gallery import QUALITY_FILE, Gallery, GalleryError, portrait_crop
 from face_engine.imaging import read_image
@@ -90,10 +89,13 @@ def test_the_fair_policy_prefers_the_better_portrait_only_in_a_near_tie():
     assert [p.position for p in picks] == [1, 2]
 
 
+PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("quality") / "corpus"
-    copy_lfw_people(folder, {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2})
+    copy_lfw_people(folder, PEOPLE)
     return folder
 
 
@@ -126,10 +128,8 @@ def test_the_build_stores_each_faces_quality_and_min_quality_leaves_faces_out(co
         publish(corpus, out, min_quality=1.0)
 
 
-def test_an_incremental_build_keeps_the_quality_of_faces_embedded_before(corpus, tmp_path):
-    grown = Path(shutil.copytree(corpus, tmp_path / "corpus"))
-    out = tmp_path / "gallery"
-    publish(grown, out)
+def test_an_incremental_build_keeps_the_quality_of_faces_embedded_before(galleries: Galleries, tmp_path):
+    grown, out = galleries.copy(PEOPLE, tmp_path)
     first = Gallery(out, use_gpu=False)
     before = {face.image: q for face, q in zip(first.faces(list(range(8))), first.quality, strict=True)}
     copy_lfw_people(grown, {"Hugo_Chavez": 2})
@@ -148,9 +148,8 @@ def test_min_quality_outside_0_to_1_is_one_clear_error(value, tmp_path, capsys):
     assert exit_.value.code == 2 and "argument --min-quality: must be" in capsys.readouterr().err
 
 
-def test_a_damaged_quality_file_is_one_line_and_a_missing_one_only_skips_tie_breaks(corpus, tmp_path):
-    out = tmp_path / "gallery"
-    publish(corpus, out)
+def test_a_damaged_quality_file_is_one_line_and_a_missing_one_only_skips_tie_breaks(galleries: Galleries, tmp_path):
+    _, out = galleries.copy(PEOPLE, tmp_path)
     root = out.resolve()
     np.save(root / QUALITY_FILE, np.zeros((3, 4), np.float32))
     with pytest.raises(GalleryError, match=f"{QUALITY_FILE} is damaged"):
