@@ -28,6 +28,7 @@ PHOTOS = SHARED / "data" / "photos"
 LFW = SHARED / "data" / "lfw"
 MINI_PACK = SHARED / "models" / "insightface-mini"
 PACKS = ("sface", "insightface-mini")
+SMALL_GALLERY = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}  # 8 faces of 3 people, shared by several modules
 
 
 def need(path: Path) -> Path:

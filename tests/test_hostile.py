@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI_PACK, PHOTOS, Galleries, copy_lfw_people, need
+from conftest import MINI_PACK, PHOTOS, SMALL_GALLERY, Galleries, copy_lfw_people, need
 from index_builder.cli import main as index_builder_main
 from index_builder.lock import build_lock
 from kiosk.cli import main as kiosk_main
@@ -32,7 +32,7 @@ from test_imaging import special_files
 from test_packs import absolute_entry, bad_crc, garbage_onnx, truncated
 
 ROOT = Path(__file__).resolve().parents[1]
-PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
+PEOPLE = SMALL_GALLERY
 
 
 class Workspace:

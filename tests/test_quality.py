@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import Galleries, copy_lfw_people
+from conftest import SMALL_GALLERY, Galleries, copy_lfw_people
 from face_engine.fairness import FairPolicy
 from face_engine.gallery import QUALITY_FILE, Gallery, GalleryError, portrait_crop
 from face_engine.imaging import read_image
@@ -89,7 +89,7 @@ def test_the_fair_policy_prefers_the_better_portrait_only_in_a_near_tie():
     assert [p.position for p in picks] == [1, 2]
 
 
-PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2}
+PEOPLE = SMALL_GALLERY
 
 
 @pytest.fixture(scope="module")
