@@ -190,7 +190,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         window.link.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
         window.link.request_search.emit(duo, config.lookalikes, window.link.capture_time)
         wait(lambda: bool(searched))
-        window.results.show_outcome(searched[0], window.config)
+        window.results.show_outcome(searched[0])
         grab(f"{lang}_6_results_duo")
         camera.unplugged = True
         wait(lambda: window.flow.state is State.CAMERA_WAIT)

@@ -27,15 +27,19 @@ import numpy as np
 
 from face_engine.engine import face_square
 from face_engine.imaging import ImageError, read_file
+from face_engine.likeness import Calibration, pack_calibration
 from face_engine.memory import read_flags
 from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 
 log = logging.getLogger(__name__)
 
 FORMAT = "other-me-gallery"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # What each format version added: a gallery older than FORMAT_VERSION lacks these.
-ADDED = {2: "portraits", 3: "hubness scores and photo hashes"}
+ADDED = {2: "portraits", 3: "hubness scores and photo hashes", 4: "the likeness calibration"}
+# The oldest format still read: a format-3 gallery lacks only its likeness table, and its matches use
+# its pack's (face_engine.likeness); an older one lacks what every reader needs, and is rebuilt.
+OLDEST_READABLE_VERSION = 3
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 METADATA_FILE = "metadata.sqlite"
@@ -222,6 +226,8 @@ class Manifest:
     built_at: str
     files: GalleryFiles = GalleryFiles()
     fairness: FairnessReport | None = None  # None: the gallery was written without the hubness step ({} on disk)
+    # strangers' best-match cosines (face_engine.likeness); None: too few people, or format 3 ({} on disk)
+    likeness: Calibration | None = None
 
     @property
     def measured_lambda(self) -> float | None:
@@ -230,7 +236,8 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self),
-                "fairness": self.fairness.to_json() if self.fairness else {}}
+                "fairness": self.fairness.to_json() if self.fairness else {},
+                "likeness": self.likeness.to_json() if self.likeness else {}}
 
     @classmethod
     def from_json(cls, data: Any) -> Manifest:
@@ -240,11 +247,11 @@ class Manifest:
         if data.get("format") != FORMAT:
             raise ManifestError(f"unsupported gallery format {data.get('format')!r}")
         version = data.get("format_version")
-        if isinstance(version, int) and version < FORMAT_VERSION:
-            lacks = ", ".join(ADDED[v] for v in range(max(version + 1, 2), FORMAT_VERSION + 1))
-            raise ManifestError(f"gallery format version {version} is older than {FORMAT_VERSION} (it has no "
-                                f"{lacks}); rebuild with `index-builder build --fresh`")
-        if version != FORMAT_VERSION:
+        if isinstance(version, int) and version < OLDEST_READABLE_VERSION:
+            lacks = ", ".join(ADDED[v] for v in range(max(version + 1, 2), OLDEST_READABLE_VERSION + 1))
+            raise ManifestError(f"gallery format version {version} is older than {OLDEST_READABLE_VERSION} (it has "
+                                f"no {lacks}); rebuild with `index-builder build --fresh`")
+        if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
             raise ManifestError(f"unsupported gallery format version {version!r}")
         wrong = _wrong_keys(data)
         if wrong:
@@ -253,7 +260,8 @@ class Manifest:
                       "index": IndexSpec(**_known(IndexSpec, data["index"])),
                       "files": GalleryFiles(**_known(GalleryFiles, data["files"])),
                       "build": BuildReport(**_known(BuildReport, data["build"])),
-                      "fairness": FairnessReport.from_json(data["fairness"]) if data["fairness"] else None})
+                      "fairness": FairnessReport.from_json(data["fairness"]) if data["fairness"] else None,
+                      "likeness": Calibration.from_json(data.get("likeness"))})
 
 
 def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -307,11 +315,12 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
-                  pictures: Iterable[tuple[bytes, ...]], hubness: np.ndarray,
+                  pictures: Iterable[tuple[bytes, ...]] | None, hubness: np.ndarray,
                   quality: np.ndarray | None = None) -> None:
     """A complete gallery in `folder`: manifest, index, metadata, hubness scores, quality scores (when
     given: (count, 4), face_engine.quality.COLUMNS), and the pictures of each face (`pictures`: their
-    JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`)."""
+    JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`; None: no pictures, a
+    benchmark's gallery of 10^6 synthetic faces that nobody looks at)."""
     folder.mkdir(parents=True)
     np.save(folder / HUBNESS_FILE, np.asarray(hubness, dtype=np.float32))
     if quality is not None:
@@ -325,12 +334,17 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
         db.execute(f"CREATE TABLE faces ({', '.join(columns)})")
         db.executemany(f"INSERT INTO faces VALUES ({', '.join('?' * len(columns))})", map(astuple, faces))
     db.close()
+    if pictures is not None:
+        _write_pictures(folder, faces, pictures)
+    (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_pictures(folder: Path, faces: list[FaceRecord], pictures: Iterable[tuple[bytes, ...]]) -> None:
     for face, jpegs in zip(faces, pictures, strict=True):
         for kind, data in zip(FACE_PICTURES, jpegs, strict=True):
             path = folder / getattr(face, kind)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 def _on_gpus_if_possible(index: faiss.Index, factory: str) -> faiss.Index:
@@ -356,6 +370,7 @@ class Gallery:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
         self.hubness = self._read_hubness()
         self.quality = self._read_quality()
+        self.calibration = self._calibration()
         self.db = self._open_metadata()  # last: nothing after it can fail and leave it open
 
     def _damaged(self, what: str) -> GalleryError:
@@ -391,6 +406,13 @@ class Gallery:
             raise self._damaged(f"{MANIFEST}'s search parameters {self.manifest.index.search_params} "
                                 f"do not fit {path.name}") from None
         return index
+
+    def _calibration(self) -> Calibration:
+        """The gallery's likeness table, or its pack's where it has none (face_engine.likeness)."""
+        if self.manifest.likeness is not None:
+            return self.manifest.likeness
+        log.info("%s has no likeness table of its own: likeness uses pack %s's", self.name, self.manifest.pack)
+        return pack_calibration(self.manifest.pack)
 
     def _read_hubness(self) -> np.ndarray | None:
         """r_g per face, or None when the gallery has none (the fair policy then falls back to exact)."""

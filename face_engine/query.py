@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -16,9 +16,26 @@ from face_engine.imaging import read_image
 
 
 class Lookalike(NamedTuple):
-    score: float  # inner product (cosine) with the visitor's face: what the visitor is shown
+    score: float  # inner product (cosine) with the visitor's face: the display's order
     face: FaceRecord
-    fair_score: float  # what the policy ranked by (the score itself under exact)
+    fair_score: float  # what the policy chose by (the score itself under exact)
+    likeness: int  # what the visitor is shown: face_engine.likeness, 0-100, rising with score
+
+
+class Scored(Protocol):
+    @property
+    def score(self) -> float: ...
+
+
+S = TypeVar("S", bound=Scored)
+GROWTH = 4  # a shortlist short of people is searched again this many times longer
+
+
+def displayed(chosen: Iterable[S]) -> list[S]:
+    """The chosen matches as a visitor sees them: by raw score, best first, so by the likeness shown
+    (the first is the big "closest" tile). The policy decides which people are shown, never their
+    order; equal scores keep the policy's order."""
+    return sorted(chosen, key=lambda match: -match.score)
 
 
 Counts = Callable[[list[str]], list[int]]  # times each person (by person key) was shown so far: the kiosk's ledger
@@ -48,24 +65,39 @@ def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, devic
     return gallery, engine
 
 
-def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, distinct: bool,
-               watch: Stopwatch, policy: MatchPolicy = EXACT, counts: Counts | None = None,
-               detections: Detections | None = None, visitors: Callable[[Detections], int] | None = None
-               ) -> tuple[Detections, list[list[Lookalike]]]:
+def lookalikes(engine: FaceEngine, gallery: Gallery, image: np.ndarray, k: int, watch: Stopwatch,
+               policy: MatchPolicy = EXACT, counts: Counts | None = None, detections: Detections | None = None,
+               visitors: Callable[[Detections], int] | None = None) -> tuple[Detections, list[list[Lookalike]]]:
+    """The detections of `image` and, for each visitor, k lookalikes (see `visitor_faces` and
+    `candidates`)."""
+    detections, xq = visitor_faces(engine, image, watch, detections, visitors)
+    found = candidates(gallery, xq, k, policy, counts)
+    watch.lap("search")
+    return detections, found
+
+
+def visitor_faces(engine: FaceEngine, image: np.ndarray, watch: Stopwatch, detections: Detections | None = None,
+                  visitors: Callable[[Detections], int] | None = None) -> tuple[Detections, np.ndarray]:
     """The detections of `image` (found here unless given: the kiosk's live view found them already)
-    and, for each visitor, the k gallery faces shown to them, best first. Visitors are the largest
-    faces, as many as `visitors(detections)` says (one by default); no gallery person is shown to
-    two visitors. With `distinct`, each person appears once in a visitor's list."""
+    and the embeddings (visitors, dim) of its visitors: the largest faces, as many as
+    `visitors(detections)` says (one by default)."""
     if detections is None:
         detections = engine.detect(image)
         watch.lap("detect")
     wanted = min(len(detections.boxes), visitors(detections) if visitors else 1)
     xq = engine.embed(image, detections.take(slice(0, wanted)))
     watch.lap("embed")
+    return detections, xq
+
+
+def candidates(gallery: Gallery, xq: np.ndarray, k: int, policy: MatchPolicy = EXACT,
+               counts: Counts | None = None, leave_out: Sequence[int] = ()) -> list[list[Lookalike]]:
+    """For each visitor (a row of xq), k different people in the policy's order of preference (fewer
+    only where the gallery has fewer people), never the faces at `leave_out` ids; no gallery person
+    goes to two visitors. `displayed` puts a list in the order shown."""
     # each visitor's own list, long enough for the others' picks to be taken out of it
-    candidates = [choose(gallery, query[None], k * len(xq), distinct, policy, counts) for query in xq]
-    watch.lap("search")
-    return detections, take_turns(candidates, k)
+    lists = [choose(gallery, query[None], k * len(xq), True, policy, counts, leave_out) for query in xq]
+    return take_turns(lists, k)
 
 
 def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike]]:
@@ -88,22 +120,49 @@ def person_of(face: FaceRecord) -> Hashable:
     return face.identity or face.id  # no name: a person of its own
 
 
+class Shortlist(NamedTuple):
+    """The nearest gallery faces to one query, best first: raw scores, ids, persons and person keys
+    (FaceRecord.person_key: what the exposure ledger counts)."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+    persons: list[Hashable]
+    keys: list[str]
+
+
+def shortlist(gallery: Gallery, xq: np.ndarray, length: int, people: int, leave_out: Sequence[int] = ()) -> Shortlist:
+    """The `length` nearest faces to xq (1, dim), searched again GROWTH times longer until they hold
+    `people` different people or the whole gallery (a person with many near photos would otherwise
+    fill it). Faces at `leave_out` ids are never in it."""
+    while True:
+        D, I = gallery.search(xq, length)
+        found = (I[0] >= 0) & ~np.isin(I[0], np.asarray(leave_out, dtype=np.int64))
+        ids = I[0][found]
+        identities, keys = gallery.people(ids.tolist())
+        # no name: a person of its own
+        persons: list[Hashable] = [name or int(i) for name, i in zip(identities, ids, strict=True)]
+        if len(set(persons)) >= people or length >= gallery.count:
+            return Shortlist(D[0][found], ids, persons,
+                             [person_key_of(*both) for both in zip(identities, keys, strict=True)])
+        length = min(gallery.count, length * GROWTH)
+
+
 def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: MatchPolicy = EXACT,
-           counts: Counts | None = None) -> list[Lookalike]:
-    """The k faces shown for the query vector xq (1, dim): `policy`, as `gallery` runs it (policy_on),
-    picks them from a raw shortlist with the gallery's hubness and quality scores where it has them."""
+           counts: Counts | None = None, leave_out: Sequence[int] = ()) -> list[Lookalike]:
+    """The k faces chosen for the query vector xq (1, dim), in the policy's order of preference
+    (`displayed` gives the order shown): `policy`, as `gallery` runs it (policy_on), picks them from
+    a raw shortlist of at least k people, with the gallery's hubness and quality scores where it has
+    them. Faces at `leave_out` ids are never chosen (a benchmark's visitor taken from the gallery)."""
     policy = policy_on(gallery, policy)
-    D, I = gallery.search(xq, policy.shortlist_length(k, distinct))
-    ids = I[0][I[0] >= 0]
-    identities, keys = gallery.people(ids.tolist())
-    keys = [person_key_of(*both) for both in zip(identities, keys, strict=True)]  # the ledger counts people
-    persons = [name or int(i) for name, i in zip(identities, ids, strict=True)]  # no name: a person of its own
+    near = shortlist(gallery, xq, policy.shortlist_length(k, distinct), k, leave_out)
     # a gallery without hubness scores runs the exact policy, which reads none
-    hub = gallery.hubness[ids] if gallery.hubness is not None else np.zeros(len(ids), np.float32)
-    quality = gallery.quality[ids, 0] if gallery.quality is not None else None
-    picks = policy.pick(D[0][: len(ids)], persons, hub, k, distinct, counts(keys) if counts else None, quality)
-    faces = gallery.faces([int(ids[pick.position]) for pick in picks])
-    return [Lookalike(pick.score, face, pick.fair_score) for pick, face in zip(picks, faces, strict=True)]
+    hub = gallery.hubness[near.ids] if gallery.hubness is not None else np.zeros(len(near.ids), np.float32)
+    quality = gallery.quality[near.ids, 0] if gallery.quality is not None else None
+    picks = policy.pick(near.scores, near.persons, hub, k, distinct, counts(near.keys) if counts else None, quality)
+    faces = gallery.faces([int(near.ids[pick.position]) for pick in picks])
+    likeness = gallery.calibration.likeness
+    return [Lookalike(pick.score, face, pick.fair_score, likeness(pick.score))
+            for pick, face in zip(picks, faces, strict=True)]
 
 
 def policy_on(gallery: Gallery, policy: MatchPolicy) -> MatchPolicy:
@@ -113,22 +172,28 @@ def policy_on(gallery: Gallery, policy: MatchPolicy) -> MatchPolicy:
 
 
 def search_photo(engine: FaceEngine, gallery: Gallery, source: str | os.PathLike[str] | bytes | np.ndarray,
-                 k: int, distinct: bool = False, policy: MatchPolicy = EXACT) -> dict[str, Any]:
-    """The `search --json` object for one photo. Raises ImageError for an unusable file."""
+                 k: int, policy: MatchPolicy = EXACT) -> dict[str, Any]:
+    """The `search --json` object for one photo: k different people (fewer only where the gallery
+    has fewer), ranked 1..k as a visitor sees them, by score. Raises ImageError for an unusable file."""
     watch = Stopwatch()
     image = read_image(source)
     watch.lap("decode")
-    detections, found = lookalikes(engine, gallery, image, k, distinct, watch, policy)
-    matches = found[0] if found else []
+    detections, found = lookalikes(engine, gallery, image, k, watch, policy)
+    shown = displayed(found[0]) if found else []
     return {
         "image": str(source) if not isinstance(source, (bytes, np.ndarray)) else "<memory>",
         "faces": len(detections.boxes),
         "policy": policy_on(gallery, policy).name,
-        "matches": [{"rank": rank, "score": round(score, 4), "fair_score": round(fair_score, 4),
-                     "name": face.display_name, "identity": face.identity,
-                     "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail,
-                     "portrait": face.portrait,
-                     "quality": None if gallery.quality is None else round(float(gallery.quality[face.id, 0]), 3)}
-                    for rank, (score, face, fair_score) in enumerate(matches, 1)],
+        "likeness_table": gallery.calibration.source,
+        "matches": [match_json(rank, match, gallery) for rank, match in enumerate(shown, 1)],
         "timings_ms": watch.ms,
     }
+
+
+def match_json(rank: int, match: Lookalike, gallery: Gallery) -> dict[str, Any]:
+    """One match of `search --json`."""
+    face = match.face
+    return {"rank": rank, "score": round(match.score, 4), "likeness": match.likeness,
+            "fair_score": round(match.fair_score, 4), "name": face.display_name, "identity": face.identity,
+            "caption": face.caption, "image": face.image, "thumbnail": face.thumbnail, "portrait": face.portrait,
+            "quality": None if gallery.quality is None else round(float(gallery.quality[face.id, 0]), 3)}

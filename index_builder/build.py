@@ -26,7 +26,9 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
+from face_engine.fairness import person_numbers
 from face_engine.gallery import (
+    FORMAT_VERSION,
     MANIFEST,
     BuildReport,
     FaceRecord,
@@ -37,6 +39,7 @@ from face_engine.gallery import (
     write_gallery,
 )
 from face_engine.imaging import REASONS as UNREADABLE
+from face_engine.likeness import Calibration, calibrate
 from face_engine.memory import bytes_per_vector, peak_rss_mb
 from index_builder import local_engine, ray_engine
 from index_builder.attention import gallery_fairness
@@ -227,7 +230,8 @@ def _content_id(settings: dict[str, str], collected: Collected, options: BuildOp
              for row in collected.rows]
     where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
     index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes, options.min_quality)
-    return hashlib.sha1(repr((settings, where, texts, index)).encode()).hexdigest()
+    # the format too: a gallery of an older format is rebuilt (its content gains what the new one adds)
+    return hashlib.sha1(repr((settings, where, texts, index, FORMAT_VERSION)).encode()).hexdigest()
 
 
 def _report(collected: Collected, embedding: Embedding, options: BuildOptions, content_id: str) -> dict[str, Any]:
@@ -271,12 +275,15 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
     quality = np.array([row.quality for row in collected.rows], np.float32)
-    # hubness reads the gallery's vectors at random: this step holds one float copy (5.1 GB at 10^7)
-    hub, fairness = _hubness(index, xb[np.arange(len(xb))], collected.identities, quality[:, 0],
-                             report["index_seconds"], options.progress)
+    # hubness and the likeness table read the gallery's vectors at random: one float copy (5.1 GB at 10^7)
+    vectors = xb[np.arange(len(xb))]
+    hub, fairness = _hubness(index, vectors, collected.identities, quality[:, 0], report["index_seconds"],
+                             options.progress)
+    likeness = calibrate(index, vectors, person_numbers(collected.identities), np.random.default_rng(0))
+    del vectors
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
-    manifest = _manifest(pack, options, xb, choice, strangers, report, fairness)
+    manifest = _manifest(pack, options, xb, choice, strangers, report, fairness, likeness)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
                                                                  state.pictures(collected.rows), hub, quality))
 
@@ -292,7 +299,7 @@ def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], quality:
 
 
 def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: IndexChoice, strangers: int,
-              report: dict[str, Any], fairness: FairnessReport) -> Manifest:
+              report: dict[str, Any], fairness: FairnessReport, likeness: Calibration | None) -> Manifest:
     recall = choice.measured["recall@5"]
     return Manifest(
         pack=pack.id,
@@ -310,6 +317,7 @@ def _manifest(pack: ModelPack, options: BuildOptions, xb: Vectors, choice: Index
         options=options.recorded(),
         built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         fairness=fairness,
+        likeness=likeness,
     )
 
 

@@ -20,6 +20,7 @@ from face_engine.engine import Face, FaceEngine, check_runs
 from face_engine.fairness import LAMBDAS, LEDGER_DELTA, LEDGER_DELTA_MORE, POLICIES, policy_named
 from face_engine.gallery import Gallery, GalleryError
 from face_engine.imaging import ImageError
+from face_engine.likeness import MEANING
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
 from face_engine.providers import DEVICES, DeviceError, describe
 from index_builder.build import BuildError, build
@@ -241,9 +242,11 @@ def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     search = command(
         commands, "search", run_search, help="find the gallery faces most like the largest face in a photo",
         description="The kiosk's query path without a window: decode, detect, embed the largest face, "
-        "search. With --json one object: image, faces, policy, matches (rank, score, fair_score, name, identity, "
-        "caption, image, thumbnail, portrait) and timings_ms per stage. A photo with no face gives no matches and "
-        "exit 0.")
+        "search. The matches are k different people (fewer only where the gallery has fewer), in the order a "
+        "visitor sees them: by score, best first. With --json one object: image, faces, policy, likeness_table "
+        "(the gallery's own, or its pack's), matches (rank, score, likeness, fair_score, name, identity, caption, "
+        "image, thumbnail, portrait, quality) and timings_ms per stage. A photo with no face gives no matches and "
+        f"exit 0. score is the raw cosine similarity; {MEANING}")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
     search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
@@ -298,7 +301,9 @@ def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                      help="a faiss index factory string to measure (repeatable; default: Flat, SQfp16, SQ8, "
                      "PQ fast-scan with an exact re-rank, HNSW32 and IVF (for in-gallery queries) swept, and the "
                      "gallery's own)")
-    identity = mode("identity", "rank-1/rank-5 identification (each query left out) and LFW 10-fold verification")
+    identity = mode("identity", "rank-1/rank-5 identification (each query left out), the lists visitors see through "
+                    "the query path (short lists, score order, rank-1 as shown, median likeness) and LFW 10-fold "
+                    "verification")
     identity.add_argument("gallery", metavar="GALLERY")
     identity.add_argument("--pairs", type=Path, help="LFW pairs.txt, for verification accuracy")
     scale = mode("scale", "synthetic face-like galleries of growing size: the chosen index, recall@5 for strangers and "
@@ -484,8 +489,9 @@ def run_search(args: argparse.Namespace) -> int:
     for match in result["matches"]:
         caption = f"  \"{match['caption']}\"" if match["caption"] else ""
         name = match["name"] or "(no name)"
-        print(f"  {match['rank']:>2}. {match['score']:.3f}  {name:<28} {match['image']}{caption}")
-    print(f"  policy {result['policy']}")
+        print(f"  {match['rank']:>2}. {match['score']:.3f} {match['likeness']:>3}% alike  {name:<28} "
+              f"{match['image']}{caption}")
+    print(f"  policy {result['policy']}; likeness table: {result['likeness_table']}")
     return 0
 
 
@@ -522,6 +528,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"fairness     λ {fairness.lambda_} (fair policy: score - λ·hubness); hubness of each face "
               f"over its {fairness.k} nearest other people, {fairness.seconds} s, "
               f"{fairness.method}")
+    print(f"likeness     {gallery.calibration.summary()}")
     return 0
 
 

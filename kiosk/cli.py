@@ -154,8 +154,7 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
         return 2
     gallery, engine = open_for_query(config.gallery, config.pack, config.device)
     try:
-        result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, distinct=True,
-                              policy=config.match_policy())
+        result = search_photo(engine, gallery, args.image, args.k or config.lookalikes, policy=config.match_policy())
     except ImageError as error:
         print(f"error: {args.image}: {error}", file=sys.stderr)
         return 1
@@ -163,7 +162,7 @@ def headless(config: KioskConfig, args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False))
     else:
         for match in result["matches"]:
-            print(f"{match['rank']}. {config.percent(match['score'])}%  {match['name']}  {match['image']}")
+            print(f"{match['rank']}. {match['likeness']}% alike  {match['name']}  {match['image']}")
         if not result["matches"]:
             print("no face found")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import math
 import os
 import re
@@ -31,6 +32,10 @@ PIN_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,8})\$((?:[0-9a-f]{2})+)\$([0-9a-f]{
 MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
 SHOWN_VALUE_CHARS = 60
 MAX_FAIRNESS = 5.0  # λ beyond this ranks by hubness alone
+# Settings older kiosks had, read and ignored: the likeness shown is the gallery's (face_engine.likeness).
+RETIRED = ("similarity_floor", "similarity_ceiling")
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -55,10 +60,6 @@ class KioskConfig:
     away_seconds: float = 8.0       # ... and close this long after the visitor's face has gone
     countdown_seconds: float = 3.0
     pin_hash: str = ""
-    # cosine similarity mapped linearly onto the percentage shown: at or below `floor` 0%,
-    # at `ceiling` 99% (for SFace, the same person sits above about 0.5)
-    similarity_floor: float = -0.2
-    similarity_ceiling: float = 0.6
     # which faces are shown (face_engine.fairness): "fair" re-ranks by score - fairness·hubness and
     # prefers the less-shown among near-equals; "exact" shows plain nearest neighbours
     policy: str = "fair"
@@ -66,10 +67,6 @@ class KioskConfig:
 
     def match_policy(self) -> MatchPolicy:
         return policy_named(self.policy, None if self.fairness == "gallery" else float(self.fairness))
-
-    def percent(self, score: float) -> int:
-        share = (score - self.similarity_floor) / (self.similarity_ceiling - self.similarity_floor)
-        return int(round(min(max(share, 0.0), 0.99) * 100))
 
 
 def load_config(path: Path | None = None) -> KioskConfig:
@@ -84,6 +81,10 @@ def load_config(path: Path | None = None) -> KioskConfig:
         raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not a valid TOML file: {error}") from None
+    retired = [name for name in RETIRED if values.pop(name, None) is not None]
+    if retired:
+        log.warning("%s: %s ignored: the likeness shown is calibrated on the gallery; delete %s",
+                    path, " and ".join(retired), "them" if len(retired) > 1 else "it")
     known = {f.name for f in fields(KioskConfig)}
     unknown = set(values) - known
     if unknown:
@@ -92,11 +93,7 @@ def load_config(path: Path | None = None) -> KioskConfig:
         wanted = requirement(name, value)
         if wanted:
             raise ConfigError(f"{path}: {name} must be {wanted}, not {shown(value)}")
-    config = replace(KioskConfig(), **values)
-    if config.similarity_floor >= config.similarity_ceiling:
-        raise ConfigError(f"{path}: similarity_floor ({config.similarity_floor}) must be below "
-                          f"similarity_ceiling ({config.similarity_ceiling})")
-    return config
+    return replace(KioskConfig(), **values)
 
 
 def requirement(name: str, value: object) -> str:
@@ -116,8 +113,6 @@ def requirement(name: str, value: object) -> str:
         return "" if fine else f"an integer from 1 to {MAX_LOOKALIKES}"
     if name.endswith("_seconds"):
         return "" if is_number(value) and value > 0 else "a positive number of seconds"
-    if name.startswith("similarity_"):
-        return "" if is_number(value) and -1 <= value <= 1 else "a number from -1 to 1 (a cosine similarity)"
     if name == "policy":
         return "" if value in POLICIES else f"one of {', '.join(POLICIES)}"
     if name == "fairness":

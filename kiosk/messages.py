@@ -36,11 +36,12 @@ class Analysis:
 
 @dataclass
 class Match:
-    score: float
+    score: float  # raw cosine with the visitor's face: a pair's matches are in its order
     name: str
     caption: str
     image: str  # the corpus photo, for information only: the corpus may have changed since the build
     portrait: np.ndarray  # BGR, square, from the gallery's portrait file
+    likeness: int  # what the visitor reads, 0-100 (face_engine.likeness), rising with score
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Pair:
     """One visitor beside their lookalikes."""
 
     visitor: np.ndarray  # BGR square crop of the visitor's face, as the camera saw it
-    matches: list[Match]  # best first, never empty
+    matches: list[Match]  # as shown: by score, best first (face_engine.query.displayed); never empty
 
 
 @dataclass

@@ -8,7 +8,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
-from kiosk.config import MAX_LOOKALIKES, KioskConfig
+from kiosk.config import MAX_LOOKALIKES
 from kiosk.i18n import tr
 from kiosk.messages import Pair, SearchOutcome
 from kiosk.widgets import (
@@ -101,11 +101,11 @@ class DuoColumn(QWidget):
         layout.addWidget(self.name)
         layout.addStretch()
 
-    def show_pair(self, pair: Pair, side: int, config: KioskConfig, lang: str) -> None:
+    def show_pair(self, pair: Pair, side: int, lang: str) -> None:
         best = pair.matches[0]
         self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
         self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), side))
-        self.percent.setText(tr(lang, "similarity", percent=config.percent(best.score)))
+        self.percent.setText(tr(lang, "similarity", percent=best.likeness))
         self.name.setText(best.name)
 
     def clear(self) -> None:
@@ -127,7 +127,6 @@ class ResultsPage(Page):
     def __init__(self) -> None:
         super().__init__()
         self.outcome: SearchOutcome | None = None
-        self.config = KioskConfig()
         self.lang = "zh"
         self.selected = 0  # which of the first visitor's matches is in the big tile
         self._small_ranks: list[int] = []  # the match shown in each small tile
@@ -199,8 +198,8 @@ class ResultsPage(Page):
                          (self.privacy, "privacy")))
         self._fill()
 
-    def show_outcome(self, outcome: SearchOutcome | None, config: KioskConfig) -> None:
-        self.outcome, self.config = outcome, config
+    def show_outcome(self, outcome: SearchOutcome | None) -> None:
+        self.outcome = outcome
         self.selected = 0
         self._announce = outcome is not None
         self.button.set_time_left(1.0)
@@ -245,7 +244,7 @@ class ResultsPage(Page):
     def _fill_duo(self, pairs: list[Pair]) -> None:
         side = int(min(self.height() * 0.36, self.width() * 0.21)) or 360
         for column, pair in zip(self.duo_columns, pairs, strict=False):
-            column.show_pair(pair, side, self.config, self.lang)
+            column.show_pair(pair, side, self.lang)
         for column in self.duo_columns[len(pairs):]:
             column.clear()
 
@@ -267,7 +266,7 @@ class ResultsPage(Page):
         chosen = pair.matches[min(self.selected, len(pair.matches) - 1)]
         self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
         self.best.setPixmap(fit(to_pixmap(chosen.portrait, mirror=False), big))
-        self.percent.setText(tr(self.lang, "similarity", percent=self.config.percent(chosen.score)))
+        self.percent.setText(tr(self.lang, "similarity", percent=chosen.likeness))
         self.best_name.setText(chosen.name)
         self.best_caption.setText(chosen.caption)
         self._small_ranks = [rank for rank in range(len(pair.matches)) if rank != self.selected][:SMALL_MATCHES]
@@ -277,7 +276,7 @@ class ResultsPage(Page):
                 match = pair.matches[self._small_ranks[index]]
                 portrait.setPixmap(fit(to_pixmap(match.portrait, mirror=False), little))
                 name.setText(match.name)
-                percent.setText(f"{self.config.percent(match.score)}%")
+                percent.setText(f"{match.likeness}%")
             else:
                 for widget in (portrait, name, percent):
                     widget.clear()

@@ -196,7 +196,7 @@ class KioskWindow(QMainWindow):
         total_ms = (time.perf_counter() - outcome.frame_time) * 1e3
         log.info(visit_line(self.tally.visits, outcome.faces, scores, total_ms, failure))
         if not failure and self.flow.state is State.SEARCHING:
-            self.results.show_outcome(outcome, self.config)
+            self.results.show_outcome(outcome)
         self.flow.results(failure, self.clock())
         self.show_state()
 
@@ -234,7 +234,7 @@ class KioskWindow(QMainWindow):
             return
         state = self.flow.state
         if self.flow.forgets_visitor and state is not self._shown_state:  # nothing about the last visitor remains
-            self.results.show_outcome(None, self.config)
+            self.results.show_outcome(None)
             self.live.forget()
             self.link.forget()
         if state is State.ATTRACT and self._shown_state is not State.ATTRACT:

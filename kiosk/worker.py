@@ -25,16 +25,17 @@ from PySide6.QtCore import QObject, Signal, Slot
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import PORTRAIT_SIZE, Gallery, GalleryError, portrait_crop, read_picture
+from face_engine.gallery import PORTRAIT_SIZE, FaceRecord, Gallery, GalleryError, portrait_crop, read_picture
 from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
-from face_engine.query import Lookalike, Stopwatch, lookalikes, open_for_query
+from face_engine.query import Lookalike, Stopwatch, candidates, displayed, open_for_query, visitor_faces
 from kiosk.attract_faces import attract_set
 from kiosk.hints import analyse, visitors
 from kiosk.ledger import Ledger
 from kiosk.messages import Analysis, Match, Pair, SearchOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
+MOST_BROKEN = 20  # unusable portraits replaced in one search: past this the gallery is damaged, and fewer are shown
 
 
 class InferenceWorker(QObject):
@@ -122,32 +123,47 @@ class InferenceWorker(QObject):
         """Each visitor of `frame` (the largest face, and a second one of similar size) beside their
         own lookalikes, with the pictures already at the results screen's size. A frame the live view
         analysed is not searched for faces again."""
-        assert self.engine is not None and self.gallery is not None
+        assert self.engine is not None
         watch = Stopwatch()
-        counts = self.ledger.shown if self.ledger is not None else None
         known = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
-        detections, found = lookalikes(self.engine, self.gallery, frame, k, distinct=True, watch=watch,
-                                       policy=self.policy, counts=counts, detections=known,
-                                       visitors=lambda found: visitors(found, frame.shape))
+        detections, xq = visitor_faces(self.engine, frame, watch, known, lambda found: visitors(found, frame.shape))
         if known is not None:
             watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
-        per_visitor = 1 if len(found) > 1 else k  # a duo sees each visitor's best lookalike only
-        pairs, shown = [], []
-        for box, lookalikes_of_one in zip(detections.boxes, found, strict=False):
-            usable = [(lookalike.face, match) for lookalike in lookalikes_of_one
-                      if (match := _match(lookalike, self.display_side)) is not None][:per_visitor]
-            shown += [face for face, _ in usable]  # the ledger counts what the visitor sees
-            if usable:
-                pairs.append(Pair(_sized(portrait_crop(frame, box), self.display_side), [m for _, m in usable]))
+        shown = self._shown(xq, k, 1 if len(xq) > 1 else k, watch)  # a duo sees each visitor's best only
         watch.lap("portraits")
         if self.ledger is not None:
-            self.ledger.record(shown)
+            self.ledger.record([face for mine in shown for face, _ in mine])  # what the visitors see
+        pairs = [Pair(_sized(portrait_crop(frame, box), self.display_side), displayed(match for _, match in mine))
+                 for box, mine in zip(detections.boxes, shown, strict=False) if mine]
         faces = len(detections.boxes)
         if not faces:
             return SearchOutcome(0, failure="fail_no_face", timings_ms=watch.ms, frame_time=frame_time)
         if not pairs:
             return SearchOutcome(faces, failure="fail_no_match", timings_ms=watch.ms, frame_time=frame_time)
         return SearchOutcome(faces, pairs, timings_ms=watch.ms, frame_time=frame_time)
+
+    def _shown(self, xq: np.ndarray, k: int, per_visitor: int, watch: Stopwatch
+               ) -> list[list[tuple[FaceRecord, Match]]]:
+        """For each visitor, the first `per_visitor` of their lookalikes, each beside its Match. A face
+        whose portrait is unusable is left out and the policy chooses again, so the next one takes
+        its place (up to MOST_BROKEN such faces). The first search is timed as "search"; searches
+        for replacements count with the portraits."""
+        assert self.gallery is not None
+        counts = self.ledger.shown if self.ledger is not None else None
+        decoded: dict[int, Match | None] = {}  # each face's portrait decoded once, however often chosen
+        broken: list[int] = []
+        while True:
+            chosen = [mine[:per_visitor] for mine in candidates(self.gallery, xq, k, self.policy, counts, broken)]
+            if not broken:
+                watch.lap("search")
+            for lookalike in (lookalike for mine in chosen for lookalike in mine):
+                if lookalike.face.id not in decoded:
+                    decoded[lookalike.face.id] = _match(lookalike, self.display_side)
+            newly = [face_id for face_id, match in decoded.items() if match is None and face_id not in broken]
+            if not newly or len(broken) >= MOST_BROKEN:
+                return [[(found.face, match) for found in mine if (match := decoded[found.face.id]) is not None]
+                        for mine in chosen]
+            broken += newly
 
     @Slot()
     def report_exposure(self) -> None:
@@ -208,16 +224,16 @@ class InferenceWorker(QObject):
 
 def _match(found: Lookalike, side: int) -> Match | None:
     """A gallery face as the results screen shows it, its portrait decoded and scaled to `side`
-    here, off the GUI thread; or None when its portrait file is unusable: one face lost is better
-    than the visitor's whole result."""
-    score, face, _ = found
+    here, off the GUI thread; or None when its portrait file is unusable (the next face takes its
+    place: one face lost is better than the visitor's whole result)."""
+    face = found.face
     try:
         picture = _sized(read_picture(face.portrait), side)
     except (ImageError, OSError) as error:
-        log.warning("face %s left out of the results: its portrait %s is unusable (%s)", face.id,
+        log.warning("face %s replaced in the results: its portrait %s is unusable (%s)", face.id,
                     face.portrait, error)
         return None
-    return Match(score, face.display_name, face.caption, face.image, picture)
+    return Match(found.score, face.display_name, face.caption, face.image, picture, found.likeness)
 
 
 def _sized(picture: np.ndarray, side: int) -> np.ndarray:

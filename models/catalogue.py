@@ -69,3 +69,13 @@ FILE_LICENSES = {
     "mbf_foamliu.onnx": "Apache-2.0 (foamliu/MobileFaceNet)",
 }
 UNKNOWN_LICENSE = "unknown: check the model authors' terms before public use"
+
+# Each pack's likeness table made on LFW (face_engine.likeness): the cosine at each of
+# face_engine.likeness.LEVELS (the median of unrelated pairs, then the percentiles of strangers' best
+# matches), over all 5,749 LFW people, one face each, against the whole LFW gallery of the others
+# (benchmarks/bench_likeness.py prints it; benchmarks/results/likeness_lfw.json). A gallery too small
+# for its own table, or built before galleries had one, uses its pack's.
+LFW_LIKENESS: dict[str, tuple[float, ...]] = {
+    DEFAULT_PACK: (0.094651, 0.423761, 0.427705, 0.431616, 0.435402, 0.44046, 0.445871, 0.451979, 0.459061,
+                   0.469514, 0.487678, 0.523716, 0.639141),
+}

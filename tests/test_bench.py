@@ -164,3 +164,25 @@ def test_scale_over_budget_reports_the_approximate_choice_and_its_loss(tmp_path)
     assert 0 <= row["strangers_best_score_loss_mean"] < 0.01 and 0.9 <= row["recall@5_in_gallery"] <= 1
     compact = 4 * 32 + 32 + 16  # at most: floats to re-rank, an SQ8 middle stage, 4-bit codes
     assert row["bytes_per_face"] < compact and not row["open"]["mmap"] or row["factory"] == "SQfp16"
+
+
+def test_bench_identity_checks_the_lists_visitors_see_and_rank1_on_the_displayed_order(tmp_path):
+    from face_engine.fairness import EXACT
+    from face_engine.gallery import Gallery
+    from face_engine.likeness import one_face_each
+    from index_builder.bench.identity import shown_lists
+
+    xb, names = face_like(2000, dim=32, people=150)
+    gallery = Gallery(synthetic_gallery(tmp_path / "g", xb, names), use_gpu=False)
+    lists = shown_lists(gallery, xb, names, np.random.default_rng(0), EXACT, k=5, sample=100)
+    assert lists["visitors"] == {"strangers": 100, "in_gallery": 100}
+    assert lists["share_short_lists"] == 0 and lists["share_out_of_score_order"] == 0
+    persons, rng = person_numbers(names), np.random.default_rng(0)
+    one_face_each(persons, rng, 100)  # the strangers' draw, then the probes'
+    several = np.flatnonzero(np.bincount(persons)[persons] >= 2)
+    probes = several[one_face_each(persons[several], rng, 100)]
+    similarity = xb[probes] @ xb.T
+    similarity[np.arange(len(probes)), probes] = -np.inf  # each probe's own face left out
+    assert lists["rank1_displayed"] == pytest.approx(np.mean(persons[similarity.argmax(axis=1)] == persons[probes]))
+    medians = lists["median_likeness"]
+    assert medians["same_person"] >= medians["strangers_first"] >= medians["strangers_5th"]

@@ -62,8 +62,8 @@ def booth(qtbot, tmp_path: Path, source, clock: Clock | None = None, ready: bool
 
 def outcome(score: float = 0.5) -> SearchOutcome:
     picture = np.full((112, 112, 3), 90, np.uint8)
-    match = Match(score, "A Person", "", "a.jpg", picture)
-    return SearchOutcome(faces=1, pairs=[Pair(picture, [match, Match(score - 0.1, "B", "", "b.jpg", picture)])])
+    match = Match(score, "A Person", "", "a.jpg", picture, 50)
+    return SearchOutcome(faces=1, pairs=[Pair(picture, [match, Match(score - 0.1, "B", "", "b.jpg", picture, 40)])])
 
 
 def answer(window: KioskWindow, found: SearchOutcome) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import copy_lfw_people
+from conftest import LFW, copy_lfw_people
 from index_builder.cli import main
 from test_imaging import special_files
 
@@ -122,3 +122,27 @@ def test_onnxruntime_leaves_nothing_in_the_home_folder(tmp_path: Path, photos: P
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert [path for path in home.rglob("*")] == []
+
+
+KIOSK_PEOPLE = {"Tony_Blair": 4, "Colin_Powell": 4, "Zico": 2, "Hugo_Chavez": 2}  # the kiosk tests' gallery
+
+
+@pytest.mark.parametrize("policy", ["fair", "exact"])
+def test_search_json_ranks_k_different_people_by_score_with_their_likeness(galleries, tmp_path, capsys, policy):
+    from face_engine.gallery import Gallery
+
+    _, gallery = galleries.copy(KIOSK_PEOPLE, tmp_path)
+    query = LFW / "images_deepfunneled" / "Tony_Blair" / "Tony_Blair_0100.jpg"  # not in the gallery
+    assert main(["search", str(gallery), str(query), "--json", "--k", "5", "--policy", policy]) == 0
+    result = json.loads(capsys.readouterr().out)
+    matches = result["matches"]
+    assert [m["rank"] for m in matches] == [1, 2, 3, 4], "min(k, people in the gallery): 4 different people"
+    assert len({m["identity"] for m in matches}) == 4 and matches[0]["identity"] == "Tony_Blair"
+    scores, likeness = [m["score"] for m in matches], [m["likeness"] for m in matches]
+    assert scores == sorted(scores, reverse=True) and likeness == sorted(likeness, reverse=True)
+    calibration = Gallery(gallery, use_gpu=False).calibration
+    assert likeness == [calibration.likeness(score) for score in scores] and all(0 <= n <= 100 for n in likeness)
+    assert result["likeness_table"] == calibration.source == "pack sface on LFW", "4 people: the pack's table"
+    assert main(["search", str(gallery), str(query), "--k", "2", "--policy", policy]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{matches[0]['likeness']:>3}% alike  Tony Blair" in lines[1] and lines[2].lstrip().startswith("2. ")

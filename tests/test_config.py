@@ -41,8 +41,6 @@ BAD_SETTINGS = [
     ('fullscreen = "yes"', 'fullscreen must be true or false, not "yes"'),
     ("camera = 0", 'camera must be a string: a camera index in quotes ("0"), a video file or a folder, not 0'),
     ("gallery = [1, 2]", "gallery must be a string, not [1, 2]"),
-    ("similarity_floor = 2", "similarity_floor must be a number from -1 to 1"),
-    ("similarity_floor = 0.7", "similarity_floor (0.7) must be below similarity_ceiling (0.6)"),
     ('gallery = "' + "x" * 5000 + '"\nlang = "' + "y" * 5000 + '"', 'lang must be one of zh, en, not "yyyy'),
     ('kiosk = "x"', "unknown settings kiosk; known: away_seconds, camera"),
 ]
@@ -75,6 +73,18 @@ def test_each_bad_setting_gets_one_line_naming_the_file_the_setting_and_what_is_
     message = str(refused.value)
     assert message.startswith(f"{path}: ") and says in message and "\n" not in message
     assert len(message) < 400
+
+
+@pytest.mark.parametrize("text", ["similarity_floor = -0.2\nsimilarity_ceiling = 0.6", "similarity_floor = 2"])
+def test_the_retired_similarity_settings_load_with_one_warning_line_that_they_are_ignored(tmp_path, caplog, text):
+    path = config_file(tmp_path, 'lang = "en"\n' + text)
+    with caplog.at_level("WARNING"):
+        config = load_config(path)
+    assert config == KioskConfig(lang="en")
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warned) == 1 and "\n" not in warned[0], warned
+    assert warned[0].startswith(f"{path}: similarity_floor") and "ignored" in warned[0]
+    assert "similarity" not in save_config(config, tmp_path / "saved.toml").read_text(), "saved without them"
 
 
 @pytest.mark.parametrize("stored", BAD_PIN_HASHES)

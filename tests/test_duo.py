@@ -3,6 +3,7 @@ portraits prepared at display size, and the attract loop's gallery faces. Real m
 gallery built from LFW photos."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,8 @@ def test_visitors_take_turns_and_one_visitors_list_keeps_its_repeats():
 
     def found(*people: str) -> list[Lookalike]:
         return [Lookalike(0.9 - i / 100, face_record(hash(name) % 1000 + i, image="", identity=name, display_name=name,
-                                                    caption="", source="", x1=0, y1=0, x2=1, y2=1, score=1.0), 0.0)
+                                                    caption="", source="", x1=0, y1=0, x2=1, y2=1, score=1.0), 0.0,
+                          50)
                 for i, name in enumerate(people)]
 
     def names(lists: list[list[Lookalike]]) -> list[list[str]]:
@@ -171,3 +173,30 @@ def test_visitors_take_turns_and_one_visitors_list_keeps_its_repeats():
     assert names(take_turns([found("a", "a", "b")], 3)) == [["a", "a", "b"]], "alone, a visitor sees every photo"
     both = take_turns([found("a", "b", "c", "d"), found("a", "b", "e", "f")], 2)
     assert names(both) == [["a", "c"], ["b", "e"]], "in turn: the first takes a, the second its best left"
+
+
+def test_a_lookalike_whose_portrait_is_unusable_is_replaced_by_the_next_not_dropped(built, tmp_path):
+    copy = Path(shutil.copytree(built[1].resolve(), tmp_path / "gallery"))
+    frame = read_image(photo_of(built[0], "Colin_Powell"))
+    worker = InferenceWorker(str(copy), "", "cpu")
+    worker.start_up()
+    before = search(worker, frame).pairs[0].matches
+    assert len(before) == len(PEOPLE)
+    gallery = Gallery(copy, use_gpu=False)
+    faces = {face.image: face for face in gallery.faces(list(range(gallery.count)))}
+    broken = [faces[match.image] for match in before[:2]]  # the best two: Colin Powell and the next person
+    for face in broken:
+        Path(face.portrait).write_bytes(b"not a jpeg")
+    after = search(worker, frame).pairs[0].matches
+    assert len(after) == len(PEOPLE), "as many people as before"
+    assert not {face.image for face in broken} & {match.image for match in after}, "never a broken portrait"
+    assert {match.name for match in after} == {match.name for match in before}, "each replaced by their next photo"
+    assert [match.score for match in after] == sorted((match.score for match in after), reverse=True)
+
+
+def test_what_a_visitor_sees_is_in_score_order_with_its_likeness(worker, built):
+    outcome = search(worker, read_image(photo_of(built[0], "Tony_Blair")))
+    matches = outcome.pairs[0].matches
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True), "best first"
+    assert [m.likeness for m in matches] == sorted((m.likeness for m in matches), reverse=True)
+    assert all(m.likeness == worker.gallery.calibration.likeness(m.score) for m in matches)

@@ -1,6 +1,8 @@
 """Damaged galleries: each damage is one GalleryError line naming the gallery and what is wrong, and
 `index-builder search` and `info` exit 2 with that line. Each case damages a copy of a small real
-gallery built from LFW."""
+gallery built from LFW. Older formats: a format-3 gallery reads, with its pack's likeness table; an
+older one asks for a fresh build. What a gallery answers: k different people however many photos one
+of them has, shown by score."""
 from __future__ import annotations
 
 import json
@@ -9,12 +11,17 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import face_engine.likeness
 from conftest import PHOTOS, copy_lfw_people, need
-from face_engine.gallery import Gallery, GalleryError, Manifest
+from face_engine.fairness import EXACT, FairPolicy
+from face_engine.gallery import Gallery, GalleryError, Manifest, face_record
+from face_engine.query import GROWTH, Lookalike, choose, displayed
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main
+from test_bench import synthetic_gallery
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +29,9 @@ def live_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The version folder of a gallery of 10 LFW photos (never damaged itself)."""
     folder = tmp_path_factory.mktemp("gallery")
     copy_lfw_people(folder / "corpus", {"Tony_Blair": 4, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 1})
-    build(BuildOptions(corpus=folder / "corpus", out=folder / "gallery", workers=1, progress=False))
+    with pytest.MonkeyPatch.context() as patch:  # its own likeness table, though a real one needs 100 people
+        patch.setattr(face_engine.likeness, "MIN_CALIBRATION_PEOPLE", 2)
+        build(BuildOptions(corpus=folder / "corpus", out=folder / "gallery", workers=1, progress=False))
     return (folder / "gallery").resolve()
 
 
@@ -132,3 +141,69 @@ def test_an_intact_gallery_opens_with_its_counts(live_version):
     faces = gallery.faces([0, 9])
     assert [face.id for face in faces] == [0, 9] and all(Path(face.portrait).is_file() for face in faces)
     gallery.close()
+
+
+def test_a_build_stores_its_likeness_table_and_a_format_3_gallery_reads_with_its_packs(live_version, tmp_path):
+    gallery = Gallery(live_version, use_gpu=False)
+    table = gallery.manifest.likeness
+    assert table is not None and table.people == 4 and gallery.calibration is table
+    assert json.loads((live_version / "manifest.json").read_text())["likeness"] == table.to_json()
+    copy = Path(shutil.copytree(live_version, tmp_path / "format3"))
+    edit_manifest(copy, lambda m: (m.update(format_version=3), m.pop("likeness")))
+    older = Gallery(copy, use_gpu=False)
+    assert older.manifest.likeness is None and older.calibration.source == "pack sface on LFW"
+    edit_manifest(copy, lambda m: m.update(format_version=5))
+    with pytest.raises(GalleryError, match="unsupported gallery format version 5"):
+        Gallery(copy, use_gpu=False)
+
+
+def crowded_gallery(folder: Path, crowd: int = 120) -> tuple[Path, np.ndarray]:
+    """A gallery where one person's `crowd` photos are all nearer the query than anyone else: then
+    one face each of seven other people, less and less alike. Returns it and the query."""
+    rng = np.random.default_rng(5)
+    query = np.eye(32, dtype=np.float32)[0]
+    noise = rng.standard_normal((crowd + 7, 32)).astype(np.float32)
+    noise[:, 0] = 0
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    near = np.r_[np.full(crowd, 0.9), np.linspace(0.6, 0.3, 7)]
+    xb = (near[:, None] * query + np.sqrt(1 - near[:, None] ** 2) * noise).astype(np.float32)
+    names = ["crowd"] * crowd + [f"other{i}" for i in range(7)]
+    return synthetic_gallery(folder, xb, names), query[None]
+
+
+@pytest.mark.parametrize("policy", [EXACT, FairPolicy(0.0), FairPolicy(1.0)], ids=["exact", "fair_0", "fair_1"])
+def test_every_list_holds_k_different_people_however_many_photos_one_of_them_has(tmp_path, policy):
+    path, query = crowded_gallery(tmp_path / "g")
+    gallery = Gallery(path, use_gpu=False)
+    for k in (1, 3, 5, 8):
+        people = {match.face.identity for match in choose(gallery, query, k, True, policy)}
+        assert len(people) == k, (k, people)
+    assert len({m.face.identity for m in choose(gallery, query, 20, True, policy)}) == 8, "all 8 the gallery has"
+    crowd = [face.id for face in gallery.faces(list(range(gallery.count))) if face.identity == "crowd"]
+    left_out = choose(gallery, query, 5, True, policy, leave_out=crowd)
+    shown = [m.face.identity for m in displayed(left_out)]
+    assert len(set(shown)) == 5 and "crowd" not in shown
+    if policy is EXACT:
+        assert shown == [f"other{i}" for i in range(5)]
+
+
+def test_a_shortlist_grows_only_when_it_is_short_of_people(tmp_path, monkeypatch):
+    path, query = crowded_gallery(tmp_path / "g")
+    gallery = Gallery(path, use_gpu=False)
+    asked: list[int] = []
+    search = gallery.search
+    monkeypatch.setattr(gallery, "search", lambda xq, k: asked.append(k) or search(xq, k))
+    choose(gallery, query, 5, True, EXACT)
+    assert asked == [25, 25 * GROWTH, gallery.count], "searched again, longer, until it held 5 people"
+    asked.clear()
+    choose(gallery, np.eye(32, dtype=np.float32)[1][None], 1, True, EXACT)
+    assert asked == [5], "a list with enough people is searched once"
+
+
+def test_what_is_shown_is_by_score_best_first_whatever_order_the_policy_chose():
+    def match(score: float, name: str) -> Lookalike:
+        return Lookalike(score, face_record(0, image="", identity=name, display_name=name, caption="", source="",
+                                            x1=0, y1=0, x2=1, y2=1, score=1.0), 0.0, 0)
+
+    chosen = [match(0.4, "a"), match(0.6, "b"), match(0.4, "c"), match(0.5, "d")]
+    assert [m.face.identity for m in displayed(chosen)] == ["b", "d", "a", "c"], "equal scores keep the policy's order"

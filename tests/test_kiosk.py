@@ -299,7 +299,7 @@ def test_results_show_the_gallerys_portraits_whatever_became_of_the_corpus(galle
         np.testing.assert_array_equal(best.portrait, gallery_portrait(worker, photo))
 
 
-def test_a_missing_portrait_drops_only_its_match(gallery, caplog):
+def test_a_missing_portrait_is_replaced_by_the_next_face_not_dropped(gallery, caplog):
     corpus, out = gallery
     worker = started_worker(out)
     visitor = read_image(min((corpus / "Zico").iterdir()))
@@ -310,9 +310,13 @@ def test_a_missing_portrait_drops_only_its_match(gallery, caplog):
     with caplog.at_level(logging.WARNING, logger="kiosk.worker"):
         after = search(worker, visitor)
     kept, earlier = after.pairs[0].matches, before.pairs[0].matches
-    assert [m.image for m in kept] == [m.image for m in earlier[1:]] and len(kept) == 3
+    assert len(kept) == len(earlier) == 4 and {m.name for m in kept} == {m.name for m in earlier}
+    assert {m.image for m in earlier[1:]} < {m.image for m in kept}, "the other matches stay"
+    replaced = {m.image for m in kept} - {m.image for m in earlier}
+    assert len(replaced) == 1 and "/Zico/" in replaced.pop(), "Zico's next photo in place of the missing one"
+    assert [m.score for m in kept] == sorted((m.score for m in kept), reverse=True)
     assert after.pairs[0].visitor is not None
-    assert f"face {face} left out of the results" in caplog.text
+    assert f"face {face} replaced in the results" in caplog.text
 
 
 def shown(pixmap: QPixmap) -> np.ndarray:
@@ -347,7 +351,7 @@ def test_results_show_the_visitor_mirrored_and_the_portraits_as_they_are(qtbot, 
     qtbot.addWidget(page)
     page.resize(1280, 720)
     page.retranslate("en")
-    page.show_outcome(outcome, KioskConfig())
+    page.show_outcome(outcome)
     you, best = shown(page.you.pixmap()), shown(page.best.pixmap())
     portrait = gallery_portrait(worker, Path(outcome.pairs[0].matches[0].image))
     assert distance(you, outcome.pairs[0].visitor[:, ::-1]) < distance(you, outcome.pairs[0].visitor) / 3

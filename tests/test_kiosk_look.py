@@ -17,7 +17,6 @@ from kiosk import attract, screens
 from kiosk.assets import ASSETS
 from kiosk.attract import AttractPage
 from kiosk.attract_faces import AttractSet
-from kiosk.config import KioskConfig
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.messages import Match, Pair, SearchOutcome
 from kiosk.pictograms import draw_pictogram
@@ -67,7 +66,7 @@ def outcome_of(faces: list[np.ndarray], visitors: int = 1) -> SearchOutcome:
     for visitor in range(visitors):
         ranked = range(2 + visitor * per, 2 + (visitor + 1) * per)
         matches = [Match(score=0.6 - 0.05 * rank, name=PEOPLE[index].replace("_", " "), caption=f"Photo {index}",
-                         image="", portrait=faces[index]) for rank, index in enumerate(ranked)]
+                         image="", portrait=faces[index], likeness=70 - 5 * rank) for rank, index in enumerate(ranked)]
         pairs.append(Pair(faces[visitor], matches))
     return SearchOutcome(faces=visitors, pairs=pairs)
 
@@ -139,7 +138,7 @@ def test_the_attract_screen_redraws_only_while_shown(qtbot, faces):
 def results_page(qtbot, faces, visitors: int = 1) -> ResultsPage:
     page = ResultsPage()
     themed(qtbot, page)
-    page.show_outcome(outcome_of(faces, visitors), KioskConfig())
+    page.show_outcome(outcome_of(faces, visitors))
     qtbot.wait(20)
     return page
 
@@ -172,14 +171,14 @@ def test_a_touch_on_a_small_match_brings_it_into_the_big_tile(qtbot, faces):
     assert page.selected == 2
     assert changed_share(before, pixels(page.best)) > 0.3, "another portrait in the big tile"
     assert page.best_name.full_text == matches[2].name and page.best_caption.full_text == matches[2].caption
-    assert page.percent.text() == tr("en", "similarity", percent=KioskConfig().percent(matches[2].score))
+    assert page.percent.text() == tr("en", "similarity", percent=matches[2].likeness)
     assert page.heading.text() == tr("en", "match_rank", rank=3)
     assert [name.full_text for _, name, _ in page.small] == [matches[rank].name for rank in (0, 1, 3, 4)], \
         "the best one went back to the small row, in rank order"
     first = page.small[0][1]
     qtbot.mouseClick(first, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
     assert page.selected == 0 and page.heading.text() == tr("en", "best_match")
-    page.show_outcome(outcome_of(faces), KioskConfig())
+    page.show_outcome(outcome_of(faces))
     assert page.selected == 0, "a new visitor starts with their best match"
 
 
@@ -192,7 +191,7 @@ def test_the_timer_ring_drains(qtbot, faces):
     empty = pixels(page.button)
     assert page.button.time_left == 0.0
     assert changed_share(full, half) > 0.002 and changed_share(half, empty) > 0.002
-    page.show_outcome(outcome_of(faces), KioskConfig())
+    page.show_outcome(outcome_of(faces))
     assert page.button.time_left == 1.0, "a new outcome starts with a full ring"
 
 
@@ -200,7 +199,7 @@ def test_two_visitors_each_beside_their_lookalike_side_by_side(qtbot, faces):
     page = results_page(qtbot, faces, visitors=2)
     drawn = []
     page.drawn.connect(drawn.append)
-    page.show_outcome(outcome_of(faces, visitors=2), KioskConfig())
+    page.show_outcome(outcome_of(faces, visitors=2))
     qtbot.waitUntil(lambda: bool(drawn))
     assert page.duo.isVisible() and not page.single.isVisible()
     left, right = page.duo_columns
@@ -212,7 +211,7 @@ def test_two_visitors_each_beside_their_lookalike_side_by_side(qtbot, faces):
     assert left_box.right() < right_box.left() and abs(left_box.top() - right_box.top()) < 2
     assert left.best.mapTo(page, QPoint(0, 0)).x() < right.you.mapTo(page, QPoint(0, 0)).x()
     assert page.heading.text() == tr("en", "duo_heading")
-    page.show_outcome(outcome_of(faces, visitors=1), KioskConfig())
+    page.show_outcome(outcome_of(faces, visitors=1))
     assert page.single.isVisible() and not page.duo.isVisible()
 
 
@@ -228,8 +227,8 @@ def test_every_screen_fits_its_window(qtbot, faces, width, height):
         page.resize(width, height)
         page.retranslate("en")
         page.show()
-    single.show_outcome(outcome_of(faces), KioskConfig())
-    duo.show_outcome(outcome_of(faces, visitors=2), KioskConfig())
+    single.show_outcome(outcome_of(faces))
+    duo.show_outcome(outcome_of(faces, visitors=2))
     attract.show_set(AttractSet(faces=faces, pairs=[(faces[0], faces[1], "Tony Blair · Colin Powell")]))
     qtbot.wait(50)
     for page in (single, duo, attract):

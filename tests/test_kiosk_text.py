@@ -12,7 +12,6 @@ from face_engine.imaging import read_image
 from kiosk.assets import ASSETS
 from kiosk.attract import AttractPage
 from kiosk.attract_faces import AttractSet
-from kiosk.config import KioskConfig
 from kiosk.messages import Match, Pair, SearchOutcome
 from kiosk.results_page import ResultsPage
 from kiosk.screens import MessagePage
@@ -34,8 +33,8 @@ def faces(photos) -> list[np.ndarray]:
 
 
 def outcome(faces: list[np.ndarray], names: list[str], captions: list[str]) -> SearchOutcome:
-    matches = [Match(score=0.55 - 0.05 * rank, name=name, caption=caption, image="", portrait=faces[rank % len(faces)])
-               for rank, (name, caption) in enumerate(zip(names, captions, strict=True))]
+    matches = [Match(score=0.55 - 0.05 * rank, name=name, caption=caption, image="", portrait=faces[rank % len(faces)],
+                     likeness=65 - 5 * rank) for rank, (name, caption) in enumerate(zip(names, captions, strict=True))]
     return SearchOutcome(faces=1, pairs=[Pair(faces[0], matches)])
 
 
@@ -80,7 +79,7 @@ def test_markup_in_names_and_captions_is_shown_as_typed(qtbot, faces, photos):
     names = ["<b>bold</b>", "<font color=red>Zico</font>", picture, "<i>x</i>", "Hugo"]
     captions = [picture + " <font color=red>red</font>", "", "", "", ""]
     page = results_screen(qtbot)
-    page.show_outcome(outcome(faces, names, captions), KioskConfig())
+    page.show_outcome(outcome(faces, names, captions))
     qtbot.wait(50)
     shown = [page.best_name, page.best_caption, page.small[0][1], page.small[1][1]]
     background = pixels(page, QRect(0, 0, 4, 4))[0, 0]
@@ -99,7 +98,7 @@ def test_markup_in_names_and_captions_is_shown_as_typed(qtbot, faces, photos):
 def test_the_checks_above_catch_markup_rendered_as_rich_text(qtbot, faces, photos):
     """What the results screen did before: a caption label rendering its markup."""
     page = results_screen(qtbot)
-    page.show_outcome(outcome(faces, ["Hugo"] * 5, ["Caracas"] * 5), KioskConfig())
+    page.show_outcome(outcome(faces, ["Hugo"] * 5, ["Caracas"] * 5))
     label = page.best_caption
     markup = f'<font color=red>red</font> <img src="{photos / "coffee.png"}" width=60 height=60>'
     label.setTextFormat(Qt.TextFormat.RichText)
@@ -136,11 +135,11 @@ def test_long_names_and_captions_never_move_the_results_screen(qtbot, faces, cap
     page = results_screen(qtbot)
     short = outcome(faces, ["Tony Blair", "Zico", "Colin Powell", "Hugo Chavez", "Gerhard Schroeder"],
                     ["Prime Minister", "", "", "", ""])
-    page.show_outcome(short, KioskConfig())
+    page.show_outcome(short)
     qtbot.wait(50)
     expected = layout_of(page)
     long_names = [caption[:300], "Zico " * 40, LONG_URL, "A" * 5000, caption]
-    page.show_outcome(outcome(faces, long_names, [caption] * 5), KioskConfig())
+    page.show_outcome(outcome(faces, long_names, [caption] * 5))
     qtbot.wait(50)
     assert layout_of(page) == expected
     assert page.button.geometry().bottom() < page.height() and page.button.isVisible()
@@ -161,11 +160,11 @@ def test_long_names_never_move_the_duo_screen(qtbot, faces):
     def duo(names: list[str]) -> SearchOutcome:
         return SearchOutcome(faces=2, pairs=[outcome(faces, [name], [""]).pairs[0] for name in names])
 
-    page.show_outcome(duo(["Zico", "Hugo Chavez"]), KioskConfig())
+    page.show_outcome(duo(["Zico", "Hugo Chavez"]))
     qtbot.wait(50)
     columns = page.duo_columns
     expected = [widget.geometry() for column in columns for widget in (column, column.you, column.best)]
-    page.show_outcome(duo(["A" * 5000, LONG_URL + " " + "Zico " * 200]), KioskConfig())
+    page.show_outcome(duo(["A" * 5000, LONG_URL + " " + "Zico " * 200]))
     qtbot.wait(50)
     assert [widget.geometry() for column in columns for widget in (column, column.you, column.best)] == expected
     for column in columns:
