@@ -48,6 +48,20 @@ def copy_lfw_people(target: Path, people: dict[str, int]) -> list[Path]:
     return copied
 
 
+FAST_TEST_SECONDS = 10.0  # a test not marked slow that takes longer belongs in the slow tier
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Names the tests outside the slow tier that took more than FAST_TEST_SECONDS."""
+    over = sorted(((report.duration, report.nodeid) for report in terminalreporter.stats.get("passed", [])
+                   if report.when == "call" and report.duration > FAST_TEST_SECONDS and "slow" not in report.keywords),
+                  reverse=True)
+    if over:
+        terminalreporter.write_sep("-", f"not marked slow, yet over {FAST_TEST_SECONDS:g} s")
+        for seconds, name in over:
+            terminalreporter.write_line(f"{seconds:6.1f}s {name}")
+
+
 @pytest.fixture(autouse=True)
 def own_state_home(monkeypatch, tmp_path: Path) -> None:
     """The kiosk's log is written to the test's folder, never the user's."""

@@ -26,7 +26,8 @@ PEOPLE = {"Tony_Blair": 6, "Colin_Powell": 6, "Zico": 3, "Hugo_Chavez": 5}
 
 
 def options(corpus: Path, out: Path, **overrides) -> BuildOptions:
-    return BuildOptions(corpus=corpus, out=out, workers=2, progress=False, **overrides)
+    """Two workers unless told otherwise (each worker process loads the models: one more costs a second or two)."""
+    return BuildOptions(corpus=corpus, out=out, **{"workers": 2, "progress": False, **overrides})
 
 
 def gallery_contents(out: Path) -> tuple[np.ndarray, list[tuple]]:
@@ -47,7 +48,7 @@ def messy_gallery(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Pat
     """The messy corpus's gallery, built once for the tests that only read it."""
     folder = tmp_path_factory.mktemp("messy")
     corpus, _ = make_messy_corpus(folder / "corpus", photos)
-    build(options(corpus, folder / "gallery"))
+    build(options(corpus, folder / "gallery", workers=1))
     return folder / "gallery"
 
 
@@ -119,6 +120,7 @@ def test_an_update_embeds_only_new_photos_and_drops_removed_ones(tmp_path):
     assert build(options(corpus, out))["up_to_date"] is True
 
 
+@pytest.mark.slow
 def test_a_failed_build_leaves_the_live_gallery_in_use(tmp_path, photos, monkeypatch, galleries: Galleries):
     corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     live = out.resolve()
@@ -144,7 +146,8 @@ def test_changed_settings_need_fresh(tmp_path, galleries: Galleries):
     corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     with pytest.raises(BuildError, match="--fresh"):
         build(options(corpus, out, face_filter=FaceFilter("all")))
-    assert build(options(corpus, out, face_filter=FaceFilter("all"), fresh=True))["faces_embedded_this_run"] == 2
+    assert build(options(corpus, out, face_filter=FaceFilter("all"), fresh=True, workers=1))[
+        "faces_embedded_this_run"] == 2
 
 
 @pytest.mark.slow
@@ -186,7 +189,7 @@ def test_a_csv_manifest_brings_names_captions_and_sources(tmp_path, capsys):
     manifest.write_text("path,name,caption,source\n" + "".join(
         f"{p.relative_to(tmp_path)},Person {i},第{i}张照片 caption,archive {i}\n" for i, p in enumerate(photos))
         + "files/missing.jpg,Nobody,,\n", encoding="utf-8")
-    report = build(options(manifest, tmp_path / "gallery"))
+    report = build(options(manifest, tmp_path / "gallery", workers=1))
     assert report["gallery_faces"] == 3 and report["skipped"] == {"missing": 1}
     assert main(["search", str(tmp_path / "gallery"), str(photos[0]), "--json", "--k", "1"]) == 0
     match = json.loads(capsys.readouterr().out)["matches"][0]
@@ -215,7 +218,7 @@ def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_p
     state.close()
     with pytest.raises(BuildError, match="no portraits.*--fresh"):
         build(options(corpus, out))
-    assert build(options(corpus, out, fresh=True))["faces_embedded_this_run"] == 2
+    assert build(options(corpus, out, fresh=True, workers=1))["faces_embedded_this_run"] == 2
     state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
     for column in ("quality", "sharpness", "frontal", "size"):
         state.execute(f"ALTER TABLE faces DROP COLUMN {column}")  # as the index-builder before quality scores left it
