@@ -11,6 +11,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -28,7 +29,9 @@ from index_builder.corpus import LIMITS, CorpusError
 from index_builder.indexes import default_memory_budget
 from index_builder.lock import BuildLocked
 from index_builder.options import BuildOptions
+from index_builder.outcome import BuildRecording, outcomes_path
 from index_builder.publish import PublishError, gallery_home
+from index_builder.schedule import ScheduleError, default_unit_dir, enable_instructions, install, schedule
 from index_builder.worker import FaceFilter
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
 from models.packs import PackError, install_pack, list_packs, models_dir, resolve_pack
@@ -55,21 +58,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.run is not run_build:
+        return run_command(args).code
+    recording = BuildRecording(args.out)  # every build records how it ended, for the kiosk's status
+    try:
+        finished = run_command(args)
+    except BaseException as error:  # a crash: recorded, then its traceback as before
+        recording.finish(1, f"{type(error).__name__}: {error}", crashed=True)
+        raise
+    recording.finish(finished.code, finished.error)
+    return finished.code
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a command ended: its exit status, and the error it printed."""
+
+    code: int
+    error: str = ""
+
+
+def run_command(args: argparse.Namespace) -> Finished:
     try:
         run: Callable[[argparse.Namespace], int] = args.run
-        return run(args)
-    except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError) as error:
-        print(f"index-builder: {error}", file=sys.stderr)
-        return 2
+        return Finished(run(args))
+    except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError, ScheduleError) as error:
+        return complain(error, 2)
     except BuildLocked as error:
-        print(f"index-builder: {error}", file=sys.stderr)
-        return 3
+        return complain(error, 3)
     except BrokenPipeError:  # output piped into `head` that has closed it: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return Finished(1)
     except KeyboardInterrupt:  # Ctrl-C: a build resumes from its last shard when run again
-        print("index-builder: interrupted", file=sys.stderr)
-        return 130
+        return complain("interrupted", 130)
+
+
+def complain(error: Exception | str, code: int) -> Finished:
+    print(f"index-builder: {error}", file=sys.stderr)
+    return Finished(code, str(error))
 
 
 class Parser(argparse.ArgumentParser):
@@ -136,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose and why")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for add in (add_embed_parser, add_models_parser, add_build_parser, add_search_parser, add_info_parser,
-                add_bench_parser, add_doctor_parser):
+                add_bench_parser, add_doctor_parser, add_schedule_parser):
         add(commands)
     return parser
 
@@ -236,6 +262,28 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        "choosing by measurement; its recall and latency are still measured and recorded")
     build.add_argument("--index-param", type=search_param, action="append", default=[], metavar="NAME=VALUE",
                        help="a search parameter of the --index (e.g. k_factor_rf=64); repeatable")
+
+
+SCHEDULE_DESCRIPTION = (
+    "Rebuild GALLERY from CORPUS every day at HH:MM: writes a systemd user timer and the service it starts, "
+    "which runs `index-builder build CORPUS --out GALLERY` with any --build-options. A night "
+    "missed while the machine was off runs at its next start. Exit 1 (published without broken files) and 3 "
+    "(another build was running) count as success; output goes to GALLERY.d/rebuild.log, rotated; every "
+    "build's outcome is kept in GALLERY.d/builds.json (kiosk --status shows the last). Scheduling the same "
+    "gallery name again replaces its schedule.")
+
+
+def add_schedule_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    schedule = command(commands, "schedule", run_schedule, description=SCHEDULE_DESCRIPTION,
+                       help="rebuild a gallery every night (a systemd user timer)")
+    schedule.add_argument("corpus", type=Path, metavar="CORPUS")
+    schedule.add_argument("--out", type=Path, required=True, metavar="GALLERY", help="the gallery to rebuild")
+    schedule.add_argument("--at", required=True, metavar="HH:MM", help="the time of day, 24-hour clock")
+    schedule.add_argument("--unit-dir", type=Path, metavar="DIR",
+                          help=f"write the unit files into DIR, to review or copy (default: {default_unit_dir()})")
+    schedule.add_argument("--build-options", nargs=argparse.REMAINDER, default=[], metavar="OPTION",
+                          help="last: the rest of the line is `index-builder build` options for every rebuild "
+                          "(e.g. --build-options --pack buffalo_l --faces central)")
 
 
 def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -469,6 +517,17 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"index-builder: {report['bad_files']} file(s) or row(s) of the corpus are broken (see skipped "
               "photos above); the gallery was published without them", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    plan = schedule(args.corpus, args.out, args.at, tuple(args.build_options))
+    build_parser().parse_args(plan.build_command()[1:])  # a wrong build option fails now, not at night
+    service, timer = install(plan, args.unit_dir or default_unit_dir())
+    print(f"wrote {service}\n  and {timer}")
+    print(f"  every day at {plan.at}: {' '.join(plan.build_command())}")
+    print(f"  output: {plan.log} (rotated); outcomes: {outcomes_path(plan.out)}")
+    print(enable_instructions(plan, installed=args.unit_dir is None))
     return 0
 
 
