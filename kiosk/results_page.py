@@ -61,7 +61,7 @@ class RingButton(QPushButton):
 
 
 class MatchTile(QWidget):
-    """A small match: portrait, name (two lines at most) and percent; a touch on it enlarges it."""
+    """A small match: portrait, name (two lines at most) and likeness; a touch on it enlarges it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,7 +81,7 @@ class MatchTile(QWidget):
 
 
 class DuoColumn(QWidget):
-    """One of two visitors beside their best lookalike, with the percent and the name under them."""
+    """One of two visitors beside their best lookalike, with its likeness and the name under them."""
 
     def __init__(self) -> None:
         super().__init__()
