@@ -13,6 +13,7 @@ from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
 from face_engine.gallery import FaceRecord, Gallery, person_key_of
 from face_engine.imaging import read_image
+from face_engine.withheld import hidden_ids
 
 
 class Lookalike(NamedTuple):
@@ -152,8 +153,12 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     """The k faces chosen for the query vector xq (1, dim), in the policy's order of preference
     (`displayed` gives the order shown): `policy`, as `gallery` runs it (policy_on), picks them from
     a raw shortlist of at least k people, with the gallery's hubness and quality scores where it has
-    them. Faces at `leave_out` ids are never chosen (a benchmark's visitor taken from the gallery)."""
+    them. Faces at `leave_out` ids (a benchmark's visitor taken from the gallery) and the faces the
+    gallery's hide list keeps off the screen (face_engine.withheld) are never chosen."""
     policy = policy_on(gallery, policy)
+    hidden = hidden_ids(gallery)
+    if len(hidden):
+        leave_out = [*leave_out, *hidden.tolist()]
     near = shortlist(gallery, xq, policy.shortlist_length(k, distinct), k, leave_out)
     # a gallery without hubness scores runs the exact policy, which reads none
     hub = gallery.hubness[near.ids] if gallery.hubness is not None else np.zeros(len(near.ids), np.float32)

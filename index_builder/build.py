@@ -41,6 +41,7 @@ from face_engine.gallery import (
 from face_engine.imaging import REASONS as UNREADABLE
 from face_engine.likeness import Calibration, calibrate
 from face_engine.memory import bytes_per_vector, peak_rss_mb
+from face_engine.withheld import read_forget_list
 from index_builder import local_engine, ray_engine
 from index_builder.attention import gallery_fairness
 from index_builder.corpus import Corpus, CorpusItem, display_name, read_corpus
@@ -212,7 +213,7 @@ def _gallery_rows(state: BuildState, collected: Collected,
     """Every face in the state of --min-quality or more, in gallery order, the skips by reason and
     the faces left out for their quality; BuildError when there is no face at all. The state keeps
     every face, so another --min-quality needs no new embedding."""
-    found = state.gallery_rows()
+    found = _without_forgotten(state, collected, state.gallery_rows(), options.out)
     rows = [row for row in found if row.quality[0] >= options.min_quality]
     skipped = dict(Counter(state.skip_counts()) + collected.corpus.refused)  # the reader's refusals are skips too
     if not rows:
@@ -221,6 +222,18 @@ def _gallery_rows(state: BuildState, collected: Collected,
         raise BuildError(f"no face was found in the {len(collected.corpus.items)} file(s) of {options.corpus} "
                          f"(skipped: {reasons}{below}): nothing to publish")
     return rows, skipped, len(found) - len(rows)
+
+
+def _without_forgotten(state: BuildState, collected: Collected, rows: list[FaceRow], out: Path) -> list[FaceRow]:
+    """`rows` less the faces of people on the gallery's forget list (by name, or from a photo that
+    showed them), whose photos the state then marks forgotten: their pictures leave it too."""
+    forget = read_forget_list(gallery_home(out))
+    gone = [row for row in rows if forget.covers(collected.item(row).identity, row.sha1)]
+    if not gone:
+        return rows
+    state.withhold({row.key for row in gone})
+    log.info("%d face(s) of forgotten people left out", len(gone))
+    return [row for row in rows if not forget.covers(collected.item(row).identity, row.sha1)]
 
 
 def _content_id(settings: dict[str, str], collected: Collected, options: BuildOptions) -> str:
@@ -275,17 +288,24 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
     quality = np.array([row.quality for row in collected.rows], np.float32)
-    # hubness and the likeness table read the gallery's vectors at random: one float copy (5.1 GB at 10^7)
-    vectors = xb[np.arange(len(xb))]
-    hub, fairness = _hubness(index, vectors, collected.identities, quality[:, 0], report["index_seconds"],
-                             options.progress)
-    likeness = calibrate(index, vectors, person_numbers(collected.identities), np.random.default_rng(0))
-    del vectors
+    hub, fairness, likeness = people_measures(index, xb, collected.identities, quality, report["index_seconds"],
+                                              options.progress)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
     manifest = _manifest(pack, options, xb, choice, strangers, report, fairness, likeness)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
                                                                  state.pictures(collected.rows), hub, quality))
+
+
+def people_measures(index: faiss.Index, xb: Vectors, identities: list[str], quality: np.ndarray,
+                    index_seconds: float, progress: bool) -> tuple[np.ndarray, FairnessReport, Calibration | None]:
+    """What depends on who else is in the gallery: each face's hubness, the fair policy's λ and the
+    likeness table (so a gallery less one person measures them again)."""
+    # hubness and the likeness table read the gallery's vectors at random: one float copy (5.1 GB at 10^7)
+    vectors = xb[np.arange(len(xb))]
+    hub, fairness = _hubness(index, vectors, identities, quality[:, 0], index_seconds, progress)
+    likeness = calibrate(index, vectors, person_numbers(identities), np.random.default_rng(0))
+    return hub, fairness, likeness
 
 
 def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], quality: np.ndarray | None,

@@ -24,8 +24,10 @@ from face_engine.imaging import ImageError
 from face_engine.likeness import MEANING
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
 from face_engine.providers import DEVICES, DeviceError, describe
+from face_engine.withheld import ListError
 from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
+from index_builder.forget import ForgetError, forget, hide, hide_list, rollback, unhide
 from index_builder.indexes import default_memory_budget
 from index_builder.lock import BuildLocked
 from index_builder.options import BuildOptions
@@ -47,6 +49,8 @@ examples:
   index-builder build ~/corpus --out galleries/main  build, resume or update a gallery
   index-builder search galleries/main visitor.jpg   the five most alike faces, with timings
   index-builder info galleries/main                 what a gallery holds and how it was made
+  index-builder forget galleries/main "Jane Doe"    remove a person for good (every version, every later build)
+  index-builder hide galleries/main "Jane Doe"      keep a person (or --caption TEXT) off the screen, no rebuild
   index-builder doctor                              what this machine runs on, and whether it is sound
 """
 
@@ -82,7 +86,8 @@ def run_command(args: argparse.Namespace) -> Finished:
     try:
         run: Callable[[argparse.Namespace], int] = args.run
         return Finished(run(args))
-    except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError, ScheduleError) as error:
+    except (PackError, DeviceError, GalleryError, BuildError, CorpusError, PublishError,
+            ForgetError, ListError, ScheduleError) as error:
         return complain(error, 2)
     except BuildLocked as error:
         return complain(error, 3)
@@ -162,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine chose and why")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for add in (add_embed_parser, add_models_parser, add_build_parser, add_search_parser, add_info_parser,
-                add_bench_parser, add_doctor_parser, add_schedule_parser):
+                add_bench_parser, add_doctor_parser, add_forget_parser, add_rollback_parser,
+                add_hide_parser, add_unhide_parser, add_schedule_parser):
         add(commands)
     return parser
 
@@ -647,6 +653,100 @@ def run_doctor(args: argparse.Namespace) -> int:
         print(f"PROBLEM: {problem}")
     print("ok" if not problems else f"{len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+FORGET_DESCRIPTION = (
+    "Remove a person from GALLERY for good (a takedown request): publish the live version without their faces "
+    "(index, metadata, portraits, hubness, likeness table measured again), so a running kiosk swaps to it at its "
+    "next break between visitors or capture, within a minute; then rewrite every kept version without them and "
+    "put them on the forget list (GALLERY.d/forgotten.json), which every later build honours, by name and by "
+    "photo. NAME is the identity (the corpus folder's name) or the name shown. Exit 2 for a person the gallery "
+    "does not hold, 3 while a build holds the gallery.")
+HIDE_DESCRIPTION = (
+    "Keep a person (NAME: the identity or the name shown) or a whole caption (--caption) off the screen, in the "
+    "kiosk and `search`, without a rebuild: the hide list GALLERY.d/hidden.json is read on every query. Without "
+    "NAME or --caption, print the hide list. Undo with `index-builder unhide`.")
+
+
+def add_forget_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    parser = command(commands, "forget", run_forget, description=FORGET_DESCRIPTION,
+                     help="remove a person from a gallery, its kept versions and every later build")
+    parser.add_argument("gallery", type=Path, metavar="GALLERY")
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("--wait", action="store_true", help="when a build of GALLERY is running, wait for it")
+
+
+def add_rollback_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    parser = command(commands, "rollback", run_rollback, help="point a gallery back at its previous version",
+                     description="Point GALLERY back at the version published before the live one (a running "
+                     "kiosk swaps to it within a minute). A person forgotten since is left out of it first.")
+    parser.add_argument("gallery", type=Path, metavar="GALLERY")
+    parser.add_argument("--wait", action="store_true", help="when a build of GALLERY is running, wait for it")
+
+
+def add_hide_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    add_hiding_arguments(command(commands, "hide", run_hide, description=HIDE_DESCRIPTION,
+                                 help="keep a person or a caption off the screen, without a rebuild"))
+
+
+def add_unhide_parser(commands: argparse._SubParsersAction[Parser]) -> None:
+    add_hiding_arguments(command(commands, "unhide", run_unhide, help="show a hidden person or caption again",
+                                 description="Take a person or a caption off GALLERY's hide list."))
+
+
+def add_hiding_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("gallery", type=Path, metavar="GALLERY")
+    parser.add_argument("name", nargs="?", metavar="NAME", help="the person's identity or shown name")
+    parser.add_argument("--caption", metavar="TEXT", help="a whole caption, as shown")
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    outcome = forget(args.gallery, args.name, args.wait)
+    if outcome.published:
+        print(f"published {args.gallery} -> {outcome.published} without {outcome.identity} ({outcome.faces} "
+              "face(s)); a running kiosk swaps to it at its next break between visitors, within a minute")
+    else:
+        print(f"{outcome.identity} is not in the live version of {args.gallery} (forgotten before)")
+    for version in outcome.purged:
+        print(f"  kept version rewritten without them: {version.name}")
+    print(f"  on the forget list {gallery_home(args.gallery) / 'forgotten.json'}: no later build brings them back, "
+          "and the kiosk drops their exposure counts")
+    for version in outcome.still_held:
+        print(f"warning: {version} was still open in another process (a kiosk that has not swapped?) when it was "
+              "removed", file=sys.stderr)
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    print(f"rolled back {args.gallery} -> {rollback(args.gallery, args.wait)}")
+    return 0
+
+
+def run_hide(args: argparse.Namespace) -> int:
+    if args.name is None and args.caption is None:
+        hidden = hide_list(args.gallery)
+        for person in hidden.people:
+            print(f"person   {person}")
+        for caption in hidden.captions:
+            print(f"caption  {caption}")
+        if not hidden:
+            print(f"{args.gallery} hides nobody")
+        return 0
+    _one_of_name_or_caption(args)
+    print(f"hidden in {args.gallery}: {hide(args.gallery, args.name, args.caption)!r} (within a visitor; "
+          "`index-builder unhide` shows it again)")
+    return 0
+
+
+def run_unhide(args: argparse.Namespace) -> int:
+    _one_of_name_or_caption(args)
+    print(f"shown again in {args.gallery}: {unhide(args.gallery, args.name, args.caption)!r}")
+    return 0
+
+
+def _one_of_name_or_caption(args: argparse.Namespace) -> None:
+    if (args.name is None) == (args.caption is None):
+        raise ForgetError(f"{args.run.__name__.removeprefix('run_')}: give NAME or --caption TEXT, not both")
 
 
 if __name__ == "__main__":

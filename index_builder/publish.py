@@ -4,6 +4,7 @@ Layout for `--out galleries/lfw`:
     galleries/lfw            -> a symlink to the live version (what readers open)
     galleries/lfw.d/versions/<stamp>/   published versions (the live one and the one before it)
     galleries/lfw.d/work/               the build's resumable state
+    galleries/lfw.d/forgotten.json, hidden.json  staff's lists (face_engine.withheld)
 A failed or interrupted build never touches the link, so the last good gallery stays in use.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from face_engine.gallery import FACE_PICTURES, Gallery
+from face_engine.withheld import VERSIONS
+from face_engine.withheld import gallery_home as gallery_home
 from index_builder.indexes import Vectors
 
 KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
@@ -25,10 +28,6 @@ KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still hold
 
 class PublishError(RuntimeError):
     """The new gallery was not published; the live one is untouched."""
-
-
-def gallery_home(out: Path) -> Path:
-    return out.parent / f"{out.name}.d"
 
 
 def validate(folder: Path, xb: np.ndarray | Vectors) -> None:
@@ -52,16 +51,30 @@ def validate(folder: Path, xb: np.ndarray | Vectors) -> None:
         gallery.close()
 
 
-def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None]) -> Path:
-    """Write with `write(folder)`, validate against xb, then point `out` at it. Returns the version folder."""
+def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None], retired: Path | None = None) -> Path:
+    """Write with `write(folder)`, validate against xb, then point `out` at it. Returns the version folder.
+    `retired`: a version the new one replaces (itself less forgotten people), not kept as the one
+    before it: the caller removes it once no reader holds it."""
     if out.exists() and not out.is_symlink():
         raise PublishError(f"{out} exists and is not a gallery link made by index-builder; choose another --out")
-    versions = gallery_home(out) / "versions"
+    versions = gallery_home(out) / VERSIONS
+    final = write_version(versions, time.strftime("%Y%m%d-%H%M%S"), xb, write)
+    try:
+        point(out, final)
+    except PublishError:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+    _prune(versions, live=final, retired=retired)
+    return final
+
+
+def write_version(versions: Path, name: str, xb: np.ndarray | Vectors, write: Callable[[Path], None]) -> Path:
+    """A validated version folder versions/<name> (or <name>-1, ... when taken), written with
+    `write(folder)` beside the others; nothing points at it yet."""
     versions.mkdir(parents=True, exist_ok=True)
     for partial in versions.glob(".*.partial"):
         shutil.rmtree(partial)  # left by a build that was killed while writing
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    staging = versions / f".{stamp}.partial"
+    staging = versions / f".{name}.partial"
     try:
         write(staging)
         validate(staging, xb)
@@ -71,22 +84,35 @@ def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None]) 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    final = versions / stamp
+    final = versions / name
     suffix = 1
     while final.exists():
-        final, suffix = versions / f"{stamp}-{suffix}", suffix + 1
-    link = out.parent / f".{out.name}.link-{os.getpid()}"
+        final, suffix = versions / f"{name}-{suffix}", suffix + 1
     try:
         os.rename(staging, final)
-        os.symlink(os.path.relpath(final, out.parent), link)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise cannot_write(error, final) from None
+    return final
+
+
+def point(out: Path, version: Path) -> None:
+    """Point the gallery link `out` at `version`, atomically: a reader opens the old or the new."""
+    link = out.parent / f".{out.name}.link-{os.getpid()}"
+    try:
+        os.symlink(os.path.relpath(version, out.parent), link)
         os.replace(link, out)
     except OSError as error:
         link.unlink(missing_ok=True)
-        for unpublished in (staging, final):
-            shutil.rmtree(unpublished, ignore_errors=True)
         raise cannot_write(error, out) from None
-    _prune(versions, live=final)
-    return final
+
+
+def kept_versions(out: Path) -> list[Path]:
+    """The published versions of gallery `out`, oldest first (their names are their times)."""
+    versions = gallery_home(out) / VERSIONS
+    if not versions.is_dir():
+        return []
+    return sorted(path for path in versions.iterdir() if path.is_dir() and not path.name.startswith("."))
 
 
 def cannot_write(error: OSError | sqlite3.OperationalError, path: Path) -> PublishError:
@@ -96,8 +122,9 @@ def cannot_write(error: OSError | sqlite3.OperationalError, path: Path) -> Publi
     return PublishError(f"cannot write {where}: {reason}; the live gallery is unchanged")
 
 
-def _prune(versions: Path, live: Path) -> None:
-    older = sorted((p for p in versions.iterdir() if not p.name.startswith(".") and p != live), reverse=True)
+def _prune(versions: Path, live: Path, retired: Path | None = None) -> None:
+    older = sorted((p for p in versions.iterdir() if not p.name.startswith(".") and p not in (live, retired)),
+                   reverse=True)
     for stale in older[KEEP_VERSIONS - 1:]:
         shutil.rmtree(stale)
 

@@ -163,6 +163,14 @@ class BuildState:
         for orphan in orphans:
             self._forget(orphan)
 
+    def withhold(self, keys: set[str]) -> None:
+        """Photos of forgotten people: their faces (and pictures) leave the state, and the photos stay
+        known as skipped ("forgotten"), so they are neither embedded again nor published."""
+        with self.db:
+            for key in keys:
+                self.db.execute("DELETE FROM faces WHERE key = ?", (key,))
+                self.db.execute("UPDATE items SET reason = 'forgotten' WHERE key = ?", (key,))
+
     def original_of(self, sha1: str) -> str | None:
         row = self.db.execute("SELECT key FROM items WHERE sha1 = ? AND duplicate_of IS NULL AND reason = '' LIMIT 1",
                               (sha1,)).fetchone()

@@ -16,6 +16,7 @@ import numpy as np
 from face_engine.gallery import FaceRecord, Gallery, read_picture
 from face_engine.imaging import ImageError
 from face_engine.query import person_of
+from face_engine.withheld import hidden_ids
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def attract_set(gallery: Gallery, counts: Counts | None, rng: np.random.Generato
     """Up to `faces` gallery portraits, least shown first (of a random sample; ties in random order),
     and up to `pairs` lookalike pairs of different people, no person in two pairs."""
     sample = rng.choice(gallery.count, size=min(gallery.count, SAMPLE), replace=False)
+    sample = sample[~np.isin(sample, hidden_ids(gallery))]  # the hide list keeps them off every screen
     _, keys = gallery.people(sample.tolist())
     shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
     least_shown = sample[np.argsort(shown, kind="stable")]  # the sample is shuffled: equal counts in random order
@@ -56,9 +58,11 @@ def lookalike_pairs(gallery: Gallery, candidates: np.ndarray, pairs: int) -> lis
     if vectors is None or pairs <= 0:
         return []
     D, I = gallery.search(vectors, NEIGHBOURS + 1)
+    hidden = set(hidden_ids(gallery).tolist())
     found: list[tuple[float, int, int]] = []
     for candidate, scores, neighbours in zip(candidates.tolist(), D, I, strict=True):
-        valid = [(float(score), int(other)) for score, other in zip(scores, neighbours, strict=True) if other >= 0]
+        valid = [(float(score), int(other)) for score, other in zip(scores, neighbours, strict=True)
+                 if other >= 0 and other not in hidden]
         found += [(score, candidate, other) for score, other in valid if other != candidate]
     found.sort(key=lambda pair: -pair[0])
     records = {face.id: face for face in gallery.faces(sorted({i for _, a, b in found for i in (a, b)}))}

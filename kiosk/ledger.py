@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,15 @@ class Ledger:
 
     def flush(self) -> None:
         if self._unsaved:
+            self.save()
+
+    def forget(self, person_keys: Iterable[str], content_keys: Iterable[str]) -> None:
+        """Drop every count of these people and faces (`index-builder forget`), written at once: a
+        forgotten person leaves no trace here either."""
+        dropped = [self.people.pop(key) for key in person_keys if key in self.people]
+        dropped += [self.counts.pop(key) for key in content_keys if key in self.counts]
+        if dropped:
+            self._changes += 1
             self.save()
 
     def reset(self) -> None:

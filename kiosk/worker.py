@@ -8,7 +8,8 @@ the gallery give them, decoded here off the GUI thread at the results screen's s
 screens convert them for Qt.
 The attract loop's gallery faces (an AttractSet) are chosen here at start-up and after each swap.
 New galleries are loaded on a helper thread, then handed to this worker, which swaps them in when
-told the visitor has gone.
+told the visitor has gone, or before the next capture is searched (so a version that forgets someone
+is on screen within a visit), and drops the forgotten from the exposure ledger.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from face_engine.gallery import PORTRAIT_SIZE, FaceRecord, Gallery, GalleryError
 from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, candidates, displayed, open_for_query, visitor_faces
+from face_engine.withheld import ListError, hidden_ids, home_of, read_forget_list
 from kiosk.attract_faces import attract_set
 from kiosk.hints import analyse, visitors
 from kiosk.ledger import Ledger
@@ -63,12 +65,14 @@ class InferenceWorker(QObject):
         self._analysed: tuple[np.ndarray, Detections] | None = None
         self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile (set_display_side)
         self._rng = np.random.default_rng()
+        self._attract_hid: np.ndarray | None = None  # the hidden faces when the attract set was chosen
 
     @Slot()
     def start_up(self) -> None:
         """Load and warm models and gallery, so the first visitor waits for nothing."""
         try:
             self.gallery, self.engine = open_for_query(self.gallery_path, self.pack_name, self.device)
+            self._forget_in_ledger()
             warm = np.full((480, 640, 3), 127, np.uint8)
             self.engine.detect(warm)
             self.engine.recognizer.embed(np.zeros((1, 112, 112, 3), np.uint8))
@@ -112,6 +116,7 @@ class InferenceWorker(QObject):
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
+        self._swap_pending()  # nothing of the gallery is on screen while a capture is searched
         try:
             outcome = self._search(frame, k, frame_time)
         except Exception:  # the visitor sees "try again", never a frozen kiosk
@@ -201,19 +206,41 @@ class InferenceWorker(QObject):
         self._analysed = None  # nothing of the last visitor stays, not even in memory
         if self.ledger is not None:
             self.ledger.flush()
+        if not self._swap_pending() and self.gallery is not None and hidden_ids(self.gallery) is not self._attract_hid:
+            self._emit_attract()  # the hide list changed: the attract loop shows nobody it hides
+
+    def _swap_pending(self) -> bool:
+        """Swap in a pending gallery (between visitors, or before a capture is searched: a visitor
+        who keeps the booth busy must not hold back a version that forgets someone); True if one was."""
         if self._pending is None:
-            return
+            return False
         old, self.gallery, self._pending = self.gallery, self._pending, None
         self._keys = None
         if old is not None:
             old.close()
         log.info("gallery swapped in: %s", self.gallery.root)
+        self._forget_in_ledger()
         self.gallery_changed.emit(self.info())
         self._emit_attract()
+        return True
+
+    def _forget_in_ledger(self) -> None:
+        """Drop the counts of the people the gallery's forget list names (index-builder forget)."""
+        assert self.gallery is not None
+        home = home_of(self.gallery.root)
+        if self.ledger is None or home is None:
+            return
+        try:
+            forget = read_forget_list(home)
+        except ListError as error:
+            log.warning("%s: the exposure ledger keeps its counts", error)
+            return
+        self.ledger.forget(forget.identities, forget.faces)
 
     def _emit_attract(self) -> None:
         """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
         assert self.gallery is not None
+        self._attract_hid = hidden_ids(self.gallery)
         try:
             chosen = attract_set(self.gallery, self.ledger.faces_shown if self.ledger is not None else None, self._rng)
         except (GalleryError, RuntimeError) as error:  # the attract loop can do without gallery faces
