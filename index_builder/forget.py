@@ -46,6 +46,7 @@ from index_builder.state import BuildState
 
 log = logging.getLogger(__name__)
 RELEASE_SECONDS = 90.0  # the kiosk swaps within a minute; a version still held after this is removed anyway
+RECORDS_AT_ONCE = 10_000  # face records read per query (SQLite caps the parameters of one)
 LOSSY_CODES = ("PQ", "SQ", "LSH", "RQ")  # factory parts whose index keeps only approximate vectors
 
 
@@ -72,6 +73,7 @@ def forget(out: Path, name: str, wait: bool = False, release_seconds: float = RE
         person = _person(out, name, forget_list)
         write_forget_list(home, forget_list.adding(person))  # first: any later build honours it
         forget_list = read_forget_list(home)
+        _withhold_in_work_state(home / "work", person)
         retired: list[Path] = []
         purged = [_purge(version, forget_list, home, retired) for version in kept_versions(out)
                   if version != live and _holds(version, forget_list)]
@@ -217,7 +219,8 @@ def _without(version: Path, forget_list: ForgetList, home: Path) -> tuple[np.nda
     """The vectors and the writer of `version` less the faces the forget list covers."""
     gallery = Gallery(version, use_gpu=False)
     try:
-        faces = gallery.faces(list(range(gallery.count)))
+        faces = [face for start in range(0, gallery.count, RECORDS_AT_ONCE)
+                 for face in gallery.faces(list(range(start, min(start + RECORDS_AT_ONCE, gallery.count))))]
         kept = [face for face in faces if not forget_list.covers(face.identity, face.photo_sha1)]
         if not kept:
             raise ForgetError(f"{version.name} would hold nobody once the forgotten are left out")
@@ -292,6 +295,20 @@ def _state_vectors(work: Path, keys: list[str]) -> dict[str, np.ndarray]:
         rows = [row for row in state.gallery_rows() if f"{row.sha1}:{row.face}" in wanted]
         vectors = state.vectors(rows) if rows else np.zeros((0, 0), np.float32)
         return {f"{row.sha1}:{row.face}": vector for row, vector in zip(rows, vectors, strict=True)}
+    finally:
+        state.close()
+
+
+def _withhold_in_work_state(work: Path, person: Forgotten) -> None:
+    """The person's photos marked forgotten in the build's work state now, their pictures dropped
+    from it (the next build would do the same): nothing of them waits there for the night."""
+    if not (work / "state.sqlite").is_file() or not person.photos:
+        return
+    state = BuildState(work)
+    try:
+        marks = ",".join("?" * len(person.photos))
+        keys = {key for (key,) in state.db.execute(f"SELECT key FROM items WHERE sha1 IN ({marks})", person.photos)}
+        state.withhold(keys)
     finally:
         state.close()
 

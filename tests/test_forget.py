@@ -70,6 +70,11 @@ def test_forget_then_rebuild_then_rollback_never_brings_the_person_back(small, c
     assert [version.name for version in kept] == [f"{first.name}-f", third.name]
     assert all("Zico" not in people_in(version) for version in kept)
     assert [person.identity for person in read_forget_list(gallery_home(out)).people] == ["Zico"]
+    work = sqlite3.connect(gallery_home(out) / "work" / "state.sqlite")
+    pictures_left = "SELECT COUNT(*) FROM faces JOIN items USING (key) WHERE reason = 'forgotten'"
+    assert work.execute(pictures_left).fetchone() == (0,)
+    assert work.execute("SELECT COUNT(*) FROM items WHERE reason = 'forgotten'").fetchone() == (2,), "no picture waits"
+    work.close()
 
     report = rebuild(corpus, out)  # the corpus still holds Zico's photos
     assert report["skipped"]["forgotten"] == 2 and report["gallery_faces"] == 5
