@@ -38,6 +38,7 @@ examples:
   kiosk --gallery galleries/main --camera clip.mp4 --lang en
   kiosk --headless --gallery galleries/main --image visitor.jpg --json
   kiosk --set-pin                              choose the staff PIN (stored hashed in the config file)
+  kiosk --status --json                        from another room: exit 0 healthy, 1 degraded, 2 not running
   kiosk --install-autostart                    start fullscreen after every login
 
 Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN
@@ -93,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "in the installed packages (built on first use)")
     parser.add_argument("--headless", action="store_true", help="no window: query one --image and print the result")
     parser.add_argument("--image", help="with --headless: the photo to query")
-    parser.add_argument("--json", action="store_true", help="with --headless: the JSON of `index-builder search`")
+    parser.add_argument("--json", action="store_true", help="with --headless: the JSON of `index-builder search`; "
+                        "with --status: one JSON object")
+    parser.add_argument("--status", action="store_true", help="how the running kiosk is (its heartbeat) and its "
+                        "gallery's last build; exit 0 healthy, 1 degraded, 2 no kiosk running")
     parser.add_argument("--k", type=whole_number(1, MAX_K),
                         help="with --headless: number of lookalikes (default: the config's)")
     parser.add_argument("--policy", choices=POLICIES, help="fair (default): spread attention over the gallery; "
@@ -116,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"kiosk: {error}", file=sys.stderr)
         return 2
+    if args.status:  # the gallery named here or in the config: its last build counts too
+        from kiosk.heartbeat import status
+
+        return status(args.gallery or config.gallery, args.json)
     if args.set_pin:
         return set_pin(config, config_path)
     if args.install_autostart:

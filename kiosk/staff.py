@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
 from kiosk.camera import camera_problem
 from kiosk.config import MAX_PIN_DIGITS, MIN_PIN_DIGITS, KioskConfig, PinGuard, hash_pin, save_config
+from kiosk.heartbeat import last_build_line
 from kiosk.i18n import tr
 from kiosk.log import log_path, log_tail
 from kiosk.messages import WorkerInfo
@@ -155,6 +156,7 @@ class StaffPanel(QObject):
     def refresh(self) -> None:
         """The status rows as they stand now, and the exposure summary asked for."""
         texts = status_texts(self.status(), self.info, self.page.lang)
+        texts["gallery"] += "\n" + last_build_line(self.config().gallery)  # did last night's rebuild work?
         texts["warning"] = "\n".join(line for line in (self.camera_refusal, self.gallery_warning) if line)
         self.page.show_status(texts)
         self.exposure_wanted.emit()

@@ -24,6 +24,7 @@ from kiosk.attract import AttractPage
 from kiosk.camera import Camera, open_source
 from kiosk.config import KioskConfig
 from kiosk.flow import Flow, State, Timing
+from kiosk.heartbeat import WindowHeartbeat
 from kiosk.i18n import tr
 from kiosk.link import WorkerLink
 from kiosk.log import visit_line
@@ -54,7 +55,7 @@ class KioskWindow(QMainWindow):
                                 countdown_seconds=config.countdown_seconds, away_seconds=config.away_seconds))
         self.latest_frame: np.ndarray | None = None
         self.preparing_since: float | None = None
-        self.tally = Tally()
+        self.tally, self.heartbeat = Tally(), WindowHeartbeat(self)  # for `kiosk --status` from another room
         self._shown_state: State | None = None
         self._compose_pages()
         self.staff_panel = StaffPanel(self, self.stack, self.pin, self.staff, lambda: self.config, config_path,
