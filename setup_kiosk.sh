@@ -5,7 +5,8 @@ cd "$(dirname "$0")"
 
 usage() {
   cat <<'TXT'
-Usage: ./setup_kiosk.sh [--cpu | --gpu] [--ray] [--python PYTHON] [--no-system] [--autostart]
+Usage: ./setup_kiosk.sh [--cpu | --gpu] [--ray] [--python PYTHON] [--no-system]
+                        [--service] [--autostart] [--pin-file FILE]
 
 Creates .venv, installs the kiosk and index builder (CPU or GPU variant), checks the default
 model files by SHA-256 and prints what it chose. Run it again at any time: when nothing changed
@@ -17,7 +18,13 @@ it only verifies.
   --python P  the interpreter to build .venv from (default: python3; 3.11 or newer)
   --no-system do not install the Debian/Ubuntu packages a real kiosk window needs
               (Qt's xcb libraries, a CJK font, Xvfb); without root they are only listed
-  --autostart also start the kiosk fullscreen at login (an XDG autostart entry)
+  --service   also install the kiosk as a systemd user service: started at boot, restarted after
+              a crash or a hang (`kiosk --install-service`; it says how to enable it)
+  --autostart also start the kiosk fullscreen at login (an XDG autostart entry, for desktops
+              without systemd)
+  --pin-file F  with --service or --autostart: the staff PIN is the first line of F. Without it,
+              and with no PIN set yet, the PIN is asked on the terminal; with no terminal the
+              install stops (the touch screen never sets a PIN). A plain run asks nothing.
 Without --cpu/--gpu the variant is auto-detected: GPU when `nvidia-smi -L` lists a GPU.
 TXT
 }
@@ -26,6 +33,8 @@ variant=""
 python=python3
 system=yes
 autostart=no
+service=no
+pin_file=""
 ray=no
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +44,8 @@ while [ $# -gt 0 ]; do
     --ray) ray=yes ;;
     --no-system) system=no ;;
     --autostart) autostart=yes ;;
+    --service) service=yes ;;
+    --pin-file) pin_file="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "setup_kiosk.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -115,6 +126,12 @@ fi
 echo "==> checking model files and runtime"
 .venv/bin/index-builder doctor
 
+# Only when told to install: a plain (unattended) run never asks for anything.
+pin=()
+[ -n "$pin_file" ] && pin=(--pin-file "$pin_file")
+if [ "$service" = yes ]; then
+  .venv/bin/kiosk --install-service ${pin[@]+"${pin[@]}"}
+fi
 if [ "$autostart" = yes ]; then
-  .venv/bin/kiosk --install-autostart
+  .venv/bin/kiosk --install-autostart ${pin[@]+"${pin[@]}"}
 fi

@@ -7,7 +7,10 @@ reconnect, and the first frame it delivers after each (re)start says the camera 
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import struct
 import time
 from pathlib import Path
 
@@ -20,6 +23,10 @@ from face_engine.imaging import ImageError, read_image
 log = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = 1.0
+# V4L2's VIDIOC_QUERYCAP: struct v4l2_capability (104 bytes) read back; the capture capabilities
+VIDIOC_QUERYCAP = 0x80685600
+CAPTURE_CAPABILITIES = 0x00000001 | 0x00001000  # V4L2_CAP_VIDEO_CAPTURE, ..._MPLANE
+DEVICE_CAPS = 0x80000000  # V4L2_CAP_DEVICE_CAPS: device_caps says what this node, not the whole device, does
 # a photo of a folder camera stays this long: hints, a 1 s hold, the 3 s countdown and the capture fit
 HOLD_SECONDS = 12.0
 
@@ -125,6 +132,38 @@ def camera_problem(spec: str) -> str:
     finally:
         source.close()
     return ""
+
+
+def found_cameras(devices: Path = Path("/dev")) -> list[tuple[str, str]]:
+    """(index, name) of each camera here, by index: a /dev/videoN that opens and says it captures
+    video (a webcam's second, metadata node does not). Asked, not read: quick enough for the GUI
+    thread, and the running capture may be holding its camera."""
+    found = []
+    for node in devices.glob("video*"):
+        number = node.name.removeprefix("video")
+        name = capture_card(node) if number.isdigit() else None
+        if name is not None:
+            found.append((number, name))
+    return sorted(found, key=lambda camera: int(camera[0]))
+
+
+def capture_card(node: Path) -> str | None:
+    """The card's name of a V4L2 device node that captures video; None for any other file."""
+    try:
+        descriptor = os.open(node, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        answer = fcntl.ioctl(descriptor, VIDIOC_QUERYCAP, bytes(104))
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    capabilities, device_capabilities = struct.unpack_from("=II", answer, 84)
+    if capabilities & DEVICE_CAPS:
+        capabilities = device_capabilities
+    card = answer[16:48].split(b"\0")[0].decode("utf-8", "replace")
+    return (card or node.name) if capabilities & CAPTURE_CAPABILITIES else None
 
 
 class CaptureThread(QThread):

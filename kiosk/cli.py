@@ -18,6 +18,7 @@ from face_engine.providers import DEVICES, DeviceError
 from kiosk.config import (
     MAX_FAIRNESS,
     MAX_PIN_DIGITS,
+    MAX_SCREEN,
     MIN_PIN_DIGITS,
     ConfigError,
     KioskConfig,
@@ -28,7 +29,7 @@ from kiosk.config import (
 )
 from kiosk.i18n import LANGUAGES
 from kiosk.log import log_path, setup_logging
-from models.folders import config_home
+from kiosk.service import write_autostart, write_service
 from models.packs import PackError
 
 EPILOG = f"""\
@@ -39,10 +40,12 @@ examples:
   kiosk --headless --gallery galleries/main --image visitor.jpg --json
   kiosk --set-pin                              choose the staff PIN (stored hashed in the config file)
   kiosk --status --json                        from another room: exit 0 healthy, 1 degraded, 2 not running
-  kiosk --install-autostart                    start fullscreen after every login
+  kiosk --install-service                      a systemd user service: at boot, restarted after a crash or hang
+  kiosk --install-autostart                    start fullscreen after every login (desktops without systemd)
 
-Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN
-(on first run, with no PIN set, choose one there). The log: {log_path()}.
+Staff panel: press and hold the top-left corner of the screen for 3 seconds, then enter the PIN.
+The touch screen never sets the PIN: without one the panel stays closed; set it with --set-pin,
+or when installing (on a terminal, or --pin-file FILE). The log: {log_path()}.
 Settings come from the config file (default {default_config_path()}), then from these options.
 """
 MAX_K = 100
@@ -89,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pack", help="model pack (default: the one that built the gallery)")
     parser.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
     parser.add_argument("--fullscreen", action="store_true", default=None, help="fill the screen")
+    parser.add_argument("--screen", type=whole_number(0, MAX_SCREEN),
+                        help="the monitor to fill: 0 (default) the primary one, 1, 2... the others")
     parser.add_argument("--lang", choices=LANGUAGES, help="first language on screen (default zh)")
     parser.add_argument("--demo", action="store_true", help="use a small gallery made from photos shipped "
                         "in the installed packages (built on first use)")
@@ -105,8 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fairness", type=fairness,
                         help='the fair policy\'s λ (default "gallery": its build\'s choice)')
     parser.add_argument("--set-pin", action="store_true", help="set the staff PIN, then exit")
+    parser.add_argument("--install-service", action="store_true", help="write a systemd user service that runs "
+                        "the kiosk fullscreen, restarted after a crash or a hang; say how to enable it; then exit")
     parser.add_argument("--install-autostart", action="store_true",
                         help="start the kiosk fullscreen at login (an XDG autostart entry), then exit")
+    parser.add_argument("--unit-dir", type=Path, help="with --install-*: write the file into this folder "
+                        "instead (to review it)")
+    parser.add_argument("--pin-file", type=Path, help="with --set-pin or --install-*: the staff PIN is this file's "
+                        "first line (unattended installs); otherwise asked on a terminal")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -125,11 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return status(args.gallery or config.gallery, args.json)
     if args.set_pin:
-        return set_pin(config, config_path)
-    if args.install_autostart:
-        return install_autostart(config_path)
-    overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "lang",
-                                                          "policy", "fairness")
+        return set_pin(config, config_path, args.pin_file)
+    if args.install_service or args.install_autostart:
+        return install(args, config, config_path)
+    overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "screen",
+                                                          "lang", "policy", "fairness")
                  if getattr(args, name) is not None}
     prepare = None
     if args.demo:
@@ -195,16 +206,20 @@ def run_window(config: KioskConfig, config_path: Path, prepare: Callable[[], dic
     return app.exec()
 
 
-def set_pin(config: KioskConfig, config_path: Path) -> int:
+def set_pin(config: KioskConfig, config_path: Path, pin_file: Path | None = None) -> int:
+    """The staff PIN typed twice (on a terminal, or piped), or `pin_file`'s first line; saved hashed."""
     try:
-        pin = read_secret("new staff PIN (digits): ")
+        pin = read_pin_file(pin_file) if pin_file is not None else read_secret("new staff PIN (digits): ")
         if not (pin.isascii() and pin.isdigit() and MIN_PIN_DIGITS <= len(pin) <= MAX_PIN_DIGITS):
             print(f"kiosk: the PIN must be {MIN_PIN_DIGITS} to {MAX_PIN_DIGITS} digits (0-9), as on the staff "
                   "keypad; nothing changed", file=sys.stderr)
             return 2
-        again = read_secret("again: ")
+        again = pin if pin_file is not None else read_secret("again: ")
     except EOFError:
         print("kiosk: no PIN given (end of input); nothing changed", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"kiosk: cannot read {pin_file}: {error.strerror}; nothing changed", file=sys.stderr)
         return 2
     if again != pin:
         print("kiosk: the two entries differ; nothing changed", file=sys.stderr)
@@ -229,14 +244,51 @@ def read_secret(prompt: str) -> str:
     return line.rstrip("\r\n")
 
 
-def install_autostart(config_path: Path) -> int:
-    autostart = config_home() / "autostart"
-    autostart.mkdir(parents=True, exist_ok=True)
-    entry = autostart / "other-me-kiosk.desktop"
-    command = f"{Path(sys.executable).parent / 'kiosk'} --config {config_path} --fullscreen"
-    entry.write_text("[Desktop Entry]\nType=Application\nName=Meet the other me\nName[zh_CN]=遇见另一个我\n"
-                     f"Exec={command}\nX-GNOME-Autostart-enabled=true\n", encoding="utf-8")
-    print(f"autostart entry written: {entry}\n  runs: {command}")
+def read_pin_file(path: Path) -> str:
+    """The first line of `path` (a PIN for unattended installs), at most a line's worth read."""
+    with open(path, "rb") as file:
+        return file.read(MAX_PIN_DIGITS * 8).split(b"\n")[0].decode("utf-8", "replace").strip()
+
+
+def install(args: argparse.Namespace, config: KioskConfig, config_path: Path) -> int:
+    """--install-service, --install-autostart: a staff PIN first (set already, from --pin-file, or
+    typed now on a terminal: the touch screen never sets one), then the files."""
+    if args.pin_file is not None or (not config.pin_hash and sys.stdin.isatty()):
+        if set_pin(config, config_path, args.pin_file):
+            return 2
+    elif not config.pin_hash:
+        print(f"kiosk: no staff PIN set in {config_path} and no terminal to ask for one: give --pin-file FILE "
+              "(its first line, 4 to 12 digits) or run kiosk --set-pin first; nothing installed", file=sys.stderr)
+        return 2
+    if not config.gallery:
+        print(f"note: {config_path} names no gallery yet: add gallery = \"/path/to/gallery\" before starting it")
+    writers = [write for wanted, write in ((args.install_service, install_service),
+                                           (args.install_autostart, install_autostart)) if wanted]
+    try:
+        for write in writers:
+            if write(config_path, args.unit_dir):
+                return 2
+    except ValueError as error:
+        print(f"kiosk: {error}; nothing installed", file=sys.stderr)
+        return 2
+    return 0
+
+
+def install_service(config_path: Path, folder: Path | None = None) -> int:
+    return write_with(write_service, config_path, folder)
+
+
+def install_autostart(config_path: Path, folder: Path | None = None) -> int:
+    return write_with(write_autostart, config_path, folder)
+
+
+def write_with(writer: Callable[[Path, Path | None], str], config_path: Path, folder: Path | None) -> int:
+    """`writer`'s file written, and what it says printed; one line on stderr when it cannot be."""
+    try:
+        print(writer(config_path, folder))
+    except OSError as error:
+        print(f"kiosk: cannot write {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,7 +1,8 @@
 """Kiosk settings: defaults, overridden by a TOML config file, overridden by the command line.
 
 The staff PIN is stored only as a salted PBKDF2 hash, in a file only its owner can read, and
-wrong PINs earn a growing wait.
+wrong PINs earn a growing wait. A relative path in the file (gallery, a camera's video or folder,
+a pack's folder) is taken from the file's own folder; the file is written with absolute ones.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ PIN_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,8})\$((?:[0-9a-f]{2})+)\$([0-9a-f]{
 MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
 SHOWN_VALUE_CHARS = 60
 MAX_FAIRNESS = 5.0  # λ beyond this ranks by hubness alone
+MAX_SCREEN = 15  # screens are numbered from 0, the primary one, in the windowing system's order
 # Settings older kiosks had, read and ignored: the likeness shown is the gallery's (face_engine.likeness).
 RETIRED = ("similarity_floor", "similarity_ceiling")
 
@@ -54,6 +56,7 @@ class KioskConfig:
     device: str = "auto"
     lang: str = "zh"
     fullscreen: bool = False
+    screen: int = 0             # the monitor for fullscreen: 0 is the primary one
     lookalikes: int = 5         # the best one large, the rest small
     idle_seconds: float = 20.0
     results_seconds: float = 30.0   # results stay at most this long
@@ -93,7 +96,25 @@ def load_config(path: Path | None = None) -> KioskConfig:
         wanted = requirement(name, value)
         if wanted:
             raise ConfigError(f"{path}: {name} must be {wanted}, not {shown(value)}")
-    return replace(KioskConfig(), **values)
+    return with_absolute_paths(replace(KioskConfig(), **values), path.parent)
+
+
+def with_absolute_paths(config: KioskConfig, base: Path) -> KioskConfig:
+    """`config` with each relative path in it made absolute against the folder `base` (and ~ expanded)."""
+    def absolute(name: str, value: str) -> str:
+        return os.path.abspath(base / Path(value).expanduser()) if names_a_path(name, value) else value
+    return replace(config, gallery=absolute("gallery", config.gallery), camera=absolute("camera", config.camera),
+                   pack=absolute("pack", config.pack))
+
+
+def names_a_path(name: str, value: str) -> bool:
+    """Whether setting `name`'s `value` is a file or folder: not a camera index or a camera's URL,
+    not a pack's name (a pack given as a folder has a slash)."""
+    if not value or "://" in value:
+        return False
+    if name == "camera":
+        return not value.strip().isdigit()
+    return name != "pack" or "/" in value
 
 
 def requirement(name: str, value: object) -> str:
@@ -108,6 +129,9 @@ def requirement(name: str, value: object) -> str:
         return "" if value in LANGUAGES else f"one of {', '.join(LANGUAGES)}"
     if name == "fullscreen":
         return "" if isinstance(value, bool) else "true or false"
+    if name == "screen":
+        fine = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SCREEN
+        return "" if fine else f"a whole number from 0 (the primary screen) to {MAX_SCREEN}"
     if name == "lookalikes":
         fine = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LOOKALIKES
         return "" if fine else f"an integer from 1 to {MAX_LOOKALIKES}"
@@ -137,11 +161,12 @@ def shown(value: object) -> str:
 
 def save_config(config: KioskConfig, path: Path | None = None) -> Path:
     """Write every setting (a flat TOML file), atomically, readable by its owner only: it holds
-    the PIN hash."""
+    the PIN hash. Paths are written absolute (relative ones are taken as from the working
+    directory), so the file means the same whoever starts the kiosk, from wherever."""
     path = path or default_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
-    for name, value in asdict(config).items():
+    for name, value in asdict(with_absolute_paths(config, Path.cwd())).items():
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, (int, float)):

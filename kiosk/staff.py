@@ -1,6 +1,7 @@
 """The staff panel and its PIN, over the visitor screens: opened by holding the window's top-left
-corner for LONG_PRESS_MS, closed by staff or after STAFF_IDLE_SECONDS untouched. On first run, with
-no PIN set, the pad asks staff to choose one, typed twice.
+corner for LONG_PRESS_MS, closed by staff or after STAFF_IDLE_SECONDS untouched. The touch screen
+never sets a PIN (a visitor could): without one the panel stays closed and the log says how staff
+set one (`kiosk --set-pin`, or when installing the service or the autostart entry).
 
 The window keeps the settings and the booth's state: this controller reads them when it needs them
 (`config`, `status`) and hands back what staff chose (`config_changed`, `settings_applied`).
@@ -16,8 +17,8 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QTimer, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QStackedWidget, QWidget
 
-from kiosk.camera import camera_problem
-from kiosk.config import MAX_PIN_DIGITS, MIN_PIN_DIGITS, KioskConfig, PinGuard, hash_pin, save_config
+from kiosk.camera import camera_problem, found_cameras
+from kiosk.config import ConfigError, KioskConfig, PinGuard, load_config, save_config
 from kiosk.heartbeat import last_build_line
 from kiosk.i18n import tr
 from kiosk.log import log_path, log_tail
@@ -58,7 +59,7 @@ def status_texts(status: BoothStatus, info: WorkerInfo, lang: str) -> dict[str, 
 class StaffPanel(QObject):
     """Owns what the PIN pad and the staff panel decide; the pages only show and ask."""
 
-    config_changed = Signal(object)  # KioskConfig: a new PIN or new settings, written to the config file next
+    config_changed = Signal(object)  # KioskConfig: new settings (written to the config file next), or a PIN set since
     settings_applied = Signal(bool)  # the panel's settings are in force (config_changed came first); True: a new camera
     closed = Signal()                # back to the visitor screens, afresh
     exposure_wanted = Signal()       # the panel shows the exposure ledger: ask the worker for its summary
@@ -72,7 +73,6 @@ class StaffPanel(QObject):
         self.is_open = False
         self.touched_at = 0.0  # clock() of the last touch on the staff panel or PIN pad
         self.guard = PinGuard()  # lives as long as the window: closing the PIN pad does not end a wait
-        self.new_pin: str | None = None  # first run: the PIN chosen once, waiting to be entered again
         self.camera_refusal = ""
         self.info = WorkerInfo()  # what the worker runs: pack, providers, gallery
         self.gallery_warning = ""  # why the last gallery offered was refused, until one is swapped in
@@ -84,6 +84,8 @@ class StaffPanel(QObject):
         app = QApplication.instance()
         assert app is not None, "a window exists only inside a QApplication"
         app.installEventFilter(self)
+        if not config().pin_hash:
+            log.warning(self.no_pin())
 
     def in_corner(self, position: QPointF | QPoint) -> bool:
         """True for a point of the window (its coordinates) in the corner that opens the panel."""
@@ -107,39 +109,38 @@ class StaffPanel(QObject):
             self.close()
 
     def open(self) -> None:
-        """The PIN pad; on first run, with no PIN set, it asks staff to choose one."""
-        self.is_open, self.touched_at, self.new_pin = True, self.clock(), None
-        if self.config().pin_hash:
-            self.pin.reset(self._pin_message(wrong=False))
-        else:
-            self.pin.reset("", "set_pin")
+        """The PIN pad; nothing without a PIN set, but a line in the log saying how to set one."""
+        if not self.stored_pin():
+            log.warning("the staff panel stays closed: %s", self.no_pin())
+            return
+        self.is_open, self.touched_at = True, self.clock()
+        self.pin.reset(self._pin_message(wrong=False))
         self.stack.setCurrentWidget(self.pin)
 
+    def stored_pin(self) -> str:
+        """The PIN hash in force: the config file's when it has one (`kiosk --set-pin` may have set
+        it since the kiosk started; saving the panel's settings must not undo that)."""
+        if self.config_path is None or not self.config_path.exists():
+            return self.config().pin_hash
+        try:
+            on_file = load_config(self.config_path).pin_hash
+        except ConfigError as error:
+            log.warning("the staff PIN was not read again: %s", error)
+            return self.config().pin_hash
+        if on_file and on_file != self.config().pin_hash:
+            self.config_changed.emit(replace(self.config(), pin_hash=on_file))
+        return self.config().pin_hash
+
+    def no_pin(self) -> str:
+        where = f" --config {self.config_path}" if self.config_path is not None else ""
+        return (f"no staff PIN is set, and the touch screen never sets one: on this machine run "
+                f"kiosk --set-pin{where} (the kiosk need not restart)")
+
     def on_pin(self, pin: str) -> None:
-        stored = self.config().pin_hash
-        if not stored:
-            self.choose_pin(pin)
-        elif self.guard.attempt(pin, stored):
+        if self.guard.attempt(pin, self.config().pin_hash):
             self.show_panel()
         else:
             self.pin.reset(self._pin_message(wrong=True))
-
-    def choose_pin(self, pin: str) -> None:
-        """First run: a new PIN, typed twice, saved hashed; then the panel opens."""
-        if self.new_pin is None:
-            if pin.isascii() and pin.isdigit() and MIN_PIN_DIGITS <= len(pin) <= MAX_PIN_DIGITS:
-                self.new_pin = pin
-                self.pin.reset("", "set_pin_again")
-            else:
-                self.pin.reset(tr(self.pin.lang, "pin_too_short"), "set_pin")
-        elif pin != self.new_pin:
-            self.new_pin = None
-            self.pin.reset(tr(self.pin.lang, "pins_differ"), "set_pin")
-        else:
-            self.new_pin = None
-            self._save(replace(self.config(), pin_hash=hash_pin(pin)))
-            log.info("staff PIN set on the staff panel")
-            self.show_panel()
 
     def _pin_message(self, wrong: bool) -> str:
         """What the PIN pad says: how long to wait after wrong PINs, or whether the last PIN was wrong."""
@@ -149,7 +150,7 @@ class StaffPanel(QObject):
         return tr(self.pin.lang, "wrong_pin") if wrong else ""
 
     def show_panel(self) -> None:
-        self.page.load(self.config(), ["0", "1"])
+        self.page.load(self.config(), found_cameras())
         self.refresh()
         self.stack.setCurrentWidget(self.page)
 
@@ -190,5 +191,5 @@ class StaffPanel(QObject):
 
     def close(self) -> None:
         """Back to the visitor screens, afresh."""
-        self.is_open, self.camera_refusal, self.new_pin = False, "", None
+        self.is_open, self.camera_refusal = False, ""
         self.closed.emit()

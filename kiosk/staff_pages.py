@@ -31,7 +31,7 @@ class PinPage(Page):
     def __init__(self) -> None:
         super().__init__()
         self.digits = ""
-        self.lang, self.heading_key = "zh", "enter_pin"
+        self.lang = "zh"
         self.heading, self.shown, self.message = label("heading"), label("name"), label("warning")
         grid = QGridLayout()
         for position, key in enumerate("123456789C0✓"):
@@ -64,17 +64,15 @@ class PinPage(Page):
             self.digits += key
         self.shown.setText("•" * len(self.digits) or " ")
 
-    def reset(self, message: str = "", heading_key: str = "enter_pin") -> None:
-        """An empty pad saying `message`, headed by `heading_key` (entering, or choosing a new PIN)."""
+    def reset(self, message: str = "") -> None:
+        """An empty pad saying `message`."""
         self.digits = ""
         self.shown.setText(" ")
         self.message.setText(message)
-        self.heading_key = heading_key
-        self.heading.setText(tr(self.lang, heading_key))
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
-        set_texts(lang, ((self.heading, self.heading_key), (self.cancel, "cancel")))
+        set_texts(lang, ((self.heading, "enter_pin"), (self.cancel, "cancel")))
 
 
 class StaffPage(Page):
@@ -144,9 +142,12 @@ class StaffPage(Page):
         layout = QVBoxLayout(self)
         layout.addWidget(panel)
 
-    def load(self, config: KioskConfig, cameras: list[str]) -> None:
+    def load(self, config: KioskConfig, cameras: list[tuple[str, str]]) -> None:
+        """The settings in force; the cameras found (index, name) to pick from, the one in use first."""
         self.camera.clear()
-        self.camera.addItems(list(dict.fromkeys([config.camera, *cameras])))
+        names = dict(cameras)
+        for spec in dict.fromkeys([config.camera, *names]):
+            self.camera.addItem(f"{spec}: {names[spec]}" if spec in names else spec, spec)
         self.language.setCurrentIndex(LANGUAGES.index(config.lang))
         self.lookalikes.setValue(config.lookalikes)
 
@@ -164,8 +165,13 @@ class StaffPage(Page):
         self.exposure_numbers = numbers
         self.exposure.setText(tr(self.lang, "exposure_status", **asdict(numbers)) if numbers is not None else "")
 
+    def chosen_camera(self) -> str:
+        """The camera picked from the list (its index or path), or as typed."""
+        picked = self.camera.findText(self.camera.currentText())
+        return self.camera.itemData(picked) if picked >= 0 else self.camera.currentText()
+
     def _apply(self) -> None:
-        self.apply.emit(self.camera.currentText(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
+        self.apply.emit(self.chosen_camera(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang

@@ -39,6 +39,9 @@ BAD_SETTINGS = [
     ('lang = "fr"', 'lang must be one of zh, en, not "fr"'),
     ('device = "gpu"', 'device must be one of auto, cpu, cuda, not "gpu"'),
     ('fullscreen = "yes"', 'fullscreen must be true or false, not "yes"'),
+    ("screen = 16", "screen must be a whole number from 0 (the primary screen) to 15, not 16"),
+    ('screen = "1"', 'screen must be a whole number from 0 (the primary screen) to 15, not "1"'),
+    ("screen = -1", "screen must be a whole number from 0 (the primary screen) to 15, not -1"),
     ("camera = 0", 'camera must be a string: a camera index in quotes ("0"), a video file or a folder, not 0'),
     ("gallery = [1, 2]", "gallery must be a string, not [1, 2]"),
     ('gallery = "' + "x" * 5000 + '"\nlang = "' + "y" * 5000 + '"', 'lang must be one of zh, en, not "yyyy'),
@@ -195,3 +198,46 @@ def test_while_the_wait_runs_no_pin_is_even_checked():
     assert guard.wait_left() == 1 and guard.attempt("2468", good) is False
     now[0] += 0.5
     assert guard.attempt("2468", good) is True
+
+
+def test_relative_paths_in_the_file_are_taken_from_its_own_folder(tmp_path, monkeypatch):
+    path = config_file(tmp_path, 'gallery = "galleries/main"\ncamera = "clips/../clip.mp4"\n'
+                                 'pack = "packs/mine"\nscreen = 1')
+    monkeypatch.chdir(tmp_path.parent)  # wherever the kiosk is started from
+    config = load_config(path)
+    assert config.gallery == str(path.parent / "galleries" / "main")
+    assert config.camera == str(path.parent / "clip.mp4") and config.pack == str(path.parent / "packs" / "mine")
+    assert config.screen == 1
+
+
+@pytest.mark.parametrize("camera", ["0", "12", "rtsp://camera.local/stream"])
+def test_a_camera_index_a_url_and_a_packs_name_are_not_paths(tmp_path, camera):
+    config = load_config(config_file(tmp_path, f'camera = "{camera}"\npack = "sface"\ngallery = "/abs/gallery"'))
+    assert (config.camera, config.pack, config.gallery) == (camera, "sface", "/abs/gallery")
+
+
+def test_settings_are_saved_with_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "elsewhere" / "kiosk.toml"
+    save_config(KioskConfig(gallery="galleries/main", camera="clip.mp4"), path)
+    text = path.read_text(encoding="utf-8")
+    assert f'gallery = "{tmp_path / "galleries" / "main"}"' in text and f'camera = "{tmp_path / "clip.mp4"}"' in text
+    assert load_config(path).gallery == str(tmp_path / "galleries" / "main"), "read back the same from anywhere"
+
+
+def test_set_pin_takes_a_pin_file_and_refuses_a_bad_or_missing_one(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "kiosk.toml"
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("13579\nignored\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # nothing is read from the input
+    assert kiosk_main(["--config", str(path), "--set-pin", "--pin-file", str(pin_file)]) == 0
+    assert check_pin("13579", load_config(path).pin_hash)
+    before = path.read_bytes()
+    pin_file.write_text("12ab\n")
+    for given, says in ((pin_file, "kiosk: the PIN must be 4 to 12 digits (0-9)"),
+                        (tmp_path / "absent", f"kiosk: cannot read {tmp_path / 'absent'}: No such file or directory")):
+        capsys.readouterr()
+        assert kiosk_main(["--config", str(path), "--set-pin", "--pin-file", str(given)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(says) and len(err.strip().splitlines()) == 1, err
+        assert path.read_bytes() == before
