@@ -27,6 +27,7 @@ from kiosk.flow import Flow, State, Timing
 from kiosk.heartbeat import WindowHeartbeat
 from kiosk.i18n import tr
 from kiosk.link import WorkerLink
+from kiosk.lockdown import Lockdown
 from kiosk.log import visit_line
 from kiosk.messages import Analysis, SearchOutcome, WorkerInfo
 from kiosk.rates import Tally
@@ -34,6 +35,7 @@ from kiosk.results_page import ResultsPage
 from kiosk.screens import LivePage, MessagePage
 from kiosk.staff import BoothStatus, StaffPanel
 from kiosk.staff_pages import PinPage, StaffPage
+from kiosk.systemd import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class KioskWindow(QMainWindow):
         self._compose_pages()
         self.staff_panel = StaffPanel(self, self.stack, self.pin, self.staff, lambda: self.config, config_path,
                                       self.booth_status, clock)
+        self.lockdown, self.watchdog = Lockdown(self, lambda: self.staff_panel.is_open), Watchdog()
         self.camera = Camera(self)
         self.link = WorkerLink(config, self)
         self._wire_pages()
@@ -97,10 +100,10 @@ class KioskWindow(QMainWindow):
 
     def _wire_pages(self) -> None:
         self.attract.language_clicked.connect(self.toggle_language)
-        self.results.try_again.connect(self.on_try_again)
+        self.results.try_again.connect(lambda: self._event(self.flow.try_again))
         self.results.touched.connect(lambda: self._event(self.flow.touch))
         self.results.drawn.connect(self.on_results_drawn)
-        self.staff.quit.connect(self.close)
+        self.staff.quit.connect(self.lockdown.quit)
         self.staff.restart_camera.connect(lambda: self.camera.start(open_source(self.config.camera)))
         self.staff_panel.config_changed.connect(self.on_config_changed)
         self.staff_panel.settings_applied.connect(self.on_settings_applied)
@@ -123,9 +126,8 @@ class KioskWindow(QMainWindow):
             signal.connect(slot)
 
     def show_fullscreen(self) -> None:
-        """Fullscreen even without a window manager (a bare X session on a kiosk)."""
-        self.setGeometry(self.screen().geometry())
-        self.showFullScreen()
+        """Fullscreen on the configured screen, locked down for a public booth (kiosk.lockdown)."""
+        self.lockdown.show_fullscreen(self.config.screen)
 
     def show_windowed(self, share: float = 0.9) -> None:
         """A window `share` of the screen's free area, centred on it."""
@@ -215,6 +217,7 @@ class KioskWindow(QMainWindow):
         self.show_state()
 
     def tick(self) -> None:
+        self.watchdog.feed()  # here, on the GUI thread: a hung window stops feeding systemd's watchdog
         now = self.clock()
         if self.tally.measure_rates(self.live.painted_frames, self.stack.currentWidget() is self.live) \
                 and self.staff_panel.is_open:
@@ -254,9 +257,6 @@ class KioskWindow(QMainWindow):
             self.stack.setCurrentWidget(page)
         if page is not self.live:
             self.tally.rates.live_left()
-
-    def on_try_again(self) -> None:
-        self._event(self.flow.try_again)
 
     def mousePressEvent(self, event) -> None:
         if self.staff_panel.is_open or self.staff_panel.in_corner(event.position()):
