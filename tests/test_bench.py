@@ -115,6 +115,7 @@ def test_bench_commands_write_results_and_plots(tmp_path, photos, capsys):
     assert out.with_suffix(".png").is_file()
 
 
+@pytest.mark.slow
 def test_bench_e2e_times_every_stage_on_real_photos(tmp_path, photos):
     corpus = tmp_path / "corpus" / "Tony_Blair"
     corpus.mkdir(parents=True)
@@ -155,6 +156,7 @@ def test_scale_galleries_are_regenerated_identically_chunk_by_chunk(monkeypatch,
     assert all((person == person[p]).sum() >= 2 for p in positions), "each query's person keeps a photo"
 
 
+@pytest.mark.slow
 def test_scale_over_budget_reports_the_approximate_choice_and_its_loss(tmp_path):
     xb, names = face_like(3000, dim=32, people=500)
     gallery = synthetic_gallery(tmp_path / "g", xb, names)

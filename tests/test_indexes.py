@@ -139,6 +139,7 @@ def test_each_new_candidate_matches_numpy_with_a_long_exact_rerank(factory, para
 
 @pytest.mark.parametrize("factory", ["Flat", "SQfp16", "SQ8", "PQ64x4fs,RFlat", "PQ64x4fs,Refine(SQ8),RFlat",
                                      "HNSW32,Flat", "IVF64,Flat"])
+@pytest.mark.slow
 def test_bytes_per_vector_is_known_before_building(factory):
     xb, _ = face_like(6000, dim=128)
     index = train_and_add(factory, xb, use_gpu=False)
@@ -146,6 +147,7 @@ def test_bytes_per_vector_is_known_before_building(factory):
     assert indexes.bytes_per_vector(factory, 128) == pytest.approx(measured, rel=0.03)
 
 
+@pytest.mark.slow
 def test_streamed_vectors_give_the_same_rows_and_index_as_the_array():
     xb, _ = face_like(2500)
     vectors = indexes.Vectors(len(xb), xb.shape[1], lambda: (xb[i:i + 700] for i in range(0, len(xb), 700)))
@@ -165,6 +167,7 @@ def stranger_split(n: int, dim: int = 32):
     return np.delete(xb, strangers, axis=0), xb[strangers]
 
 
+@pytest.mark.slow
 def test_the_choice_falls_back_to_exact_when_no_candidate_reaches_recall(monkeypatch):
     monkeypatch.setattr(indexes, "MIN_RECALL", 1.01)  # unreachable
     xb, xq = stranger_split(3000)
