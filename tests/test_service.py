@@ -27,7 +27,7 @@ from PySide6.QtTest import QTest
 
 from conftest import FlakyCamera
 from kiosk import camera as camera_module
-from kiosk import systemd
+from kiosk import lockdown, systemd
 from kiosk.cli import main as kiosk_main
 from kiosk.config import KioskConfig, check_pin, hash_pin, load_config, save_config
 from kiosk.service import AUTOSTART, SERVICE, autostart_entry, display_environment, kiosk_command, service_unit
@@ -447,3 +447,28 @@ def test_setup_installs_and_asks_only_when_told_to(tmp_path, options, installs):
     assert done.returncode == 0, done.stderr
     calls = (folder / ".venv" / "calls").read_text().splitlines()
     assert calls == ["index-builder doctor", *installs]
+
+
+XSET_Q = """Screen Saver:
+  prefer blanking:  yes    allow exposures:  yes
+  timeout:  600    cycle:  600
+DPMS (Energy Star):
+  DPMS is Enabled
+"""
+
+
+def test_the_display_is_kept_awake_with_xset_and_put_back_as_it_was(monkeypatch):
+    calls: list[list[str]] = []
+
+    def run(command: list[str], **_: object) -> subprocess.CompletedProcess:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, XSET_Q if command == ["xset", "q"] else "", "")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
+    restore = lockdown.x_blanking_off(run)
+    assert calls == [["xset", "q"], ["xset", "s", "off", "s", "noblank", "-dpms"]]
+    restore()
+    assert calls[-1] == ["xset", "s", "600", "s", "blank", "+dpms"]
+    monkeypatch.delenv("DISPLAY")
+    calls.clear()
+    assert lockdown.x_blanking_off(run) is lockdown.nothing and calls == [], "no X display: nothing to do"
