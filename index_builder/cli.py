@@ -47,6 +47,7 @@ examples:
   index-builder models list                         packs, their files, SHA-256 status, licenses
   index-builder models install ~/buffalo_l.zip      install an insightface pack staff supplied
   index-builder build ~/corpus --out galleries/main  build, resume or update a gallery
+  index-builder schedule ~/corpus --out galleries/main --at 03:00   the same build every night (systemd)
   index-builder search galleries/main visitor.jpg   the five most alike faces, with timings
   index-builder info galleries/main                 what a gallery holds and how it was made
   index-builder forget galleries/main "Jane Doe"    remove a person for good (every version, every later build)
