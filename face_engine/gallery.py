@@ -11,6 +11,7 @@ every reader relies on, so a damaged gallery is one GalleryError line, never a r
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from typing import Any
 import cv2
 import faiss
 import numpy as np
+from PIL import Image
 
 from face_engine.engine import face_square
 from face_engine.imaging import ImageError, read_file
@@ -50,6 +52,8 @@ PORTRAITS = "portraits"
 # The results screen's big tile is 42% of its height, 453 px at 1080p: a portrait that size is
 # never upscaled. 456, whole 8-pixel JPEG blocks, measured no larger a file than 453.
 PORTRAIT_SIZE = 456
+# A picture the builder wrote is PORTRAIT_SIZE square: one far larger was put there by someone else.
+MAX_PICTURE_PIXELS = 16 * 10**6
 
 # What search, info and the kiosk read from a manifest, and the type they need it to be: checked
 # before a Manifest is made, so a damaged one is named key by key.
@@ -62,6 +66,33 @@ MANIFEST_KEYS: dict[str, type | tuple[type, ...]] = {
     "build.skipped": dict, "build.faces_embedded_this_run": int, "build.embed_seconds": (int, float),
     "build.faces_per_second": (int, float, type(None)), "build.workers": int, "build.providers": list,
 }
+# Keys a reader may go without, and the type each must be where present.
+OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
+    "detector": str, "options": dict, "likeness": dict, "fairness.measured": dict,
+    "fairness.lambda": (int, float, type(None)), "index.measurements": list, "index.settings": dict,
+    "files.hubness": str, "files.quality": str, "files.thumbnails": str, "files.portraits": str,
+}
+MAX_LAMBDA = 5.0  # λ beyond this ranks by hubness alone
+MAX_FACES = 10**10  # more than any gallery of faces on Earth
+MAX_DIM = 65_536
+# The numbers a reader uses, and the range each must lie in (a number of faces, a count of photos,
+# seconds, a recall): checked where present, beside the finiteness of every number in the manifest.
+MANIFEST_RANGES: dict[str, tuple[float, float]] = {
+    "dim": (1, MAX_DIM), "count": (0, MAX_FACES), "identities": (0, MAX_FACES),
+    "fairness.lambda": (0, MAX_LAMBDA), "fairness.k": (0, MAX_FACES), "fairness.references": (0, MAX_FACES),
+    "index.stranger_queries": (0, MAX_FACES), "index.bytes_per_face": (0, 2**40), "likeness.people": (0, MAX_FACES),
+    **{f"build.{name}": (0, MAX_FACES) for name in (
+        "photos_in_corpus", "photos_processed_this_run", "photos_removed_since_last_build", "faces_embedded_this_run",
+        "gallery_faces", "identities", "photos_with_faces", "faces_below_min_quality", "bad_files", "workers",
+        "faiss_gpus", "embed_seconds", "faces_per_second", "photos_per_second", "wall_seconds", "index_seconds")},
+    "build.min_quality": (0, 1),
+}
+MAX_MANIFEST_BYTES = 64 * 2**20  # a manifest of 10^6 faces is a few KB
+MAX_NESTING = 32  # a manifest is a few levels deep; deeper is damage, and would overflow a writer's recursion
+# The files a gallery may lack: a gallery written without them records them as "" (a benchmark's
+# gallery has no pictures, a gallery built before portrait quality scores has no quality file).
+PICTURE_FOLDERS = ("thumbnails", "portraits")  # the GalleryFiles of FACE_PICTURES' folders
+OPTIONAL_FILES = (*PICTURE_FOLDERS, "quality")
 
 
 @dataclass(frozen=True)
@@ -256,12 +287,63 @@ class Manifest:
         wrong = _wrong_keys(data)
         if wrong:
             raise ManifestError(f"{MANIFEST} is damaged (missing or malformed: {', '.join(wrong)})")
+        bad = _unusable_number(data) or _unusable_file_name(data["files"]) or _unusable_likeness(data)
+        if bad:
+            raise ManifestError(f"{MANIFEST} is damaged ({bad})")
         return cls(**{**_known(cls, data), "detector": data.get("detector", ""), "options": data.get("options", {}),
                       "index": IndexSpec(**_known(IndexSpec, data["index"])),
-                      "files": GalleryFiles(**_known(GalleryFiles, data["files"])),
+                      # a manifest written before quality scores names no quality file: the gallery has none
+                      "files": GalleryFiles(**{"quality": "", **_known(GalleryFiles, data["files"])}),
                       "build": BuildReport(**_known(BuildReport, data["build"])),
                       "fairness": FairnessReport.from_json(data["fairness"]) if data["fairness"] else None,
                       "likeness": Calibration.from_json(data.get("likeness"))})
+
+
+def _unusable_number(data: dict[str, Any]) -> str:
+    """What is wrong with the first number of the manifest that is not finite or out of its
+    MANIFEST_RANGES, or with a part nested deeper than MAX_NESTING; "" when every one is fine."""
+    waiting: list[tuple[str, Any, int]] = [("", data, 0)]
+    while waiting:
+        where, value, depth = waiting.pop()
+        if depth > MAX_NESTING:
+            return f"{where} is nested more than {MAX_NESTING} levels deep"
+        if isinstance(value, dict):
+            waiting += [(f"{where}.{key}" if where else str(key), item, depth + 1) for key, item in value.items()]
+        elif isinstance(value, list):
+            waiting += [(f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+        elif isinstance(value, float) and not np.isfinite(value):
+            return f"{where} is {value}, not a finite number"
+        elif where in MANIFEST_RANGES and value is not None:
+            low, high = MANIFEST_RANGES[where]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+                return f"{where} is {_short(value)}, not a number from {low:g} to {high:g}"
+    return ""
+
+
+def _unusable_file_name(files: dict[str, Any]) -> str:
+    """What is wrong with the first of the manifest's `files` that is not a plain name inside the
+    gallery folder (only OPTIONAL_FILES may be "", absent); "" when every one is fine."""
+    for kind, name in files.items():
+        if kind not in GalleryFiles.__dataclass_fields__:
+            continue
+        if name == "" and kind in OPTIONAL_FILES:
+            continue
+        if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+            return f"files.{kind} is {_short(name)}, not the name of a file in the gallery folder"
+    return ""
+
+
+def _unusable_likeness(data: dict[str, Any]) -> str:
+    """What is wrong with a likeness table that is there (not {}) yet unusable; "" otherwise."""
+    table = data.get("likeness")
+    if table and Calibration.from_json(table) is None:
+        return "likeness is not a table of rising cosines from -1 to 1 at the likeness levels"
+    return ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -288,11 +370,26 @@ def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 def read_picture(path: str | os.PathLike[str]) -> np.ndarray:
     """A picture the gallery holds (a JPEG the builder wrote, plain BGR with no orientation to
     apply), decoded by OpenCV directly: the same pixels as read_image, in a third of the time.
-    ImageError for a file that is missing, special or not a JPEG."""
-    picture = cv2.imdecode(np.frombuffer(read_file(path), np.uint8), cv2.IMREAD_COLOR)
+    ImageError for a file that is missing, special, not a JPEG, or over MAX_PICTURE_PIXELS by its
+    header (refused undecoded: a 144-megapixel picture would take 430 MB as BGR)."""
+    data = read_file(path)
+    width, height = _picture_size(data)
+    if width * height > MAX_PICTURE_PIXELS:
+        raise ImageError("too_large", f"{path} is {width}x{height} pixels; a gallery picture may have at most "
+                                      f"{MAX_PICTURE_PIXELS // 10**6} megapixels")
+    picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if picture is None:
         raise ImageError("corrupt", f"{path} is not a picture OpenCV can decode")
     return picture
+
+
+def _picture_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a picture's header, without decoding its pixels."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, SyntaxError, ValueError):  # not a picture: imdecode says so below
+        return 0, 0
 
 
 @contextmanager
@@ -336,7 +433,15 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
     db.close()
     if pictures is not None:
         _write_pictures(folder, faces, pictures)
-    (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n")
+    written = _as_written(manifest, pictures is not None, quality is not None)
+    (folder / MANIFEST).write_text(json.dumps(written.to_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+def _as_written(manifest: Manifest, pictures: bool, quality: bool) -> Manifest:
+    """`manifest` naming only the files written: a reader refuses a gallery that lacks one it names."""
+    files = replace(manifest.files, **({} if pictures else dict.fromkeys(PICTURE_FOLDERS, "")),
+                    **({} if quality else {"quality": ""}))
+    return replace(manifest, files=files)
 
 
 def _write_pictures(folder: Path, faces: list[FaceRecord], pictures: Iterable[tuple[bytes, ...]]) -> None:
@@ -368,6 +473,7 @@ class Gallery:
             use_gpu = faiss.get_num_gpus() > 0
         if use_gpu:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
+        self._check_pictures()
         self.hubness = self._read_hubness()
         self.quality = self._read_quality()
         self.calibration = self._calibration()
@@ -380,13 +486,15 @@ class Gallery:
         path = self.root / MANIFEST
         if not path.is_file():
             raise self._damaged(f"not a gallery (no {MANIFEST}); build one with `index-builder build`")
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise self._damaged(f"{MANIFEST} is damaged (over {MAX_MANIFEST_BYTES // 2**20} MB)")
         try:
             return Manifest.from_json(json.loads(path.read_text(encoding="utf-8")))
         except OSError as error:
             raise self._damaged(f"{MANIFEST} cannot be read ({error.strerror})") from None
         except ManifestError as error:
             raise self._damaged(str(error)) from None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise self._damaged(f"{MANIFEST} is damaged (not valid JSON)") from None
 
     def _read_index(self) -> faiss.Index:
@@ -419,9 +527,25 @@ class Gallery:
         return self._read_scores(self.manifest.files.hubness, (self.count,), "finite float32 scores",
                                  logging.WARNING, "its matches use the exact policy")
 
+    def _check_pictures(self) -> None:
+        """Each folder of face pictures the manifest names is there: without its portraits a gallery
+        would answer every visitor with nobody."""
+        for folder in PICTURE_FOLDERS:
+            name = getattr(self.manifest.files, folder)
+            if name and self.count and not (self.root / name).is_dir():
+                raise self._damaged(f"{name}/ is missing (the faces' pictures); rebuild with `index-builder build`")
+
     def _read_quality(self) -> np.ndarray | None:
-        """(count, 4) portrait quality and its parts per face, or None for a gallery built before them."""
-        return self._read_scores(self.manifest.files.quality, (self.count, len(QUALITY_COLUMNS)),
+        """(count, 4) portrait quality and its parts per face, or None for a gallery built before them
+        (one warning); a quality file the manifest names must be there."""
+        name = self.manifest.files.quality
+        if not name:
+            log.warning("%s was built before portrait quality scores: near-ties are not broken by portrait "
+                        "quality (rebuild to have them)", self.name)
+            return None
+        if not (self.root / name).is_file():
+            raise self._damaged(f"{name} is missing")
+        return self._read_scores(name, (self.count, len(QUALITY_COLUMNS)),
                                  f"rows of {len(QUALITY_COLUMNS)} finite float32 scores",
                                  logging.INFO, "near-ties are not broken by portrait quality")
 
@@ -493,9 +617,17 @@ class Gallery:
                                    [int(i) for i in ids]).fetchall()
         except sqlite3.DatabaseError as error:  # a page damaged after the count on open
             raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
-        by_id = {row[0]: FaceRecord(*row) for row in rows}
+        by_id = {row[0]: self._record(row) for row in rows}
         found = [by_id[int(i)] for i in ids if int(i) in by_id]
         return [self._with_absolute_pictures(face) for face in found]
+
+    def _record(self, row: tuple[Any, ...]) -> FaceRecord:
+        """The FaceRecord of a metadata row, once each value is of its column's type, each number
+        finite and in range, and each picture path inside the gallery."""
+        wrong = _unusable_row(row)
+        if wrong:
+            raise self._damaged(f"{METADATA_FILE} is damaged (face {_short(row[0])}: {wrong})")
+        return FaceRecord(*row)
 
     def _with_absolute_pictures(self, face: FaceRecord) -> FaceRecord:
         pictures: dict[str, Any] = {kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}
@@ -510,7 +642,7 @@ class Gallery:
                                    [int(i) for i in ids]).fetchall()
         except sqlite3.DatabaseError as error:
             raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
-        by_id = {row[0]: row[1:] for row in rows}
+        by_id = {row[0]: self._person_row(row)[1:] for row in rows}
         if len(by_id) < len(set(ids)):
             raise self._damaged(f"{METADATA_FILE} is damaged (rows missing for some vectors)")
         found = [by_id[int(i)] for i in ids]
@@ -518,27 +650,80 @@ class Gallery:
 
     def content_keys(self) -> list[str]:
         """Every face's FaceRecord.content_key, in gallery order."""
-        rows = self.db.execute("SELECT photo_sha1, photo_face FROM faces ORDER BY id")
-        return [f"{sha1}:{face}" for sha1, face in rows]
+        return [f"{sha1}:{face}" for _, _, sha1, face in self._person_rows()]
 
     def person_keys(self) -> list[str]:
         """Every face's FaceRecord.person_key, in gallery order."""
-        rows = self.db.execute("SELECT identity, photo_sha1, photo_face FROM faces ORDER BY id")
-        return [person_key_of(identity, f"{sha1}:{face}") for identity, sha1, face in rows]
+        return [person_key_of(identity, f"{sha1}:{face}") for _, identity, sha1, face in self._person_rows()]
+
+    def _person_rows(self) -> list[tuple[Any, ...]]:
+        """(id, identity, photo_sha1, photo_face) of every face, in gallery order."""
+        try:
+            rows = self.db.execute("SELECT id, identity, photo_sha1, photo_face FROM faces ORDER BY id").fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self._damaged(f"{METADATA_FILE} is damaged ({error})") from None
+        return [self._person_row(row) for row in rows]
+
+    def _person_row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`row` (id, identity, photo_sha1, photo_face), once each is of its column's type."""
+        wrong = _unusable_values(row, ("id", "identity", "photo_sha1", "photo_face"))
+        if wrong:
+            raise self._damaged(f"{METADATA_FILE} is damaged (face {_short(row[0])}: {wrong})")
+        return row
 
     def close(self) -> None:
         self.db.close()
 
 
 def _wrong_keys(manifest: dict[str, Any]) -> list[str]:
-    """The MANIFEST_KEYS that are absent or of another type; a key inside a wrong one is not listed."""
+    """The MANIFEST_KEYS that are absent or of another type, and the OPTIONAL_KEYS present with
+    another type; a key inside a wrong one is not listed."""
     wrong: list[str] = []
-    for dotted, kind in MANIFEST_KEYS.items():
+    for dotted, kind in [*MANIFEST_KEYS.items(), *OPTIONAL_KEYS.items()]:
         if any(dotted.startswith(f"{parent}.") for parent in wrong):
             continue
         value: Any = manifest
         for key in dotted.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            value = value.get(key, _ABSENT) if isinstance(value, dict) else None
+        if value is _ABSENT and dotted in OPTIONAL_KEYS:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) and bool not in _types(kind):
             wrong.append(dotted)
     return wrong
+
+
+_ABSENT = object()
+MAX_COORDINATE = 1e7  # a face box's corner, in pixels of its photo: far past any photo's size
+_COLUMN_TYPES = {column.name: str(column.type) for column in fields(FaceRecord)}
+
+
+def _unusable_row(row: tuple[Any, ...]) -> str:
+    """What is wrong with a metadata row (METADATA_COLUMNS), or "" when it is fine."""
+    wrong = _unusable_values(row, METADATA_COLUMNS)
+    if wrong:
+        return wrong
+    for kind in FACE_PICTURES:
+        path = row[METADATA_COLUMNS.index(kind)]
+        if path.startswith("/") or ".." in Path(path).parts or "\0" in path:
+            return f"its {kind} {_short(path)} lies outside the gallery"
+    return ""
+
+
+def _unusable_values(row: tuple[Any, ...], columns: tuple[str, ...]) -> str:
+    """What is wrong with the first value of `row` (of `columns`) that is not of its column's type,
+    or is a number out of range; "" when every one is fine."""
+    for name, value in zip(columns, row, strict=True):
+        kind = _COLUMN_TYPES[name]
+        if value is None:
+            return f"its {name} is NULL"
+        if kind == "str" and not isinstance(value, str):
+            return f"its {name} is {_short(value)}, not text"
+        if kind == "int" and (not isinstance(value, int) or not 0 <= value <= MAX_FACES * 100):
+            return f"its {name} is {_short(value)}, not a whole number from 0"
+        if kind == "float" and (not isinstance(value, (int, float)) or not abs(value) <= MAX_COORDINATE):
+            return f"its {name} is {_short(value)}, not a finite number"
+    return ""
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)

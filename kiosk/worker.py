@@ -119,6 +119,9 @@ class InferenceWorker(QObject):
         self._swap_pending()  # nothing of the gallery is on screen while a capture is searched
         try:
             outcome = self._search(frame, k, frame_time)
+        except GalleryError as error:  # a damaged metadata row: the reason says it all
+            log.error("search failed: %s", error)
+            outcome = SearchOutcome(0, failure="fail_search", frame_time=frame_time)
         except Exception:  # the visitor sees "try again", never a frozen kiosk
             log.exception("search failed")
             outcome = SearchOutcome(0, failure="fail_search", frame_time=frame_time)
