@@ -13,7 +13,7 @@ loss are read from what the visitor sees first: the shown face with the highest 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,6 +42,7 @@ from face_engine.gallery import FairnessReport
 RANK1_SLACK = 0.001  # the chosen λ keeps identity rank-1 within 0.1 pt of exact
 MAX_SCORE_LOSS = 0.01  # and costs strangers at most this much raw top-1 score
 BUILD_VISITORS = 2000  # visitors of each kind the build measures λ on: cheap at 10^6
+SHORTLIST_GROWTH = 4  # a shortlist short of people is searched again this many times deeper
 
 
 class Replayed(NamedTuple):
@@ -71,23 +72,63 @@ class Visitors:
 
 
 def visitors(index: faiss.Index, xb: np.ndarray, persons: np.ndarray, rng: np.random.Generator,
-             sample: int | None = None) -> Visitors:
-    """Shortlists for both kinds of visitor; `sample` caps how many of each (None: all)."""
+             sample: int | None = None, people_wanted: int = 1) -> Visitors:
+    """Shortlists for both kinds of visitor; `sample` caps how many of each (None: all). A shortlist is
+    SHORTLIST faces, searched again SHORTLIST_GROWTH times deeper until it holds `people_wanted`
+    people, as the kiosk's grows (a person with many near photos would otherwise fill it)."""
     people = People.of(persons)
     n = len(xb)
     strangers = np.arange(n) if sample is None or sample >= n else np.sort(rng.choice(n, sample, replace=False))
     probes = np.flatnonzero(people.photos_of(persons) >= 2)
     if sample is not None and sample < len(probes):
         probes = np.sort(rng.choice(probes, sample, replace=False))
-    D, I = search_others(index, xb[strangers], persons[strangers], people, SHORTLIST)
-    return Visitors((np.nan_to_num(D, nan=-np.inf), I), persons[strangers], _leave_one_out(index, xb, probes),
-                    persons[probes])
+
+    def others(rows: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        D, I = search_others(index, xb[strangers[rows]], persons[strangers[rows]], people, depth)
+        return np.nan_to_num(D, nan=-np.inf), I
+
+    def all_but_itself(rows: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        return _leave_one_out(index, xb, probes[rows], depth)
+
+    return Visitors(_grown(others, len(strangers), persons, people_wanted, n), persons[strangers],
+                    _grown(all_but_itself, len(probes), persons, people_wanted, n), persons[probes])
 
 
-def _leave_one_out(index: faiss.Index, xb: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    D, I = index.search(xb[probes], min(index.ntotal, SHORTLIST + 1))
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]  # the shortlists of some visitors, `depth` long
+
+
+def _grown(search: Search, visitors: int, persons: np.ndarray, people_wanted: int, faces: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """D, I of every visitor's shortlist (-inf and -1 past its end): SHORTLIST long, and longer for
+    those short of `people_wanted` people until they are not or hold every face there is."""
+    depth = min(SHORTLIST, faces)
+    D, I = search(np.arange(visitors), depth)
+    short = _short_of_people(I, persons, people_wanted, depth)
+    while short.any() and depth < faces:
+        depth = min(faces, depth * SHORTLIST_GROWTH)
+        rows = np.flatnonzero(short)
+        found_D, found_I = search(rows, depth)
+        D = np.pad(D, ((0, 0), (0, depth - D.shape[1])), constant_values=-np.inf)
+        I = np.pad(I, ((0, 0), (0, depth - I.shape[1])), constant_values=-1)
+        D[rows], I[rows] = found_D, found_I
+        short[rows] = _short_of_people(found_I, persons, people_wanted, depth)
+    return D, I
+
+
+def _short_of_people(I: np.ndarray, persons: np.ndarray, wanted: int, depth: int) -> np.ndarray:
+    """Rows holding fewer than `wanted` people that a deeper search could lengthen (all `depth` found)."""
+    nobody = np.iinfo(np.int64).min  # sorts before every person
+    who = np.sort(np.where(I >= 0, persons[np.maximum(I, 0)], nobody), axis=1)
+    found = who != nobody
+    people = found[:, 0] + np.sum(found[:, 1:] & (who[:, 1:] != who[:, :-1]), axis=1)
+    short: np.ndarray = (people < wanted) & (np.sum(I >= 0, axis=1) == depth)
+    return short
+
+
+def _leave_one_out(index: faiss.Index, xb: np.ndarray, probes: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    D, I = index.search(xb[probes], min(index.ntotal, depth + 1))
     itself = I == probes[:, None]
-    order = np.argsort(itself, axis=1, kind="stable")[:, :SHORTLIST]
+    order = np.argsort(itself, axis=1, kind="stable")[:, :depth]
     return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
 
 
@@ -206,7 +247,7 @@ def gallery_fairness(index: faiss.Index, xb: np.ndarray, identities: list[str], 
     method = (f"{nearest} over the whole gallery, with its own index ({_describe(index)})" if sample is None
               else f"{nearest} among a random sample of {references} reference faces (exact search; the whole "
               f"gallery would take over {HUBNESS_SHARE:.0%} of the index stage)")
-    found = visitors(index, xb, persons, rng, BUILD_VISITORS)
+    found = visitors(index, xb, persons, rng, BUILD_VISITORS, k)
     results = compare(found, persons, hub, k, lambda_sweep(), quality=quality)
     return hub, FairnessReport(k=HUBNESS_K, seconds=round(seconds, 2), method=method, references=references or len(xb),
                                lambda_=choose_fairness(results), choice_visitors=BUILD_VISITORS,

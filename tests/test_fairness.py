@@ -20,6 +20,7 @@ from conftest import LFW, copy_lfw_people, need
 from face_engine.fairness import (
     EXACT,
     MIN_REFERENCES,
+    ExactPolicy,
     FairPolicy,
     gini,
     hubness,
@@ -108,11 +109,14 @@ def test_an_unnamed_face_is_a_person_of_its_own():
 
 
 def rerank_oracle(scores, persons, hub, k, fairness):
+    """The closest person's closest face, then each other person's best face by fair score."""
+    closest = int(np.argmax(scores))
     fair = scores - fairness * hub
     best = {}
     for position in np.argsort(-fair, kind="stable"):
-        best.setdefault(persons[position], position)
-    return sorted(best.values(), key=lambda p: -fair[p])[:k]
+        if persons[position] != persons[closest]:
+            best.setdefault(persons[position], position)
+    return [closest] + sorted(best.values(), key=lambda p: -fair[p])[: k - 1]
 
 
 def test_rerank_equals_a_numpy_oracle():
@@ -148,15 +152,16 @@ def test_the_ledger_moves_the_best_lookalike_less_than_the_smaller_matches():
 
 
 def test_the_replay_breaks_near_ties_by_portrait_quality_as_the_kiosk_does():
-    # a visitor whose two best candidates (different people) are 0.005 apart: a near-tie
-    D, I = np.array([[0.60, 0.595, 0.40]]), np.array([[0, 1, 2]])
-    persons, hub = np.array([0, 1, 2]), np.zeros(3)
-    quality = np.array([0.2, 0.9, 0.5])
+    # after the closest, a visitor's next two candidates (different people) are 0.005 apart: a near-tie
+    D, I = np.array([[0.70, 0.60, 0.595, 0.40]]), np.array([[0, 1, 2, 3]])
+    persons, hub = np.array([0, 1, 2, 3]), np.zeros(4)
+    quality = np.array([0.1, 0.2, 0.9, 0.5])
     fair = Replayed(FairPolicy(0.5))
-    plain_top = shown(D, I, persons, hub, 1, fair).top_id
-    quality_top = shown(D, I, persons, hub, 1, fair, quality=quality).top_id
-    kiosk = FairPolicy(0.5).pick(D[0], persons.tolist(), hub, 1, quality=quality)
-    assert plain_top.tolist() == [0] and quality_top.tolist() == [1] == [kiosk[0].position]
+    plain = shown(D, I, persons, hub, 2, fair).counts
+    with_quality = shown(D, I, persons, hub, 2, fair, quality=quality).counts
+    kiosk = FairPolicy(0.5).pick(D[0], persons.tolist(), hub, 2, quality=quality)
+    assert plain.tolist() == [1, 1, 0, 0] and with_quality.tolist() == [1, 0, 1, 0]
+    assert [p.position for p in kiosk] == [0, 2], "the closest whatever its portrait, then the better portrait"
 
 
 def test_the_replayed_ledger_counts_people_not_faces():
@@ -169,11 +174,24 @@ def test_the_replayed_ledger_counts_people_not_faces():
     assert without.counts.tolist() == [1, 1, 0]
 
 
+def test_the_closest_person_is_always_shown_whatever_lambda_and_the_ledger():
+    scores = np.array([0.60, 0.59, 0.58, 0.40, 0.39])
+    persons, hub, counts = ["hub", "hub", "b", "c", "d"], np.array([0.9, 0.9, 0.1, 0.1, 0.1]), [50, 50, 0, 0, 0]
+    for policy in (FairPolicy(1.0), FairPolicy(1.0, delta=0.0, delta_more=1.0)):
+        picks = policy.pick(scores, persons, hub, 3, counts=counts)
+        assert picks[0].position == 0 and len({persons[p.position] for p in picks}) == 3
+    assert FairPolicy(1.0, delta=0.05).pick(scores, persons, hub, 1, counts=counts)[0].position == 2, \
+        "a margin given: the closest may yield to a less-shown person within it"
+
+
 def test_the_replay_reads_the_displayed_order_not_the_policys():
-    # the policy's first pick (a less-shown person within δ) is not the highest raw score shown
+    class Backwards(ExactPolicy):  # prefers its worse candidates: the order shown is still by score
+        def pick(self, scores, persons, hub, k, distinct=True, counts=None, quality=None):
+            return list(reversed(super().pick(scores, persons, hub, k, distinct, counts, quality)))
+
     D, I = np.array([[0.60, 0.59, 0.30]]), np.array([[0, 1, 2]])
-    persons, hub = np.array([0, 1, 2]), np.array([0.3, 0.0, 0.0])
-    replayed = shown(D, I, persons, hub, 2, Replayed(FairPolicy(1.0)))
+    persons, hub = np.array([0, 1, 2]), np.zeros(3)
+    replayed = shown(D, I, persons, hub, 2, Replayed(Backwards()))
     assert replayed.top_id.tolist() == [0] and replayed.top_score.tolist() == [pytest.approx(0.60)]
     assert replayed.short == 0
     assert shown(D[:, :1], I[:, :1], persons, hub, 2, Replayed(EXACT)).short == 1, "one person where two were asked"
@@ -296,7 +314,7 @@ def test_bench_exposure_compares_policies_on_a_real_gallery(gallery_path, tmp_pa
     assert result["policies"]["exact"]["stranger_score_loss"] == 0
     assert all(result["query_ms"][name]["p50"] > 0 for name in ("exact", "fair", "fair_ledger"))
     ledger = next(name for name in result["policies"] if "_ledger_" in name)
-    assert ledger.endswith("_ledger_0.02_0.15"), "the ledger at the gallery's λ, with both margins in its name"
+    assert ledger.endswith("_ledger_0_0.15"), "the ledger at the gallery's λ, with both margins in its name"
     assert out.with_suffix(".png").stat().st_size > 1000
 
     synthetic = tmp_path / "synthetic.json"

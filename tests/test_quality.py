@@ -77,16 +77,20 @@ def test_near_tie_order_matches_a_numpy_oracle():
 
 
 def test_the_fair_policy_prefers_the_better_portrait_only_in_a_near_tie():
-    scores, hub, persons = np.array([0.600, 0.595, 0.55]), np.zeros(3), ["a", "b", "c"]
-    blurry_first = np.array([0.1, 0.9, 0.9])
+    # after the closest person (z), shown whatever their portrait, a near-tie of a and b
+    scores, hub, persons = np.array([0.70, 0.600, 0.595, 0.55]), np.zeros(4), ["z", "a", "b", "c"]
+    blurry_first = np.array([0.0, 0.1, 0.9, 0.9])
     plain = FairPolicy(0.0)
-    assert [p.position for p in plain.pick(scores, persons, hub, 3)] == [0, 1, 2]
-    assert [p.position for p in plain.pick(scores, persons, hub, 3, quality=blurry_first)] == [1, 0, 2]
-    assert [p.position for p in plain.pick(np.array([0.62, 0.595, 0.55]), persons, hub, 3,
-                                           quality=blurry_first)] == [0, 1, 2], "0.025 apart is no tie"
-    # each person once: the person's sharper photo of a near-tie stands for them
-    picks = plain.pick(np.array([0.60, 0.599, 0.5]), ["a", "a", "b"], hub, 2, quality=np.array([0.2, 0.8, 0.5]))
-    assert [p.position for p in picks] == [1, 2]
+    assert [p.position for p in plain.pick(scores, persons, hub, 4)] == [0, 1, 2, 3]
+    assert [p.position for p in plain.pick(scores, persons, hub, 4, quality=blurry_first)] == [0, 2, 1, 3]
+    assert [p.position for p in plain.pick(np.array([0.70, 0.62, 0.595, 0.55]), persons, hub, 4,
+                                           quality=blurry_first)] == [0, 1, 2, 3], "0.025 apart is no tie"
+    assert [p.position for p in plain.pick(scores[1:], persons[1:], hub[1:], 3, quality=blurry_first[1:])] == \
+        [0, 1, 2], "the closest person is shown first whatever their portrait"
+    # each person once: the person's sharper photo of a near-tie stands for them (the closest's is its closest)
+    picks = plain.pick(np.array([0.70, 0.60, 0.599, 0.5]), ["z", "a", "a", "b"], np.zeros(4), 3,
+                       quality=np.array([0.1, 0.2, 0.8, 0.5]))
+    assert [p.position for p in picks] == [0, 2, 3]
 
 
 PEOPLE = SMALL_GALLERY

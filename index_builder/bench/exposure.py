@@ -148,7 +148,7 @@ def exposure_of(xb: np.ndarray, identities: list[str], hub: np.ndarray | None, n
         hub = hubness(index, xb, persons, references=references)
         hub_from = f"computed in {time.perf_counter() - started:.1f} s over " + \
             (f"a sample of {len(references)} reference faces" if references is not None else "the whole gallery")
-    found = visitors(index, xb, persons, np.random.default_rng(0), sample)
+    found = visitors(index, xb, persons, np.random.default_rng(0), sample, k)
     started = time.perf_counter()
     if gallery_lambda is None:
         swept = lambda_sweep(lambdas)

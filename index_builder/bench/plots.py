@@ -105,8 +105,9 @@ def _exposure(result: dict[str, Any]) -> Figure:
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="equal attention")
     axis.set_xlabel(f"gallery {'people' if per_person else 'faces'}, least shown first")
     axis.set_ylabel("share of all showings")
+    people = f" of {result['people']:,} people" if "people" in result else ""
     axis.set_title(f"exposure: top {result['k']} for {result['visitors']['strangers']:,} visitors, "
-                   f"{result['vectors']:,} gallery faces")
+                   f"{result['vectors']:,} gallery faces{people}")
     axis.legend(fontsize=7, loc="upper left")
     axis.grid(True, alpha=0.3)
     return figure
