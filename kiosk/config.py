@@ -14,6 +14,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import time
 import tomllib
 from collections.abc import Callable
@@ -21,7 +22,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TypeGuard
 
+import tomli_w
+
 from face_engine.fairness import POLICIES, MatchPolicy, policy_named
+from face_engine.gallery import MAX_LAMBDA
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
 from models.folders import APP, config_home
@@ -32,7 +36,8 @@ MAX_PIN_ITERATIONS = 10_000_000  # more would stall the staff panel for minutes 
 PIN_HASH = re.compile(r"pbkdf2_sha256\$(\d{1,8})\$((?:[0-9a-f]{2})+)\$([0-9a-f]{64})", re.ASCII)
 MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
 SHOWN_VALUE_CHARS = 60
-MAX_FAIRNESS = 5.0  # λ beyond this ranks by hubness alone
+MAX_FAIRNESS = MAX_LAMBDA  # λ beyond this ranks by hubness alone
+MAX_CONFIG_BYTES = 1024 * 1024  # a kiosk.toml is a few hundred bytes
 MAX_SCREEN = 15  # screens are numbered from 0, the primary one, in the windowing system's order
 # Settings older kiosks had, read and ignored: the likeness shown is the gallery's (face_engine.likeness).
 RETIRED = ("similarity_floor", "similarity_ceiling")
@@ -79,11 +84,18 @@ def load_config(path: Path | None = None) -> KioskConfig:
         return KioskConfig()
     try:
         with open(path, "rb") as file:
-            values = tomllib.load(file)
+            text = file.read(MAX_CONFIG_BYTES + 1)
+            status = os.fstat(file.fileno())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config file: {error.strerror}") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: not a kiosk config file (over {MAX_CONFIG_BYTES // 1024} KB)")
+    try:
+        values = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not a valid TOML file: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a valid TOML file: values nested too deeply") from None
     retired = [name for name in RETIRED if values.pop(name, None) is not None]
     if retired:
         log.warning("%s: %s ignored: the likeness shown is calibrated on the gallery; delete %s",
@@ -96,7 +108,25 @@ def load_config(path: Path | None = None) -> KioskConfig:
         wanted = requirement(name, value)
         if wanted:
             raise ConfigError(f"{path}: {name} must be {wanted}, not {shown(value)}")
+    if values.get("pin_hash"):
+        owner_only(path, status)
     return with_absolute_paths(replace(KioskConfig(), **values), path.parent)
+
+
+def owner_only(path: Path, status: os.stat_result) -> None:
+    """A config file holding the PIN hash that others may read, made readable by its owner only, with
+    one warning; a file this user cannot change is left as it is, and the warning says so."""
+    if not stat.S_ISREG(status.st_mode) or not status.st_mode & 0o077:
+        return
+    mode = stat.S_IMODE(status.st_mode)
+    try:
+        os.chmod(path, 0o600)
+    except OSError as error:
+        log.warning("%s: others may read it (mode %04o) and it holds the PIN hash; could not make it the "
+                    "owner's only (%s): run chmod 600 on it", path, mode, error.strerror)
+        return
+    log.warning("%s: others could read it (mode %04o) and it holds the PIN hash: made it the owner's only (0600)",
+                path, mode)
 
 
 def with_absolute_paths(config: KioskConfig, base: Path) -> KioskConfig:
@@ -160,25 +190,17 @@ def shown(value: object) -> str:
 
 
 def save_config(config: KioskConfig, path: Path | None = None) -> Path:
-    """Write every setting (a flat TOML file), atomically, readable by its owner only: it holds
-    the PIN hash. Paths are written absolute (relative ones are taken as from the working
-    directory), so the file means the same whoever starts the kiosk, from wherever."""
+    """Write every setting (a flat TOML file, by tomli_w: any text, newlines and control characters
+    too, is written escaped), atomically, readable by its owner only: it holds the PIN hash. Paths
+    are written absolute (relative ones are taken as from the working directory), so the file means
+    the same whoever starts the kiosk, from wherever."""
     path = path or default_config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for name, value in asdict(with_absolute_paths(config, Path.cwd())).items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{name} = {text}")
     temporary = path.with_suffix(".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(descriptor, 0o600)  # a temporary file left by an earlier crash keeps its old mode
-    with open(descriptor, "w", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
+    with open(descriptor, "wb") as file:
+        tomli_w.dump(asdict(with_absolute_paths(config, Path.cwd())), file)
     os.replace(temporary, path)
     return path
 

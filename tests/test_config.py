@@ -64,6 +64,7 @@ BAD_PIN_HASHES = [
 def config_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "kiosk.toml"
     path.write_text(text + "\n", encoding="utf-8")
+    path.chmod(0o600)  # as the kiosk writes it: it may hold the PIN hash
     return path
 
 
