@@ -11,7 +11,10 @@ visitors' results side by side, the camera wait and the staff screens. The visit
 astronaut photo (NASA, public domain; Eileen Collins, who is not in LFW), so the committed
 screenshots carry no photo we may not redistribute besides the gallery's own faces. The duo screen's
 second visitor is `--second-visitor` (a photo of the gallery's kind, e.g. an LFW photo of someone
-not in it), or else the astronaut again, mirrored.
+not in it), or else the astronaut again, mirrored. The committed screenshots: `--gallery` the whole LFW
+(`index-builder build ../shared/data/lfw/images_deepfunneled --faces central`), `--second-visitor
+../shared/data/photos/fr_obama.jpg`. The tour ends with the staff panel's quit, the one way out of
+the kiosk's locked-down fullscreen.
 """
 from __future__ import annotations
 
@@ -169,7 +172,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
         settle(0.4)  # grab() settles 0.6 s itself: this frame is a second after the one before
         grab(f"{lang}_2_attract_1s_later")
         camera.show(frames["three"])
-        window.on_try_again()  # a touch on the attract screen
+        window.results.try_again.emit()  # a touch on the attract screen: what "try again" does
         wait(lambda: window.flow.hint == "hint_one_person")
         grab(f"{lang}_3_live_one_person")
         camera.show(frames["far"])
@@ -205,7 +208,7 @@ def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None
             window.pin.press(key)
         settle(1.2)
         grab(f"{lang}_9_staff_panel")
-        window.close()
+        window.staff.quit.emit()  # the way out of a locked-down fullscreen: the staff panel's quit
         settle(0.5)
 
     for lang in ("zh", "en"):
