@@ -208,7 +208,7 @@ class InferenceWorker(QObject):
         that nobody is looking at results."""
         self._analysed = None  # nothing of the last visitor stays, not even in memory
         if self.ledger is not None:
-            self.ledger.flush()
+            self.ledger.flush(wait=False)  # written on the ledger's own thread: the next visitor waits for no disk
         if not self._swap_pending() and self.gallery is not None and hidden_ids(self.gallery) is not self._attract_hid:
             self._emit_attract()  # the hide list changed: the attract loop shows nobody it hides
 
@@ -228,17 +228,31 @@ class InferenceWorker(QObject):
         return True
 
     def _forget_in_ledger(self) -> None:
-        """Drop the counts of the people the gallery's forget list names (index-builder forget)."""
+        """Drop the counts of the people the gallery's forget list names (index-builder forget), and
+        of the people and faces the gallery no longer holds."""
         assert self.gallery is not None
-        home = home_of(self.gallery.root)
-        if self.ledger is None or home is None:
+        if self.ledger is None:
             return
+        home = home_of(self.gallery.root)
         try:
-            forget = read_forget_list(home)
+            if home is not None:
+                forget = read_forget_list(home)
+                self.ledger.forget(forget.identities, forget.faces)  # written at once, before anything else
         except ListError as error:
             log.warning("%s: the exposure ledger keeps its counts", error)
+        self._prune_ledger()
+
+    def _prune_ledger(self) -> None:
+        """Keep only the counts of this gallery's people and faces: the ledger never outgrows it."""
+        assert self.gallery is not None and self.ledger is not None
+        try:
+            self._keys = self.gallery.person_keys()  # the staff panel's summary reads them too
+            dropped = self.ledger.keep_only(self._keys, self.gallery.content_keys())
+        except GalleryError as error:  # a damaged row: the ledger keeps its counts, the kiosk serves
+            log.warning("%s: the exposure ledger keeps its counts", error)
             return
-        self.ledger.forget(forget.identities, forget.faces)
+        if dropped:
+            log.info("exposure ledger: %d entries of people and faces no longer in the gallery dropped", dropped)
 
     def _emit_attract(self) -> None:
         """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
