@@ -89,6 +89,7 @@ class Heartbeat:
         self.day = date.today().isoformat()
         self.visits_before_today = -self._visits_earlier_today()
         self.errors = LastError()
+        self.failing = False  # the last write failed (said once, until one succeeds)
         logging.getLogger().addHandler(self.errors)
 
     def _visits_earlier_today(self) -> int:
@@ -111,13 +112,27 @@ class Heartbeat:
             camera_ok=not flow.camera_problem, camera_problem=flow.camera_problem, last_error=self.errors.line)
 
     def write(self, pulse: Pulse) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(f".{self.path.name}.tmp")
             temporary.write_text(json.dumps(asdict(pulse), ensure_ascii=False), encoding="utf-8")
             os.replace(temporary, self.path)
         except OSError as error:  # a full disk must not stop the booth; the heartbeat goes stale instead
+            self._failed(temporary, error)
+            return
+        if self.failing:
+            log.warning("heartbeat %s is written again", self.path)
+            self.failing = False
+
+    def _failed(self, temporary: Path, error: OSError) -> None:
+        """Said once while it lasts (a full disk fails every beat), and the half-written file freed."""
+        if not self.failing:
             log.warning("heartbeat not written to %s: %s", self.path, error)
+        self.failing = True
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def stop(self, flow: Flow, tally: Tally, info: WorkerInfo) -> None:
         """The last heartbeat: the kiosk closed on purpose, so no kiosk is running."""

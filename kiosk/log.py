@@ -1,9 +1,12 @@
 """The kiosk's log: a rotating file under $XDG_STATE_HOME/other-me/, repeated warnings rate-limited,
-OpenCV's own warnings silenced (ours say the same once), and one line per visit with no image data."""
+OpenCV's own warnings silenced (ours say the same once), and one line per visit with no image data.
+A log file that cannot be written (a full disk) is said once on stderr, never with a traceback per
+line; the kiosk goes on serving and the file is written again when it can be."""
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +60,39 @@ class RateLimit(logging.Filter):
         return True
 
 
+class LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file; a line it cannot write (a full disk, a file-size limit) is dropped, and
+    said once on stderr until a line is written again."""
+
+    failing = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)  # calls handleError when the line cannot be written
+        if self.failing and not self._failed_now:
+            self.failing = False
+            sys.stderr.write(f"kiosk: the log {self.baseFilename} is written again\n")
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        error = sys.exc_info()[1]
+        if not self.failing:
+            self.failing = True
+            why = getattr(error, "strerror", None) or error
+            sys.stderr.write(f"kiosk: the log {self.baseFilename} cannot be written ({why}): its lines are "
+                             f"dropped until it can; the kiosk goes on\n")
+        self._drop_stream()
+
+    def _drop_stream(self) -> None:
+        """Let go of the file and what its buffer holds: it is opened again for the next line."""
+        stream, self.stream = self.stream, None
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+
+
 def setup_logging(verbose: bool = False) -> Path:
     """Log to the rotating file (INFO and up) and to stderr (warnings, or INFO with `verbose`);
     returns the file's path."""
@@ -65,7 +101,7 @@ def setup_logging(verbose: bool = False) -> Path:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its camera retries would flood stderr
     path = log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    to_file = LogFile(path, maxBytes=LOG_BYTES, backupCount=BACKUPS, encoding="utf-8")
     to_stderr = logging.StreamHandler()
     to_stderr.setLevel(logging.INFO if verbose else logging.WARNING)
     limit = RateLimit()

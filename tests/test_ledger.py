@@ -323,3 +323,54 @@ def test_the_worker_prunes_the_ledger_to_its_gallery(small_gallery, tmp_path, qt
     ledger.flush()
     assert json.loads(path.read_text())["people"] == {"Zico": 2}
     assert not math.isnan(ledger.summary(worker.gallery.person_keys()).gini)
+
+
+# --- a full disk: the ledger, the log and the heartbeat each say so once, and the kiosk goes on ---
+
+FULL_DISK = '''
+import logging, resource, signal, sys
+from pathlib import Path
+from kiosk.heartbeat import Heartbeat, Pulse
+from kiosk.ledger import Ledger
+from kiosk.log import setup_logging
+from face_engine.gallery import face_record
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+setup_logging()
+home = Path(sys.argv[1])
+ledger, heartbeat = Ledger(home / "exposure.json"), Heartbeat(home / "heartbeat.json")
+face = face_record(0, image="", identity="Zico", display_name="", caption="", source="", x1=0, y1=0, x2=1, y2=1,
+                   score=1.0, photo_sha1="ab" * 20, photo_face=0)
+log = logging.getLogger("soak")
+limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, limit[1]))  # the disk is full: no file may grow
+for visit in range(50):
+    log.info("visit %d", visit)
+    ledger.record([face])
+    ledger.save()
+    heartbeat.write(Pulse(written_at=0.0, pid=0, state="attract", uptime_seconds=visit))
+resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+log.info("visit after")
+ledger.save()
+heartbeat.write(Pulse(written_at=0.0, pid=0, state="attract", uptime_seconds=51))
+print(ledger.people["Zico"])
+'''
+
+
+def test_a_full_disk_is_said_once_each_and_the_kiosk_goes_on(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "50", done.stderr
+    assert "Traceback" not in done.stderr and "Logging error" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert sum("kiosk.log" in line and "cannot be written (File too large)" in line for line in lines) == 1, lines
+    assert sum("exposure ledger" in line and "could not be written" in line for line in lines) == 1, lines
+    assert sum("heartbeat not written" in line for line in lines) == 1, lines
+    assert any("is written again" in line for line in lines)
+    assert json.loads((tmp_path / "exposure.json").read_text())["people"] == {"Zico": 50}
+    assert json.loads((tmp_path / "heartbeat.json").read_text())["uptime_seconds"] == 51
+    assert "visit after" in (tmp_path / "state" / "other-me" / "kiosk.log").read_text()
