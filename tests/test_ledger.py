@@ -374,3 +374,24 @@ def test_a_full_disk_is_said_once_each_and_the_kiosk_goes_on(tmp_path):
     assert json.loads((tmp_path / "exposure.json").read_text())["people"] == {"Zico": 50}
     assert json.loads((tmp_path / "heartbeat.json").read_text())["uptime_seconds"] == 51
     assert "visit after" in (tmp_path / "state" / "other-me" / "kiosk.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_soak_harness_runs_and_the_booth_stays_flat(small_gallery, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "soak.json"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "soak_kiosk.py"), "--gallery", str(small_gallery),
+                           "--visits", "300", "--swap-every", "100", "--beat-every", "10", "--sample-every", "30",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=root)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    result = json.loads(out.read_text())
+    assert result["swaps"] == 3 and result["served"] > 0 and result["disk_full"]["served"] > 0
+    said = result["disk_full"]["said"]
+    files = ("kiosk.log", "exposure.json", "heartbeat.json")
+    assert [sum(name in line for line in said) for name in files] == [1, 1, 1], "each file said once"
+    flat = result["flatness"]
+    assert flat["open_files"]["last_tenth"] <= flat["open_files"]["first_tenth"] + 2
+    assert flat["python_threads"]["max"] <= 4 and flat["ledger_bytes"]["max"] < 10_000
