@@ -408,3 +408,55 @@ def bomb_over_the_cap(workspace: Workspace) -> str:
             for _ in range(128):
                 padding.write(bytes(16 * 2**20))
     return str(archive)
+
+
+# --- the kiosk's exposure ledger: a damaged file at the kiosk's own ledger path (issue 22, item 1) ---
+# The kiosk reads its ledger in its window only, so these rows run the window's worker as it makes it
+# (kiosk.link: Ledger() at $XDG_DATA_HOME/other-me/exposure.json) and serve one visitor: the visitor
+# is served, the file is set aside as exposure.damaged, and one warning names the file and what is wrong.
+
+def _ledger_with(count: str) -> Callable[[Path], None]:
+    return lambda path: path.write_text(f'{{"format": "other-me-exposure", "counts": {{"ab:0": {count}}}, '
+                                        f'"people": {{"Zico": {count}}}}}')
+
+
+LEDGER_DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {
+    "ledger count over 2^63": (_ledger_with(str(2**63 + 5)), "is 9223372036854775813: a count is a whole number "
+                                                             "from 0 to 2^53"),
+    "ledger count 2^63-1": (_ledger_with(str(2**63 - 1)), "is 9223372036854775807: a count is a whole number"),
+    "ledger count NaN": (_ledger_with("NaN"), "NaN is not a count"),
+    "ledger count a float": (_ledger_with("2.5"), "is 2.5: a count is a whole number"),
+    "ledger nested 100,000 deep": (lambda path: path.write_text(
+        '{"format": "other-me-exposure", "counts": ' + "[" * 100_000 + "]" * 100_000 + "}"), "nested too deeply"),
+    "ledger not JSON": (lambda path: path.write_bytes(b'{"format": "other-me-exp\xff'), "unreadable"),
+    "ledger a list": (lambda path: path.write_text("[1, 2]"), "not an exposure ledger"),
+    "ledger a FIFO": (os.mkfifo, "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("damage", list(LEDGER_DAMAGES))
+def test_a_damaged_ledger_is_set_aside_in_one_line_and_the_visitor_served(damage: str, tmp_path: Path,
+                                                                        galleries: Galleries,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import cv2
+
+    from kiosk.ledger import Ledger
+    from kiosk.worker import InferenceWorker
+
+    for name, value in own_folders(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "data" / "other-me" / "exposure.json"
+    path.parent.mkdir(parents=True)
+    make, says = LEDGER_DAMAGES[damage]
+    make(path)
+    with caplog.at_level(logging.WARNING):
+        worker = InferenceWorker(str(galleries.built(PEOPLE) / "gallery"), "", "cpu", ledger=Ledger())
+        worker.start_up()
+        outcomes: list = []
+        worker.searched.connect(outcomes.append)
+        worker.search(cv2.imread(str(need(PHOTOS) / "fr_obama.jpg")), 5, 0.0)
+    assert outcomes[0].pairs and not outcomes[0].failure, "the visitor is served"
+    warned = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warned) == 1 and says in warned[0] and str(path) in warned[0], warned
+    assert "set aside as exposure.damaged" in warned[0] and (path.parent / "exposure.damaged").exists()
