@@ -72,6 +72,11 @@ OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "fairness.lambda": (int, float, type(None)), "index.measurements": list, "index.settings": dict,
     "files.hubness": str, "files.quality": str, "files.thumbnails": str, "files.portraits": str,
 }
+# The type of each item of a list, or each value of a dict, that a reader prints or sums.
+ITEM_TYPES: dict[str, type | tuple[type, ...]] = {
+    "build.providers": str, "build.warnings": str, "build.skipped": int, "build.truncated": int,
+    "recall": (int, float), "options": str,
+}
 MAX_LAMBDA = 5.0  # λ beyond this ranks by hubness alone
 MAX_FACES = 10**10  # more than any gallery of faces on Earth
 MAX_DIM = 65_536
@@ -287,7 +292,8 @@ class Manifest:
         wrong = _wrong_keys(data)
         if wrong:
             raise ManifestError(f"{MANIFEST} is damaged (missing or malformed: {', '.join(wrong)})")
-        bad = _unusable_number(data) or _unusable_file_name(data["files"]) or _unusable_likeness(data)
+        bad = (_unusable_number(data) or _unusable_item(data) or _unusable_file_name(data["files"])
+               or _unusable_likeness(data))
         if bad:
             raise ManifestError(f"{MANIFEST} is damaged ({bad})")
         return cls(**{**_known(cls, data), "detector": data.get("detector", ""), "options": data.get("options", {}),
@@ -318,6 +324,23 @@ def _unusable_number(data: dict[str, Any]) -> str:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
                 return f"{where} is {_short(value)}, not a number from {low:g} to {high:g}"
     return ""
+
+
+def _unusable_item(data: dict[str, Any]) -> str:
+    """What is wrong with the first item of an ITEM_TYPES list or dict that is of another type; ""
+    when every one is fine."""
+    for dotted, kind in ITEM_TYPES.items():
+        value: Any = data
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+        for item in items:
+            if not isinstance(item, kind) or isinstance(item, bool):
+                return f"{dotted} holds {_short(item)}, not {_TYPE_NAMES.get(kind, 'a number')}"
+    return ""
+
+
+_TYPE_NAMES: dict[type | tuple[type, ...], str] = {str: "text", int: "a whole number"}
 
 
 def _unusable_file_name(files: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 from kiosk.camera import CameraError, FolderSource
 
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from kiosk.worker import InferenceWorker
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests run without a screen
+
+# Property tests (tests/test_readers.py): "ci" (CI runs with CI=true) tries at least 1,000 damaged
+# inputs per reader, "fast" a few; no example database is written into the checkout.
+_PROPERTIES = {"deadline": None, "database": None, "print_blob": True,
+               "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=1000, **_PROPERTIES)
+settings.register_profile("fast", max_examples=30, **_PROPERTIES)
+settings.load_profile("ci" if os.environ.get("CI") else "fast")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTOS = SHARED / "data" / "photos"
