@@ -196,6 +196,16 @@ def kiosk_config(ws: Workspace, text: str) -> str:
     path = ws.tmp / "kiosk.toml"
     path.write_text(text + "\n", encoding="utf-8")
     return str(path)
+
+
+def kiosk_toml_others_can_read(workspace: Workspace) -> list[str]:
+    """`kiosk --headless` with a config holding a PIN hash that anyone may read (as an editor saves it)."""
+    from kiosk.config import hash_pin
+
+    config = kiosk_config(workspace, f'pin_hash = "{hash_pin("2468")}"')
+    os.chmod(config, 0o644)
+    return ["kiosk", "--config", config, "--headless", "--gallery", str(workspace.gallery()), "--image",
+            str(workspace.photo)]
 # galleries: damaged galleries (each damages a private copy; every command must say what is wrong)
 def _halve(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -209,6 +219,19 @@ def _drop_manifest_key(gallery: Path, key: str) -> None:
     manifest = json.loads((gallery / "manifest.json").read_text())
     del manifest[key]
     (gallery / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _set_manifest(gallery: Path, section: str, key: str, value: object) -> None:
+    manifest = json.loads((gallery / "manifest.json").read_text())
+    manifest[section][key] = value
+    (gallery / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _set_every_row(gallery: Path, column: str, value: object) -> None:
+    db = sqlite3.connect(gallery / "metadata.sqlite")
+    with db:
+        db.execute(f"UPDATE faces SET {column} = ?", (value,))
+    db.close()
 
 
 def _drop_metadata_row(gallery: Path) -> None:
@@ -226,6 +249,17 @@ GALLERY_DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {
     "corrupt manifest": (lambda g: _halve(g / "manifest.json"), "manifest.json is damaged (not valid JSON)"),
     "manifest missing a key": (lambda g: _drop_manifest_key(g, "pack_source"), "missing or malformed: pack_source"),
     "fewer metadata rows": (_drop_metadata_row, "metadata.sqlite has 7 rows for 8 vectors"),
+    "fairness.lambda NaN": (lambda g: _set_manifest(g, "fairness", "lambda", float("nan")),
+                            "manifest.json is damaged (fairness.lambda is nan, not a finite number)"),
+    "deleted portraits": (lambda g: shutil.rmtree(g / "portraits"), "portraits/ is missing"),
+    "deleted quality.npy its manifest names": (lambda g: (g / "quality.npy").unlink(), "quality.npy is missing"),
+}
+# Damaged rows are found where they are read: by a search (info reads no row).
+ROW_DAMAGES: dict[str, tuple[Callable[[Path], object], str]] = {
+    "NULL portrait rows": (lambda g: _set_every_row(g, "portrait", None), "its portrait is NULL"),
+    "NULL identity rows": (lambda g: _set_every_row(g, "identity", None), "its identity is NULL"),
+    "portrait paths outside the gallery": (lambda g: _set_every_row(g, "portrait", "../../../etc/passwd"),
+                                           "its portrait '../../../etc/passwd' lies outside the gallery"),
 }
 GALLERY_COMMANDS: dict[str, Callable[[Path, Workspace], list[str]]] = {
     "search": lambda g, w: ["index-builder", "search", str(g), str(w.photo)],
@@ -237,7 +271,7 @@ GALLERY_COMMANDS: dict[str, Callable[[Path, Workspace], list[str]]] = {
 def on_damaged_gallery(damage: str, command: str) -> Callable[[Workspace], list[str]]:
     def make(workspace: Workspace) -> list[str]:
         gallery = workspace.gallery_copy()
-        GALLERY_DAMAGES[damage][0](gallery)
+        {**GALLERY_DAMAGES, **ROW_DAMAGES}[damage][0](gallery)
         return GALLERY_COMMANDS[command](gallery, workspace)
     return make
 
@@ -328,6 +362,13 @@ CASES: list[Case] = [
     *[Case(f"{damage}: {command}", on_damaged_gallery(damage, command), 2, says,
            child=(damage, command) == ("truncated index", "kiosk --headless"))
       for damage, (_, says) in GALLERY_DAMAGES.items() for command in GALLERY_COMMANDS],
+    *[Case(f"{damage}: {command}", on_damaged_gallery(damage, command), 2, says)
+      for damage, (_, says) in ROW_DAMAGES.items() for command in GALLERY_COMMANDS if command != "info"],
+    Case("kiosk.toml holding the PIN hash, mode 0644", kiosk_toml_others_can_read, 0,
+         "others could read it (mode 0644) and it holds the PIN hash: made it the owner's only (0600)"),
+    Case("kiosk.toml over 1 MB", headless_with_config("# " + "x" * 1024 * 1024), 2, "over 1024 KB"),
+    Case("kiosk.toml nested 5,000 deep", headless_with_config("lookalikes = " + "[" * 5000 + "]" * 5000), 2,
+         "not a valid TOML file"),
 
     # --- kiosk and models: options, config, PIN, packs ---
     Case("set_pin_at_end_of_input", lambda ws: ["kiosk", "--config", kiosk_config(ws, 'lang = "en"'), "--set-pin"],
