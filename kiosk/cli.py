@@ -135,13 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kiosk.heartbeat import status
 
         return status(args.gallery or config.gallery, args.json)
-    if args.set_pin:
-        return set_pin(config, config_path, args.pin_file)
-    if args.install_service or args.install_autostart:
-        return install(args, config, config_path)
     overrides = {name: getattr(args, name) for name in ("gallery", "camera", "pack", "device", "fullscreen", "screen",
                                                           "lang", "policy", "fairness")
                  if getattr(args, name) is not None}
+    if args.set_pin:  # settings given beside it are saved with the PIN (`--install-service --gallery G` runs G)
+        return set_pin(replace(config, **overrides), config_path, args.pin_file)
+    if args.install_service or args.install_autostart:
+        return install(args, replace(config, **overrides), config_path)
     prepare = None
     if args.demo:
         from kiosk.demo import demo_settings
@@ -224,13 +224,20 @@ def set_pin(config: KioskConfig, config_path: Path, pin_file: Path | None = None
     if again != pin:
         print("kiosk: the two entries differ; nothing changed", file=sys.stderr)
         return 2
-    try:
-        save_config(replace(config, pin_hash=hash_pin(pin)), config_path)
-    except OSError as error:
-        print(f"kiosk: cannot write {config_path}: {error.strerror}; nothing changed", file=sys.stderr)
+    if not saved(replace(config, pin_hash=hash_pin(pin)), config_path):
         return 2
     print(f"staff PIN saved (hashed) in {config_path}")
     return 0
+
+
+def saved(config: KioskConfig, config_path: Path) -> bool:
+    """`config` written to `config_path`; False, said in one line, when it cannot be."""
+    try:
+        save_config(config, config_path)
+    except OSError as error:
+        print(f"kiosk: cannot write {config_path}: {error.strerror}; nothing changed", file=sys.stderr)
+        return False
+    return True
 
 
 def read_secret(prompt: str) -> str:
@@ -259,6 +266,8 @@ def install(args: argparse.Namespace, config: KioskConfig, config_path: Path) ->
     elif not config.pin_hash:
         print(f"kiosk: no staff PIN set in {config_path} and no terminal to ask for one: give --pin-file FILE "
               "(its first line, 4 to 12 digits) or run kiosk --set-pin first; nothing installed", file=sys.stderr)
+        return 2
+    elif not saved(config, config_path):  # the settings given beside --install-*, which the service will run
         return 2
     if not config.gallery:
         print(f"note: {config_path} names no gallery yet: add gallery = \"/path/to/gallery\" before starting it")
