@@ -29,6 +29,7 @@ import os
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -305,11 +306,14 @@ class Writer:
             pass
 
 
-_writers: dict[Path, Writer] = {}
+_writers: weakref.WeakValueDictionary[Path, Writer] = weakref.WeakValueDictionary()  # kept by ledgers and writes
 _writers_lock = threading.Lock()
 
 
 def writer_for(path: Path) -> Writer:
     """This process's one writer of the file at `path`."""
     with _writers_lock:
-        return _writers.setdefault(path.absolute(), Writer(path))
+        writer = _writers.get(path.absolute())
+        if writer is None:
+            writer = _writers[path.absolute()] = Writer(path)
+        return writer
