@@ -185,6 +185,7 @@ def set_disk_full(full: bool, limit: tuple[int, int]) -> None:
 
 def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from face_engine.imaging import read_image
+    from kiosk.log import BACKUPS, LOG_BYTES
 
     own_folders(home)
     gallery = args.gallery or small_gallery(home)
@@ -220,6 +221,7 @@ def soak(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "disk_full": {"visits": [full_from, full_to], "served": served_while_full,
                       "said": booth.stderr.full_lines},
         "ledger_entries": len(booth.ledger.counts) + len(booth.ledger.people),
+        "log_cap_bytes": LOG_BYTES * (BACKUPS + 1),  # the rotating log's bound: it fills, then stays under it
         "flatness": flatness(samples), "samples": samples,
     }
 
