@@ -132,7 +132,8 @@ def owner_only(path: Path, status: os.stat_result) -> None:
 def with_absolute_paths(config: KioskConfig, base: Path) -> KioskConfig:
     """`config` with each relative path in it made absolute against the folder `base` (and ~ expanded)."""
     def absolute(name: str, value: str) -> str:
-        return os.path.abspath(base / Path(value).expanduser()) if names_a_path(name, value) else value
+        # os.path's expanduser leaves "~nobody" as it is where Path's raises RuntimeError
+        return os.path.abspath(base / os.path.expanduser(value)) if names_a_path(name, value) else value
     return replace(config, gallery=absolute("gallery", config.gallery), camera=absolute("camera", config.camera),
                    pack=absolute("pack", config.pack))
 

@@ -4,8 +4,9 @@ own error type and one line, or a valid result, never another exception.
 Property tests mutate valid files (bytes flipped, cut short, keys dropped, values replaced by NaN,
 infinities, huge or negative numbers, other types, deep nesting) with hypothesis: the "fast" profile
 tries a few per reader, the "ci" profile (CI=true) at least 1,000 (tests/conftest.py). Each example
-is cheap: no model is loaded, and the gallery is the small one built once per run, copied once per
-test. The examples beside them pin down one case each of issue 22."""
+is cheap (no model is loaded, and the gallery is the small one built once per run, copied once per
+test), so they stay in the fast tier: well under a second each in the fast profile. The examples
+beside them pin down one case each of issue 22."""
 from __future__ import annotations
 
 import contextlib
@@ -116,8 +117,8 @@ def gallery_copy(galleries: Galleries, tmp_path: Path) -> Path:
     return Path(shutil.copytree((galleries.built(SMALL_GALLERY) / "gallery").resolve(), tmp_path / "gallery"))
 
 
-def read_whole(path: Path) -> None:
-    """Open the gallery and read everything a search, info and the kiosk read of it."""
+def read_whole(path: Path, info: bool = True) -> None:
+    """Open the gallery and read everything a search, the kiosk and (with `info`) info read of it."""
     from index_builder.cli import main as builder_main
 
     gallery = Gallery(path, use_gpu=False)
@@ -132,19 +133,20 @@ def read_whole(path: Path) -> None:
         _ = gallery.manifest.measured_lambda
     finally:
         gallery.close()
+    if not info:
+        return
     with contextlib.redirect_stdout(io.StringIO()):
         assert builder_main(["info", str(path)]) == 0
         assert builder_main(["info", "--json", str(path)]) == 0
 
 
-def gallery_error_or_whole(path: Path) -> None:
+def gallery_error_or_whole(path: Path, info: bool = True) -> None:
     try:
-        read_whole(path)
+        read_whole(path, info)
     except GalleryError as error:
         assert one_line(error).startswith(str(path)), error
 
 
-@pytest.mark.slow
 def test_a_damaged_manifest_is_one_gallery_error_line_or_a_whole_gallery(gallery_copy: Path) -> None:
     valid = json.loads((gallery_copy / MANIFEST).read_text())
 
@@ -167,7 +169,6 @@ def damaged_rows(draw: st.DrawFn) -> list[tuple[str, int, Any]]:
                          min_size=1, max_size=3))
 
 
-@pytest.mark.slow
 def test_damaged_metadata_is_one_gallery_error_line_or_a_whole_gallery(gallery_copy: Path) -> None:
     database = gallery_copy / METADATA_FILE
     valid = database.read_bytes()
@@ -182,7 +183,7 @@ def test_damaged_metadata_is_one_gallery_error_line_or_a_whole_gallery(gallery_c
                     db.execute(f"UPDATE faces SET {column} = ? WHERE id = ?", (value, face))
         db.close()
         database.write_bytes(data.draw(damaged_bytes(database.read_bytes())))
-        gallery_error_or_whole(gallery_copy)
+        gallery_error_or_whole(gallery_copy, info=False)  # info reads no row
 
     check()
 
@@ -322,7 +323,6 @@ def config_error_or_usable(path: Path) -> None:
     config.match_policy()
 
 
-@pytest.mark.slow
 def test_a_damaged_kiosk_toml_is_one_config_error_line_or_a_usable_config(tmp_path: Path) -> None:
     path = tmp_path / "kiosk.toml"
     saved = save_config(KioskConfig(gallery=str(tmp_path / "g"), lang="en", fairness=1.5), path).read_text()
@@ -402,7 +402,6 @@ def corpus_error_or_items(path: Path) -> None:
     assert corpus.items and all(isinstance(item.identity, str) and "\n" not in item.identity for item in corpus.items)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("suffix, damaged", [(".jsonl", damaged_jsonl()), (".csv", damaged_csv())])
 def test_a_damaged_corpus_manifest_is_one_corpus_error_line_or_its_rows(tmp_path: Path, suffix: str,
                                                                         damaged: st.SearchStrategy[bytes]) -> None:
