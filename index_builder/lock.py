@@ -1,7 +1,9 @@
 """One build per gallery at a time, as git's index.lock intends but held by the OS: an exclusive
-`flock` on GALLERY.d/build.lock. The OS drops the lock when its holder exits, even by kill -9, so
-a stale file is never mistaken for a running build; the pid and start time written into it only
-name the holder for the build that is refused. Readers (search, info, the kiosk) never take it.
+`flock` on the gallery's folder GALLERY.d itself. The OS drops the lock when its holder exits, even
+by kill -9, so a stale file is never mistaken for a running build. The lock is on the folder, not on
+a file in it, because a file can be deleted under a running build (a second build would then lock
+a new file and get in); GALLERY.d/build.lock only names the holder (its pid and start time) for the
+build that is refused. Readers (search, info, the kiosk) never take the lock.
 
 The lock sits beside work/, not in it: `--fresh` deletes work/, and does so only under the lock.
 """
@@ -14,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
 
 from index_builder.publish import gallery_home
 
@@ -34,19 +35,33 @@ def lock_path(out: Path) -> Path:
 def build_lock(out: Path, wait: bool = False) -> Iterator[None]:
     """Hold the build lock of gallery `out` for the block. Raises BuildLocked when another build
     holds it, or with `wait` blocks until that build ends (saying so once on stderr)."""
-    path = lock_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as file:  # a+: opening must not erase the holder's pid before it is read
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(file)
-            if not wait:
-                raise BuildLocked(f"{out} is being built by {holder}; rerun with --wait to queue behind it") from None
-            print(f"index-builder: {out} is being built by {holder}; waiting for it to finish",
-                  file=sys.stderr, flush=True)
-            fcntl.flock(file, fcntl.LOCK_EX)
-        file.truncate(0)
+    home = gallery_home(out)
+    home.mkdir(parents=True, exist_ok=True)
+    folder = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _lock(folder, out, wait)
+        with _holder_note(lock_path(out)):
+            yield
+    finally:
+        os.close(folder)  # closing the last descriptor of the folder drops the lock
+
+
+def _lock(folder: int, out: Path, wait: bool) -> None:
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(lock_path(out))
+        if not wait:
+            raise BuildLocked(f"{out} is being built by {holder}; rerun with --wait to queue behind it") from None
+        print(f"index-builder: {out} is being built by {holder}; waiting for it to finish",
+              file=sys.stderr, flush=True)
+        fcntl.flock(folder, fcntl.LOCK_EX)
+
+
+@contextmanager
+def _holder_note(path: Path) -> Iterator[None]:
+    """build.lock names this process while the block runs, and nobody after."""
+    with open(path, "w") as file:
         file.write(f"{os.getpid()} {datetime.now().isoformat(sep=' ', timespec='seconds')}\n")
         file.flush()
         try:
@@ -55,10 +70,14 @@ def build_lock(out: Path, wait: bool = False) -> Iterator[None]:
             file.truncate(0)  # a free lock names nobody
 
 
-def _holder(file: TextIO) -> str:
-    """'pid 1234 since 2026-11-27 18:02:11', as the holder wrote it; it may not have written yet."""
-    file.seek(0)
-    pid, _, since = file.read(HOLDER_TEXT_LIMIT).strip().partition(" ")
+def _holder(path: Path) -> str:
+    """'pid 1234 since 2026-11-27 18:02:11', as the holder wrote it; it may not have written yet, or
+    its note may have been deleted."""
+    try:
+        with open(path) as file:
+            pid, _, since = file.read(HOLDER_TEXT_LIMIT).strip().partition(" ")
+    except (OSError, UnicodeDecodeError):
+        return "another build"
     if not pid.isdigit():
         return "another build"
     return f"pid {pid} since {since}" if since and since.isprintable() else f"pid {pid}"

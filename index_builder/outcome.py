@@ -4,8 +4,9 @@ skipped, how long), oldest first. Every `index-builder build` that got as far as
 one, scheduled or not, on every way out; the kiosk's `--status` and its staff panel read the newest.
 
 The file is rewritten whole into a temporary file and swapped in with os.replace, so a reader never
-sees half of it; writers take an flock on GALLERY.d itself, because a build refused by the lock
-(exit 3) records while the lock's holder may be recording too.
+sees half of it; writers take an flock on GALLERY.d/build.lock (the file naming the build lock's
+holder; the build lock itself is on GALLERY.d), because a build refused by the lock (exit 3) records
+while the lock's holder may be recording too.
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def record(out: Path, outcome: BuildOutcome) -> None:
     """Append `outcome` to the gallery's history, keeping the newest HISTORY. Raises OSError when
     GALLERY.d does not exist or cannot be written."""
     path = outcomes_path(out)
-    with _locked(path.parent):
+    with _locked(lock_path(out)):
         kept = [asdict(earlier) for earlier in history(out)][-(HISTORY - 1):]
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps([*kept, asdict(outcome)], indent=1, ensure_ascii=False) + "\n",
@@ -171,8 +172,8 @@ def record(out: Path, outcome: BuildOutcome) -> None:
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def _locked(path: Path) -> Iterator[None]:
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield

@@ -145,6 +145,13 @@ def build_while_locked(w: Workspace) -> list[str]:
     return ["index-builder", "build", str(w.corpus()), "--out", str(out)]
 
 
+def build_while_locked_and_its_note_deleted(w: Workspace) -> list[str]:
+    """As build_while_locked, with GALLERY.d/build.lock (the note naming the holder) deleted under it."""
+    command = build_while_locked(w)
+    (w.tmp / "gallery.d" / "build.lock").unlink()
+    return command
+
+
 def build_into_the_corpus(w: Workspace) -> list[str]:
     return ["index-builder", "build", str(w.corpus()), "--out", str(w.tmp / "corpus" / "gallery")]
 
@@ -279,6 +286,8 @@ def on_damaged_gallery(damage: str, command: str) -> Callable[[Workspace], list[
 CASES: list[Case] = [
     # --- build: locks, corpus trees and manifests ---
     Case("build while another build holds the lock", build_while_locked, 3, "is being built by pid", child=True),
+    Case("build while locked, build.lock deleted", build_while_locked_and_its_note_deleted, 3,
+         "is being built by another build", child=True),
     Case("--out inside the corpus", build_into_the_corpus, 2, "puts the gallery inside the corpus"),
     Case("--out through a link into the corpus", build_into_a_link_to_the_corpus, 2,
          "puts the gallery inside the corpus"),

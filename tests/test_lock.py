@@ -212,3 +212,21 @@ def test_a_full_disk_keeps_the_live_gallery_and_leaves_no_partial_version(tmp_pa
     np.testing.assert_array_equal(gallery.index.reconstruct_n(0, gallery.count), vectors)
     assert gallery.faces(list(range(gallery.count))) == rows
     gallery.close()
+
+
+@pytest.mark.slow
+def test_deleting_build_lock_during_a_build_lets_no_second_build_in(tmp_path, capsys):
+    """The lock is the gallery's folder itself: the file holding the holder's pid can go, the lock stays."""
+    corpus, out = tmp_path / "corpus", tmp_path / "gallery"
+    copy_lfw_people(corpus, PEOPLE)
+    first = start_build(corpus, out)
+    try:
+        wait_until_holding(out, first)
+        lock_path(out).unlink()
+        assert main(["build", str(corpus), "--out", str(out), "--workers", "1"]) == 3
+        err = capsys.readouterr().err
+        assert err.startswith(f"index-builder: {out} is being built by another build") and len(err.splitlines()) == 1
+        assert first.poll() is None, "the first build runs on"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
