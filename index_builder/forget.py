@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -41,7 +39,7 @@ from face_engine.withheld import (
 from index_builder.build import people_measures
 from index_builder.indexes import Vectors, set_search, train_and_add
 from index_builder.lock import build_lock
-from index_builder.publish import gallery_home, kept_versions, point, publish, write_version
+from index_builder.publish import gallery_home, held_versions, kept_versions, point, publish, write_version
 from index_builder.state import BuildState
 
 log = logging.getLogger(__name__)
@@ -317,27 +315,10 @@ def _remove_when_released(versions: list[Path], seconds: float) -> list[Path]:
     """Remove `versions` once no process holds a file of theirs open (the kiosk that showed one has
     swapped), waiting at most `seconds`; returns those still held when they were removed."""
     deadline = time.monotonic() + seconds
-    held = _held(versions)
+    held = held_versions(versions)
     while held and time.monotonic() < deadline:
         time.sleep(0.5)
-        held = _held(versions)
+        held = held_versions(versions)
     for version in versions:
         shutil.rmtree(version, ignore_errors=True)
     return held
-
-
-def _held(versions: Iterable[Path]) -> list[Path]:
-    """The versions some process (the kiosk, a search) holds a file of open or mapped (Linux /proc;
-    elsewhere nothing is seen held)."""
-    prefixes = {version: f"{version.resolve()}/" for version in versions}
-    opened: set[str] = set()
-    for process in Path("/proc").glob("[0-9]*"):
-        if process.name == str(os.getpid()):
-            continue
-        try:
-            opened.update(os.readlink(fd) for fd in (process / "fd").iterdir())
-            opened.update(line.split(maxsplit=5)[-1] for line in (process / "maps").read_text().splitlines()
-                          if "/" in line)
-        except OSError:  # another user's process, or one that has ended
-            continue
-    return [version for version, prefix in prefixes.items() if any(path.startswith(prefix) for path in opened)]

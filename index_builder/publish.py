@@ -2,7 +2,8 @@
 
 Layout for `--out galleries/lfw`:
     galleries/lfw            -> a symlink to the live version (what readers open)
-    galleries/lfw.d/versions/<stamp>/   published versions (the live one and the one before it)
+    galleries/lfw.d/versions/<stamp>/   published versions (the live one, the one before it, and
+                                        any older one a reader such as the kiosk still holds open)
     galleries/lfw.d/work/               the build's resumable state
     galleries/lfw.d/forgotten.json, hidden.json  staff's lists (face_engine.withheld)
 A failed or interrupted build never touches the link, so the last good gallery stays in use.
@@ -13,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from face_engine.withheld import VERSIONS
 from face_engine.withheld import gallery_home as gallery_home
 from index_builder.indexes import Vectors
 
-KEEP_VERSIONS = 2  # the live one and the one before it, for a reader still holding it
+KEEP_VERSIONS = 2  # the live one and the one before it (to roll back to); held ones are kept besides
 
 
 class PublishError(RuntimeError):
@@ -123,8 +124,33 @@ def cannot_write(error: OSError | sqlite3.OperationalError, path: Path) -> Publi
 
 
 def _prune(versions: Path, live: Path, retired: Path | None = None) -> None:
+    """Remove the versions older than the KEEP_VERSIONS newest, except those a reader holds open:
+    the kiosk serves its version until its next break, however many publishes come before it (a
+    held version goes at the first publish after it is let go)."""
     older = sorted((p for p in versions.iterdir() if not p.name.startswith(".") and p not in (live, retired)),
                    reverse=True)
-    for stale in older[KEEP_VERSIONS - 1:]:
-        shutil.rmtree(stale)
+    stale = older[KEEP_VERSIONS - 1:]
+    held = held_versions(stale)
+    for version in stale:
+        if version not in held:
+            shutil.rmtree(version)
+
+
+def held_versions(versions: Iterable[Path]) -> list[Path]:
+    """The versions some other process (the kiosk, a search) holds a file of open or mapped (Linux
+    /proc; elsewhere nothing is seen held)."""
+    prefixes = {version: f"{version.resolve()}/" for version in versions}
+    if not prefixes:
+        return []
+    opened: set[str] = set()
+    for process in Path("/proc").glob("[0-9]*"):
+        if process.name == str(os.getpid()):
+            continue
+        try:
+            opened.update(os.readlink(fd) for fd in (process / "fd").iterdir())
+            opened.update(line.split(maxsplit=5)[-1] for line in (process / "maps").read_text().splitlines()
+                          if "/" in line)
+        except OSError:  # another user's process, or one that has ended
+            continue
+    return [version for version, prefix in prefixes.items() if any(path.startswith(prefix) for path in opened)]
 

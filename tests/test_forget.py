@@ -118,7 +118,7 @@ def test_forget_waits_for_the_kiosk_to_let_go_of_the_version_it_replaces(small, 
     # another process (the kiosk) holds a file of the live version open
     holder = subprocess.Popen(["tail", "-f", str(live / "metadata.sqlite")], stdout=subprocess.DEVNULL)
     checks: list[list[Path]] = []
-    seen_held = forgetting._held
+    seen_held = forgetting.held_versions
 
     def held(versions):
         checks.append(seen_held(versions))
@@ -127,7 +127,7 @@ def test_forget_waits_for_the_kiosk_to_let_go_of_the_version_it_replaces(small, 
             holder.wait()
         return checks[-1]
 
-    monkeypatch.setattr(forgetting, "_held", held)
+    monkeypatch.setattr(forgetting, "held_versions", held)
     outcome = forget(out, "Zico", release_seconds=30)
     assert checks[0] == [live] and checks[-1] == [] and outcome.still_held == []
     assert not live.exists() and outcome.published == out.resolve()
