@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import faiss
 import numpy as np
 
 from face_engine.engine import Face, FaceEngine, check_runs
@@ -28,11 +29,11 @@ from face_engine.withheld import ListError
 from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
 from index_builder.forget import ForgetError, forget, hide, hide_list, rollback, unhide
-from index_builder.indexes import default_memory_budget
+from index_builder.indexes import default_memory_budget, set_search
 from index_builder.lock import BuildLocked
 from index_builder.options import BuildOptions
 from index_builder.outcome import BuildRecording, outcomes_path
-from index_builder.publish import PublishError, gallery_home
+from index_builder.publish import PublishError, check_out, gallery_home
 from index_builder.schedule import ScheduleError, default_unit_dir, enable_instructions, install, schedule
 from index_builder.worker import FaceFilter
 from models.catalogue import DEFAULT_PACK, KNOWN_PACKS
@@ -112,6 +113,29 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"index-builder: {message} (see {self.prog} --help)\n")
 
 
+MAX_K = 1000  # matches asked of one search; a thousand look-alikes is already more than anyone reads
+MAX_WORKERS = 256  # processes of about 200 MB each
+MAX_BATCH = 4096
+MAX_SHARD = 1_000_000
+MAX_REPEATS = 1000
+MAX_COUNT = 1_000_000_000  # sizes and samples of the benches: far beyond any gallery a kiosk serves
+MAX_PIXELS = 100_000  # --min-face: wider than any photo
+MAX_MILLISECONDS = 60_000
+MAX_MEMORY_MIB = 2**30  # a pebibyte
+MAX_SEARCH_PARAM = 10**9
+INDEX_CHECK_DIMS = (512, 128)  # the embedding sizes of the known packs (insightface's, SFace)
+
+
+def at_most(parse: Callable[[str], Number], high: int) -> Callable[[str], Number]:
+    """An argparse type: what `parse` accepts, up to `high`."""
+    def bounded(text: str) -> Number:
+        value = parse(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, not {text[:40]}")
+        return value
+    return bounded
+
+
 def positive_int(text: str) -> int:
     value = _parse(int, text, "a whole number")
     if value < 1:
@@ -138,6 +162,8 @@ def search_param(text: str) -> tuple[str, float]:
     if not equals or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"must be NAME=VALUE, not {text[:40]!r}")
     number = _parse(float, value, "a number after =")
+    if not 0 <= number <= MAX_SEARCH_PARAM:
+        raise argparse.ArgumentTypeError(f"{name}'s value must be from 0 to {MAX_SEARCH_PARAM:,}, not {value[:40]}")
     return name, int(number) if number.is_integer() else number
 
 
@@ -156,6 +182,18 @@ def _parse(kind: Callable[[str], Number], text: str, what: str) -> Number:
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, not {text[:40]!r}") from None
+
+
+# the numeric options' types, each bounded: a typo must not hang a search or fill the machine
+workers = at_most(positive_int, MAX_WORKERS)
+batch_size = at_most(positive_int, MAX_BATCH)
+pixels = at_most(non_negative_float, MAX_PIXELS)
+shard_size = at_most(positive_int, MAX_SHARD)
+milliseconds = at_most(positive_float, MAX_MILLISECONDS)
+mebibytes = at_most(positive_float, MAX_MEMORY_MIB)
+matches = at_most(positive_int, MAX_K)
+count = at_most(positive_int, MAX_COUNT)
+repeats = at_most(positive_int, MAX_REPEATS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,14 +269,14 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     build.add_argument("--out", type=Path, required=True, metavar="GALLERY",
                        help="the gallery path readers open (a link swapped on publish; state lives in GALLERY.d/)")
     add_engine_options(build)
-    build.add_argument("--workers", type=positive_int, default=BuildOptions.workers,
+    build.add_argument("--workers", type=workers, default=BuildOptions.workers,
                        help=f"decode/detect processes (default: one per core, {BuildOptions.workers})")
-    build.add_argument("--batch", type=positive_int, default=BuildOptions.batch,
+    build.add_argument("--batch", type=batch_size, default=BuildOptions.batch,
                        help="faces per recognizer batch (default: 32)")
     build.add_argument("--faces", choices=("largest", "central", "all"), default="largest",
                        help="keep each photo's largest face (default); its central one, large and near the "
                        "middle (for subject-centred photos such as news photos or LFW); or all of them")
-    build.add_argument("--min-face", type=non_negative_float, default=0.0, metavar="PX",
+    build.add_argument("--min-face", type=pixels, default=0.0, metavar="PX",
                        help="skip faces whose box is smaller than PX pixels on its shorter side")
     build.add_argument("--min-score", type=fraction, default=0.0, metavar="S",
                        help="skip faces with a detection score below S (0..1)")
@@ -252,15 +290,15 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     build.add_argument("--allow-outside", action="store_true",
                        help="let manifest paths lead outside the manifest's folder (absolute paths, `..`, links "
                        "out); without it such rows are skipped as outside_corpus")
-    build.add_argument("--shard-size", type=positive_int, default=BuildOptions.shard_size, metavar="N",
+    build.add_argument("--shard-size", type=shard_size, default=BuildOptions.shard_size, metavar="N",
                        help="faces per shard written to disk; a killed build redoes at most one shard")
     build.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: worker processes on this machine (default); ray: Ray Data over a cluster "
                        "(needs the ray extra: ./setup_kiosk.sh --ray)")
     build.add_argument("--address", help="with --engine ray: the cluster to join (default: start a local Ray)")
-    build.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS",
+    build.add_argument("--latency-budget", type=milliseconds, default=BuildOptions.budget_ms, metavar="MS",
                        help="single-query search time under which exact search is kept (default: 20 ms)")
-    build.add_argument("--memory-budget", type=positive_float, metavar="MIB",
+    build.add_argument("--memory-budget", type=mebibytes, metavar="MIB",
                        default=default_memory_budget() / 2**20,
                        help="memory the gallery's index may take in the kiosk; indexes expected to need more are "
                        "not tried (default: half of this machine's RAM)")
@@ -304,7 +342,8 @@ def add_search_parser(commands: argparse._SubParsersAction[Parser]) -> None:
         f"exit 0. score is the raw cosine similarity; {MEANING}")
     search.add_argument("gallery", type=Path, metavar="GALLERY")
     search.add_argument("image", metavar="IMAGE")
-    search.add_argument("--k", type=positive_int, default=5, help="number of matches (default: 5)")
+    search.add_argument("--k", type=matches, default=5,
+                        help=f"number of matches, at most {MAX_K} (default: 5)")
     search.add_argument("--pack", help="model pack (default: the one that built the gallery)")
     search.add_argument("--device", default="auto", choices=DEVICES)
     search.add_argument("--json", action="store_true", help="print one JSON object")
@@ -364,26 +403,26 @@ def add_bench_parser(commands: argparse._SubParsersAction[Parser]) -> None:
     scale = mode("scale", "synthetic face-like galleries of growing size: the chosen index, recall@5 for strangers and "
                  "people in the gallery, latency against exact search, memory, build and open time")
     scale.add_argument("--fit", required=True, metavar="GALLERY", help="the real gallery the synthetic faces imitate")
-    scale.add_argument("--sizes", type=positive_int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
-    scale.add_argument("--latency-budget", type=positive_float, default=BuildOptions.budget_ms, metavar="MS")
+    scale.add_argument("--sizes", type=count, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
+    scale.add_argument("--latency-budget", type=milliseconds, default=BuildOptions.budget_ms, metavar="MS")
     e2e = mode("e2e", "the kiosk's query path on real photos: decode, detect, embed, search, p50/p95")
     e2e.add_argument("gallery", metavar="GALLERY")
     e2e.add_argument("--photos", type=Path, required=True, help="a folder of photos used as visitors")
-    e2e.add_argument("--repeats", type=positive_int, default=3)
+    e2e.add_argument("--repeats", type=repeats, default=3)
     e2e.add_argument("--device", default="auto", choices=DEVICES)
     exposure = mode("exposure", "matching policies side by side on the same visitors: how often each gallery face "
                     "is shown (Gini per face and per person, share never shown, most shown), identity rank-1, "
                     "strangers' top-1 score loss; Lorenz curves")
     exposure.add_argument("gallery", metavar="GALLERY")
-    exposure.add_argument("--k", type=positive_int, default=5, help="lookalikes shown per visitor (default: 5)")
+    exposure.add_argument("--k", type=matches, default=5, help="lookalikes shown per visitor (default: 5)")
     exposure.add_argument("--lambdas", type=non_negative_float, nargs="+", default=list(LAMBDAS), metavar="λ",
                           help=f"the fair policy's λ sweep (default: {' '.join(map(str, LAMBDAS))})")
     exposure.add_argument("--deltas", type=non_negative_float, nargs="+", default=[LEDGER_DELTA], metavar="δ",
                           help=f"the ledger's margins for the best lookalike, at the gallery's λ (default: "
                           f"{LEDGER_DELTA}; the smaller matches use {LEDGER_DELTA_MORE})")
-    exposure.add_argument("--sample", type=positive_int, metavar="N",
+    exposure.add_argument("--sample", type=count, metavar="N",
                           help="at most N visitors of each kind (default: every gallery face)")
-    exposure.add_argument("--synthetic", type=positive_int, metavar="N",
+    exposure.add_argument("--synthetic", type=count, metavar="N",
                           help="measure N synthetic faces fitted to GALLERY (as bench scale draws them) instead")
     plot = modes.add_parser("plot", help="draw the PNG of a stored result")
     plot.add_argument("result", type=Path)
@@ -456,7 +495,7 @@ def run_embed(args: argparse.Namespace) -> int:
             failed += 1
             if args.json:
                 print(json.dumps({"image": image, "error": f"{error.reason}: {error}"}, ensure_ascii=False), flush=True)
-            print(f"error: {image}: {error}", file=sys.stderr, flush=True)
+            print(f"error: {escaped(image)}: {error}", file=sys.stderr, flush=True)
             continue
         if args.json:
             record = {"image": image, "pack": engine.pack.id, "providers": engine.applied_providers,
@@ -475,9 +514,15 @@ def demo_photos() -> list[str]:
     return [str(folder / name) for name in ("t1.jpg", "Tom_Hanks_54745.png")]
 
 
+def escaped(text: str) -> str:
+    """`text` with newlines and other control characters written as escapes (\\n, \\x1b): a file
+    name is one line of a table, and never moves the terminal's cursor."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
     device = describe(engine.applied_providers).upper()
-    print(f"{image}: {len(faces)} face{'s' if len(faces) != 1 else ''}  "
+    print(f"{escaped(image)}: {len(faces)} face{'s' if len(faces) != 1 else ''}  "
           f"[pack {engine.pack.id}, {engine.dim}-d, {device}]")
     if faces:
         print(f"  {'#':>2}  {'box x1,y1,x2,y2':<24} {'size':>9}  {'score':>5}  embedding (first 4 of {engine.dim})")
@@ -492,6 +537,9 @@ def print_faces(image: str, faces: list[Face], engine: FaceEngine) -> None:
 def run_build(args: argparse.Namespace) -> int:
     if args.index_param and not args.index:
         raise BuildError("--index-param sets a search parameter of --index FACTORY; give --index too")
+    if args.index:
+        check_forced_index(args.index, dict(args.index_param))
+    check_out(args.out)  # before any photo is read, not once they are all embedded
     options = BuildOptions(corpus=args.corpus, out=args.out, pack=args.pack, device=args.device,
                            workers=args.workers, batch=args.batch,
                            face_filter=FaceFilter(args.faces, args.min_face, args.min_score),
@@ -525,6 +573,29 @@ def run_build(args: argparse.Namespace) -> int:
               "photos above); the gallery was published without them", file=sys.stderr)
         return 1
     return 0
+
+
+def check_forced_index(factory: str, params: dict[str, float]) -> None:
+    """--index and each --index-param tried on an empty index before any photo is read: a typo costs
+    a second, not the embedding of a whole corpus (the build measures the index as before)."""
+    index = _empty_index(factory)
+    for name, value in params.items():
+        try:
+            set_search(index, {name: value})
+        except (RuntimeError, AttributeError):  # faiss's ParameterSpace, or a refine's missing middle stage
+            raise BuildError(f"--index-param {name}={value}: a {factory} index has no search parameter {name!r} "
+                             "(IVF has nprobe, HNSW efSearch, a refine (RFlat, Refine) k_factor_rf)") from None
+
+
+def _empty_index(factory: str) -> faiss.Index:
+    for dim in INDEX_CHECK_DIMS:
+        try:
+            return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError:
+            continue
+    raise BuildError(f"--index {factory[:80]!r}: not an index faiss can make for embeddings of "
+                     f"{' or '.join(map(str, INDEX_CHECK_DIMS))} values (factory strings such as Flat, "
+                     "IVF1024,Flat, HNSW32 or PQ64x4fs,RFlat)")
 
 
 def run_schedule(args: argparse.Namespace) -> int:

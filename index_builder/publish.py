@@ -56,8 +56,7 @@ def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None], 
     """Write with `write(folder)`, validate against xb, then point `out` at it. Returns the version folder.
     `retired`: a version the new one replaces (itself less forgotten people), not kept as the one
     before it: the caller removes it once no reader holds it."""
-    if out.exists() and not out.is_symlink():
-        raise PublishError(f"{out} exists and is not a gallery link made by index-builder; choose another --out")
+    check_out(out)
     versions = gallery_home(out) / VERSIONS
     final = write_version(versions, time.strftime("%Y%m%d-%H%M%S"), xb, write)
     try:
@@ -67,6 +66,24 @@ def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None], 
         raise
     _prune(versions, live=final, retired=retired)
     return final
+
+
+def check_out(out: Path) -> None:
+    """`out` is free, or the gallery link index-builder made there: a link into its own
+    GALLERY.d/versions. Anything else (a file, a folder, a link elsewhere such as into /etc) is never
+    replaced: PublishError."""
+    if not out.is_symlink():
+        if out.exists():
+            raise PublishError(f"{out} exists and is not a gallery link made by index-builder; choose another --out")
+        return
+    target = os.readlink(out)
+    if _normal(out.parent / target).parent != _normal(gallery_home(out) / VERSIONS):
+        raise PublishError(f"{out} is a link to {target[:200]!r}, not to a version of this gallery in "
+                           f"{gallery_home(out) / VERSIONS}; it is left as it is: choose another --out")
+
+
+def _normal(path: Path) -> Path:
+    return Path(os.path.normpath(path.absolute()))
 
 
 def write_version(versions: Path, name: str, xb: np.ndarray | Vectors, write: Callable[[Path], None]) -> Path:

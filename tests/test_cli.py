@@ -146,3 +146,15 @@ def test_search_json_ranks_k_different_people_by_score_with_their_likeness(galle
     assert main(["search", str(gallery), str(query), "--k", "2", "--policy", policy]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"{matches[0]['likeness']:>3}% alike  Tony Blair" in lines[1] and lines[2].lstrip().startswith("2. ")
+
+
+def test_file_names_with_newlines_and_control_characters_are_printed_escaped(tmp_path: Path, photos: Path, capsys):
+    """One line per file in embed's table and in its errors, whatever the file's name holds."""
+    good, bad = tmp_path / "new\nline\x1b[2J.jpg", tmp_path / "bad\rname.jpg"
+    shutil.copy(photos / "fr_obama.jpg", good)
+    bad.write_text("not a photo")
+    assert main(["embed", str(good), str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith(f"{tmp_path}/new\\nline\\x1b[2J.jpg: 1 face  [pack sface")
+    assert "\x1b" not in out and len(out.splitlines()) == 3, "the file's line, the table's head and its face"
+    assert err == f"error: {tmp_path}/bad\\rname.jpg: not an image file (unknown format)\n"

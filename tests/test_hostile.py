@@ -152,6 +152,12 @@ def build_while_locked_and_its_note_deleted(w: Workspace) -> list[str]:
     return command
 
 
+def build_over_a_link_into_etc(w: Workspace) -> list[str]:
+    """--out is a link someone made to a system file: never replaced by the gallery's link."""
+    (w.tmp / "gallery").symlink_to("/etc/hostname")
+    return ["index-builder", "build", str(w.corpus()), "--out", str(w.tmp / "gallery")]
+
+
 def build_into_the_corpus(w: Workspace) -> list[str]:
     return ["index-builder", "build", str(w.corpus()), "--out", str(w.tmp / "corpus" / "gallery")]
 
@@ -298,6 +304,20 @@ CASES: list[Case] = [
     Case("--out under a file", build_under_a_file, 2, "gallery.d: Not a directory"),
     Case("damaged build state", build_on_a_damaged_state, 2, "state.sqlite is damaged (file is not a database); "
          "rerun with --fresh"),
+    Case("--out a link into /etc", build_over_a_link_into_etc, 2, "gallery is a link to '/etc/hostname', not to a "
+         "version of this gallery"),
+    Case("--index-param the factory lacks", build_option("--index", "Flat", "--index-param", "nprobe=8"), 2,
+         "--index-param nprobe=8: a Flat index has no search parameter 'nprobe'"),
+    Case("--index no factory", build_option("--index", "Bogus", "--index-param", "nprobe=8"), 2,
+         "--index 'Bogus': not an index faiss can make"),
+    Case("--index-param nprobe=nan", build_option("--index", "IVF64,Flat", "--index-param", "nprobe=nan"), 2,
+         "argument --index-param: nprobe's value must be from 0 to 1,000,000,000, not nan"),
+    Case("--workers 100000", build_option("--workers", "100000"), 2,
+         "argument --workers: must be at most 256, not 100000"),
+    Case("--shard-size 10**12", build_option("--shard-size", "1000000000000"), 2,
+         "argument --shard-size: must be at most 1,000,000"),
+    Case("--latency-budget 1e300", build_option("--latency-budget", "1e300"), 2,
+         "argument --latency-budget: must be at most 60,000, not 1e300"),
     Case("--workers 0", build_option("--workers", "0"), 2, "argument --workers: must be 1 or more, not 0",
          child=True),
     Case("--workers -1", build_option("--workers", "-1"), 2, "argument --workers: must be 1 or more, not -1"),
@@ -308,10 +328,14 @@ CASES: list[Case] = [
     Case("--latency-budget 0", build_option("--latency-budget", "0"), 2, "argument --latency-budget: must be above 0"),
     Case("search --k 0", command("index-builder", "search", "gallery", "photo.jpg", "--k", "0"), 2,
          "argument --k: must be 1 or more, not 0 (see index-builder search --help)"),
+    Case("search --k 1000000000", command("index-builder", "search", "gallery", "photo.jpg", "--k", "1000000000"), 2,
+         "argument --k: must be at most 1,000, not 1000000000"),
     Case("search --k -1", command("index-builder", "search", "gallery", "photo.jpg", "--k", "-1"), 2,
          "argument --k: must be 1 or more, not -1"),
     Case("bench e2e --repeats 0", command("index-builder", "bench", "e2e", "g", "--photos", "p", "--repeats", "0"), 2,
          "argument --repeats: must be 1 or more"),
+    Case("bench exposure --synthetic 10**12", command("index-builder", "bench", "exposure", "g", "--synthetic",
+                                                       "1000000000000"), 2, "argument --synthetic: must be at most"),
     Case("bench scale --sizes 100 0", command("index-builder", "bench", "scale", "--fit", "g", "--sizes", "100", "0"),
          2, "argument --sizes: must be 1 or more, not 0"),
     Case("manifest row repeating a path", lambda ws: ["index-builder", "build", str(ws.manifest(
