@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def publish(out: Path, xb: np.ndarray | Vectors, write: Callable[[Path], None], 
     before it: the caller removes it once no reader holds it."""
     check_out(out)
     versions = gallery_home(out) / VERSIONS
-    final = write_version(versions, time.strftime("%Y%m%d-%H%M%S"), xb, write)
+    final = write_version(versions, version_name(), xb, write)
     try:
         point(out, final)
     except PublishError:
@@ -84,6 +84,12 @@ def check_out(out: Path) -> None:
 
 def _normal(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
+
+
+def version_name() -> str:
+    """A new version's name: its time to the microsecond, so names sort as versions were made even
+    when a build, a forget and a rebuild publish within one second (rollback and pruning go by them)."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
 def write_version(versions: Path, name: str, xb: np.ndarray | Vectors, write: Callable[[Path], None]) -> Path:
