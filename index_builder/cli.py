@@ -212,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SCHEDULE_DESCRIPTION = (
+    "Rebuild GALLERY from CORPUS every day at HH:MM: writes a systemd user timer and the service it starts, "
+    "which runs `index-builder build CORPUS --out GALLERY` with any --build-options. A night "
+    "missed while the machine was off runs at its next start. Exit 1 (published without broken files) and 3 "
+    "(another build was running) count as success; output goes to GALLERY.d/rebuild.log, rotated; every "
+    "build's outcome is kept in GALLERY.d/builds.json (kiosk --status shows the last). Scheduling the same "
+    "gallery name again replaces its schedule.")
+FORGET_DESCRIPTION = (
+    "Remove a person from GALLERY for good (a takedown request): publish the live version without their faces "
+    "(index, metadata, portraits, hubness, likeness table measured again), so a running kiosk swaps to it at its "
+    "next break between visitors or capture, within a minute; then rewrite every kept version without them and "
+    "put them on the forget list (GALLERY.d/forgotten.json), which every later build honours, by name and by "
+    "photo. NAME is the identity (the corpus folder's name) or the name shown. Exit 2 for a person the gallery "
+    "does not hold, 3 while a build holds the gallery.")
+HIDE_DESCRIPTION = (
+    "Keep a person (NAME: the identity or the name shown) or a whole caption (--caption) off the screen, in the "
+    "kiosk and `search`, without a rebuild: the hide list GALLERY.d/hidden.json is read on every query. Without "
+    "NAME or --caption, print the hide list. Undo with `index-builder unhide`.")
 EMBED_DESCRIPTION = (
     "Detect every face in each photo and embed it. Faces are listed largest first. A file that cannot be read "
     "gets a one-line error and the next file is processed; the exit status is 1 when any file failed, 0 "
@@ -307,15 +325,6 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        "choosing by measurement; its recall and latency are still measured and recorded")
     build.add_argument("--index-param", type=search_param, action="append", default=[], metavar="NAME=VALUE",
                        help="a search parameter of the --index (e.g. k_factor_rf=64); repeatable")
-
-
-SCHEDULE_DESCRIPTION = (
-    "Rebuild GALLERY from CORPUS every day at HH:MM: writes a systemd user timer and the service it starts, "
-    "which runs `index-builder build CORPUS --out GALLERY` with any --build-options. A night "
-    "missed while the machine was off runs at its next start. Exit 1 (published without broken files) and 3 "
-    "(another build was running) count as success; output goes to GALLERY.d/rebuild.log, rotated; every "
-    "build's outcome is kept in GALLERY.d/builds.json (kiosk --status shows the last). Scheduling the same "
-    "gallery name again replaces its schedule.")
 
 
 def add_schedule_parser(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -725,19 +734,6 @@ def run_doctor(args: argparse.Namespace) -> int:
         print(f"PROBLEM: {problem}")
     print("ok" if not problems else f"{len(problems)} problem(s)")
     return 1 if problems else 0
-
-
-FORGET_DESCRIPTION = (
-    "Remove a person from GALLERY for good (a takedown request): publish the live version without their faces "
-    "(index, metadata, portraits, hubness, likeness table measured again), so a running kiosk swaps to it at its "
-    "next break between visitors or capture, within a minute; then rewrite every kept version without them and "
-    "put them on the forget list (GALLERY.d/forgotten.json), which every later build honours, by name and by "
-    "photo. NAME is the identity (the corpus folder's name) or the name shown. Exit 2 for a person the gallery "
-    "does not hold, 3 while a build holds the gallery.")
-HIDE_DESCRIPTION = (
-    "Keep a person (NAME: the identity or the name shown) or a whole caption (--caption) off the screen, in the "
-    "kiosk and `search`, without a rebuild: the hide list GALLERY.d/hidden.json is read on every query. Without "
-    "NAME or --caption, print the hide list. Undo with `index-builder unhide`.")
 
 
 def add_forget_parser(commands: argparse._SubParsersAction[Parser]) -> None:
