@@ -25,7 +25,7 @@ from face_engine.imaging import ImageError
 from face_engine.likeness import MEANING
 from face_engine.memory import bytes_per_vector, expected_rss_bytes
 from face_engine.providers import DEVICES, DeviceError, describe
-from face_engine.withheld import ListError
+from face_engine.withheld import FORGET_FILE, ListError
 from index_builder.build import BuildError, build
 from index_builder.corpus import LIMITS, CorpusError
 from index_builder.forget import ForgetError, forget, hide, hide_list, rollback, unhide
@@ -777,7 +777,7 @@ def run_forget(args: argparse.Namespace) -> int:
         print(f"{outcome.identity} is not in the live version of {args.gallery} (forgotten before)")
     for version in outcome.purged:
         print(f"  kept version rewritten without them: {version.name}")
-    print(f"  on the forget list {gallery_home(args.gallery) / 'forgotten.json'}: no later build brings them back, "
+    print(f"  on the forget list {gallery_home(args.gallery) / FORGET_FILE}: no later build brings them back, "
           "and the kiosk drops their exposure counts")
     for version in outcome.still_held:
         print(f"warning: {version} was still open in another process (a kiosk that has not swapped?) when it was "

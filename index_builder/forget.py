@@ -19,14 +19,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from face_engine.gallery import FACE_PICTURES, FaceRecord, Gallery, Manifest, face_record, write_gallery
+from face_engine.gallery import (
+    FACE_PICTURES,
+    METADATA_FILE,
+    FaceRecord,
+    Gallery,
+    Manifest,
+    face_record,
+    write_gallery,
+)
 from face_engine.withheld import (
     ForgetList,
     Forgotten,
@@ -68,7 +79,7 @@ def forget(out: Path, name: str, wait: bool = False, release_seconds: float = RE
     with build_lock(out, wait):
         live = _live(out)
         forget_list = read_forget_list(home)
-        person = _person(out, name, forget_list)
+        person = _person(live, str(out), name, forget_list)
         write_forget_list(home, forget_list.adding(person))  # first: any later build honours it
         forget_list = read_forget_list(home)
         _withhold_in_work_state(home / "work", person)
@@ -109,10 +120,10 @@ def hide(out: Path, name: str | None, caption: str | None) -> str:
     gallery = Gallery(out, use_gpu=False)
     try:
         if caption is not None:
-            text = _caption(gallery, caption)
+            text = _caption(gallery.db, gallery.name, caption)
             write_hide_list(home, replace(hidden, captions=_added(hidden.captions, text)))
             return text
-        identity = _identity(gallery, name or "")
+        identity = _identity(gallery.db, gallery.name, name or "")
     finally:
         gallery.close()
     write_hide_list(home, replace(hidden, people=_added(hidden.people, identity)))
@@ -157,52 +168,57 @@ def _live(out: Path) -> Path:
     return out.resolve()
 
 
-def _identity(gallery: Gallery, name: str) -> str:
-    """The identity in `gallery` that `name` names; ForgetError for nobody or for several."""
-    identities: list[str] = [identity for (identity,) in gallery.db.execute(
+def _identity(db: sqlite3.Connection, gallery: str, name: str) -> str:
+    """The identity in the gallery of metadata `db` that `name` names; ForgetError for nobody or for several."""
+    identities: list[str] = [identity for (identity,) in db.execute(
         "SELECT DISTINCT identity FROM faces WHERE identity != ''")]
     exact = [identity for identity in identities if identity == name]
     found = exact or [identity for identity in identities if _same(identity, name)]
     if not found:
-        raise ForgetError(f"{name!r} is not a person in {gallery.name} (see `index-builder info`)")
+        raise ForgetError(f"{name!r} is not a person in {gallery} (see `index-builder info`)")
     if len(found) > 1:
-        raise ForgetError(f"{name!r} names several people in {gallery.name}: {', '.join(found[:5])}; give one exactly")
+        raise ForgetError(f"{name!r} names several people in {gallery}: {', '.join(found[:5])}; give one exactly")
     return found[0]
 
 
-def _caption(gallery: Gallery, caption: str) -> str:
+def _caption(db: sqlite3.Connection, gallery: str, caption: str) -> str:
     text = caption.strip()
-    if not text or gallery.db.execute("SELECT 1 FROM faces WHERE caption = ? LIMIT 1", (text,)).fetchone() is None:
-        raise ForgetError(f"no face in {gallery.name} has the caption {text!r} (a whole caption, as shown)")
+    if not text or db.execute("SELECT 1 FROM faces WHERE caption = ? LIMIT 1", (text,)).fetchone() is None:
+        raise ForgetError(f"no face in {gallery} has the caption {text!r} (a whole caption, as shown)")
     return text
 
 
-def _person(out: Path, name: str, forget_list: ForgetList) -> Forgotten:
-    """The forget list's entry for `name`: their photos and faces in the live version (an entry
+def _person(live: Path, gallery: str, name: str, forget_list: ForgetList) -> Forgotten:
+    """The forget list's entry for `name`: their photos and faces in the `live` version (an entry
     already on the list when they are gone from it: a forget run again finishes its purge)."""
-    gallery = Gallery(out, use_gpu=False)
-    try:
+    with _metadata(live) as db:
         try:
-            identity = _identity(gallery, name)
+            identity = _identity(db, gallery, name)
         except ForgetError:
             known = [person for person in forget_list.people if _same(person.identity, name)]
             if known:
                 return known[0]
             raise
-        rows = gallery.db.execute("SELECT photo_sha1, photo_face FROM faces WHERE identity = ?", (identity,)).fetchall()
-    finally:
-        gallery.close()
+        rows = db.execute("SELECT photo_sha1, photo_face FROM faces WHERE identity = ?", (identity,)).fetchall()
     return Forgotten(identity, tuple(sorted({sha1 for sha1, _ in rows})),
                      tuple(sorted(f"{sha1}:{face}" for sha1, face in rows)), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def _holds(version: Path, forget_list: ForgetList) -> bool:
-    gallery = Gallery(version, use_gpu=False)
-    try:
+    with _metadata(version) as db:
         return any(forget_list.covers(identity, sha1) for identity, sha1 in
-                   gallery.db.execute("SELECT identity, photo_sha1 FROM faces"))
-    finally:
-        gallery.close()
+                   db.execute("SELECT identity, photo_sha1 FROM faces"))
+
+
+@contextmanager
+def _metadata(version: Path) -> Iterator[sqlite3.Connection]:
+    """The faces table of `version`, read-only. Who is in a version needs no Gallery, whose index
+    (gigabytes at 10^7 faces, loaded beside the kiosk's own copy) would be read for nothing."""
+    try:
+        with closing(sqlite3.connect(f"{(version / METADATA_FILE).as_uri()}?mode=ro", uri=True)) as db:
+            yield db
+    except sqlite3.Error as error:
+        raise ForgetError(f"{version.name}: {METADATA_FILE} cannot be read ({error})") from None
 
 
 def _purge(version: Path, forget_list: ForgetList, home: Path, retired: list[Path]) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -165,15 +165,23 @@ def held_versions(versions: Iterable[Path]) -> list[Path]:
     prefixes = {version: f"{version.resolve()}/" for version in versions}
     if not prefixes:
         return []
-    opened: set[str] = set()
+    held: set[Path] = set()
+    for opened in _files_of_other_processes():
+        held.update(version for version, prefix in prefixes.items() if any(path.startswith(prefix) for path in opened))
+        if len(held) == len(prefixes):  # the scan stops at the kiosk's process, not at the last of /proc
+            break
+    return [version for version in prefixes if version in held]
+
+
+def _files_of_other_processes() -> Iterator[set[str]]:
+    """Per process but this one, the paths it holds open or mapped (none for another user's, or one that has ended)."""
     for process in Path("/proc").glob("[0-9]*"):
         if process.name == str(os.getpid()):
             continue
         try:
-            opened.update(os.readlink(fd) for fd in (process / "fd").iterdir())
+            opened = {os.readlink(fd) for fd in (process / "fd").iterdir()}
             opened.update(line.split(maxsplit=5)[-1] for line in (process / "maps").read_text().splitlines()
                           if "/" in line)
-        except OSError:  # another user's process, or one that has ended
+        except OSError:
             continue
-    return [version for version, prefix in prefixes.items() if any(path.startswith(prefix) for path in opened)]
-
+        yield opened
