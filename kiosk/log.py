@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from models.folders import APP, state_home
 
@@ -60,27 +61,43 @@ class RateLimit(logging.Filter):
         return True
 
 
+class SaidOnce:
+    """A failure that recurs while it lasts (a full disk fails every write): said when it begins and
+    when it ends, never in between, so a booth left failing for a day writes two lines."""
+
+    def __init__(self, say: Callable[[str], object], ended: str) -> None:
+        self.say, self.ended_line = say, ended
+        self.failing = False
+
+    def failed(self, line: str) -> None:
+        if not self.failing:
+            self.failing = True
+            self.say(line)
+
+    def ended(self) -> None:
+        if self.failing:
+            self.failing = False
+            self.say(self.ended_line)
+
+
 class LogFile(logging.handlers.RotatingFileHandler):
     """The rotating log file; a line it cannot write (a full disk, a file-size limit) is dropped, and
     said once on stderr until a line is written again."""
 
-    failing = False
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.trouble = SaidOnce(_to_stderr, f"the log {self.baseFilename} is written again")
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._failed_now = False
         super().emit(record)  # calls handleError when the line cannot be written
-        if self.failing and not self._failed_now:
-            self.failing = False
-            sys.stderr.write(f"kiosk: the log {self.baseFilename} is written again\n")
+        if self.stream is not None:  # written: a line that failed let go of the stream
+            self.trouble.ended()
 
     def handleError(self, record: logging.LogRecord) -> None:
-        self._failed_now = True
         error = sys.exc_info()[1]
-        if not self.failing:
-            self.failing = True
-            why = getattr(error, "strerror", None) or error
-            sys.stderr.write(f"kiosk: the log {self.baseFilename} cannot be written ({why}): its lines are "
-                             f"dropped until it can; the kiosk goes on\n")
+        why = getattr(error, "strerror", None) or error
+        self.trouble.failed(f"the log {self.baseFilename} cannot be written ({why}): its lines are dropped "
+                            f"until it can; the kiosk goes on")
         self._drop_stream()
 
     def _drop_stream(self) -> None:
@@ -91,6 +108,11 @@ class LogFile(logging.handlers.RotatingFileHandler):
                 stream.close()
         except OSError:
             pass
+
+
+def _to_stderr(line: str) -> None:
+    """Straight to stderr: the log itself is what fails."""
+    sys.stderr.write(f"kiosk: {line}\n")
 
 
 def setup_logging(verbose: bool = False) -> Path:
