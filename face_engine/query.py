@@ -118,7 +118,14 @@ def take_turns(candidates: list[list[Lookalike]], k: int) -> list[list[Lookalike
 
 
 def person_of(face: FaceRecord) -> Hashable:
-    return face.identity or face.id  # no name: a person of its own
+    return person(face.identity, face.id)
+
+
+def person(identity: str, face_id: int) -> Hashable:
+    """Who a face shows, within one gallery (what `distinct` and take_turns compare): its identity,
+    or for an unnamed face its id (a person of its own). The ledger's name that survives rebuilds is
+    FaceRecord.person_key."""
+    return identity or face_id
 
 
 class Shortlist(NamedTuple):
@@ -131,17 +138,18 @@ class Shortlist(NamedTuple):
     keys: list[str]
 
 
-def shortlist(gallery: Gallery, xq: np.ndarray, length: int, people: int, leave_out: Sequence[int] = ()) -> Shortlist:
+def shortlist(gallery: Gallery, xq: np.ndarray, length: int, people: int, leave_out: Sequence[int] | np.ndarray = ()
+              ) -> Shortlist:
     """The `length` nearest faces to xq (1, dim), searched again GROWTH times longer until they hold
     `people` different people or the whole gallery (a person with many near photos would otherwise
     fill it). Faces at `leave_out` ids are never in it."""
+    left_out = np.asarray(leave_out, dtype=np.int64)
     while True:
         D, I = gallery.search(xq, length)
-        found = (I[0] >= 0) & ~np.isin(I[0], np.asarray(leave_out, dtype=np.int64))
+        found = (I[0] >= 0) & ~np.isin(I[0], left_out)
         ids = I[0][found]
         identities, keys = gallery.people(ids.tolist())
-        # no name: a person of its own
-        persons: list[Hashable] = [name or int(i) for name, i in zip(identities, ids, strict=True)]
+        persons = [person(name, i) for name, i in zip(identities, ids.tolist(), strict=True)]
         if len(set(persons)) >= people or length >= gallery.count:
             return Shortlist(D[0][found], ids, persons,
                              [person_key_of(*both) for both in zip(identities, keys, strict=True)])
@@ -156,10 +164,8 @@ def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: Mat
     them. Faces at `leave_out` ids (a benchmark's visitor taken from the gallery) and the faces the
     gallery's hide list keeps off the screen (face_engine.withheld) are never chosen."""
     policy = policy_on(gallery, policy)
-    hidden = hidden_ids(gallery)
-    if len(hidden):
-        leave_out = [*leave_out, *hidden.tolist()]
-    near = shortlist(gallery, xq, policy.shortlist_length(k, distinct), k, leave_out)
+    left_out = np.concatenate([np.asarray(leave_out, dtype=np.int64), hidden_ids(gallery)])
+    near = shortlist(gallery, xq, policy.shortlist_length(k, distinct), k, left_out)
     # a gallery without hubness scores runs the exact policy, which reads none
     hub = gallery.hubness[near.ids] if gallery.hubness is not None else np.zeros(len(near.ids), np.float32)
     quality = gallery.quality[near.ids, 0] if gallery.quality is not None else None
