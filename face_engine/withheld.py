@@ -156,9 +156,11 @@ class ListError(RuntimeError):
 
 
 class _Hidden:
-    """One gallery's hidden face ids, read again only when hidden.json changes (a stat per query)."""
+    """One gallery's hidden face ids, read again only when hidden.json changes (a stat per query);
+    its `.d` folder, found once (a gallery's root never changes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
         self.signature: tuple[int, int] | None = None
         self.ids = np.zeros(0, np.int64)
 
@@ -168,11 +170,14 @@ _hidden: weakref.WeakKeyDictionary[Gallery, _Hidden] = weakref.WeakKeyDictionary
 
 def hidden_ids(gallery: Gallery) -> np.ndarray:
     """The ids of `gallery`'s faces that its hide list keeps off the screen (none for a gallery
-    outside a `.d` folder). A damaged list keeps the last good one, with a warning."""
-    home = home_of(gallery.root)
+    outside a `.d` folder); the same array until the list changes. A damaged list keeps the last
+    good one, with a warning."""
+    known = _hidden.get(gallery)
+    if known is None:
+        known = _hidden[gallery] = _Hidden(home_of(gallery.root))
+    home = known.home
     if home is None:
-        return np.zeros(0, np.int64)
-    known = _hidden.setdefault(gallery, _Hidden())
+        return known.ids
     try:
         status = os.stat(home / HIDE_FILE)
         signature: tuple[int, int] | None = (status.st_mtime_ns, status.st_size)
