@@ -123,11 +123,16 @@ class FaceRecord:
 
     @property
     def content_key(self) -> str:
-        return f"{self.photo_sha1}:{self.photo_face}"
+        return content_key_of(self.photo_sha1, self.photo_face)
 
     @property
     def person_key(self) -> str:
         return person_key_of(self.identity, self.content_key)
+
+
+def content_key_of(photo_sha1: str, photo_face: int) -> str:
+    """A face's name across rebuilds: its photo's content hash and its number in that photo."""
+    return f"{photo_sha1}:{photo_face}"
 
 
 def person_key_of(identity: str, content_key: str) -> str:
@@ -321,7 +326,7 @@ def _unusable_number(data: dict[str, Any]) -> str:
             return f"{where} is {value}, not a finite number"
         elif where in MANIFEST_RANGES and value is not None:
             low, high = MANIFEST_RANGES[where]
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            if not _number_in(value, low, high):
                 return f"{where} is {_short(value)}, not a number from {low:g} to {high:g}"
     return ""
 
@@ -330,9 +335,7 @@ def _unusable_item(data: dict[str, Any]) -> str:
     """What is wrong with the first item of an ITEM_TYPES list or dict that is of another type; ""
     when every one is fine."""
     for dotted, kind in ITEM_TYPES.items():
-        value: Any = data
-        for key in dotted.split("."):
-            value = value.get(key) if isinstance(value, dict) else None
+        value = _at(data, dotted)
         items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
         for item in items:
             if not isinstance(item, kind) or isinstance(item, bool):
@@ -669,15 +672,15 @@ class Gallery:
         if len(by_id) < len(set(ids)):
             raise self._damaged(f"{METADATA_FILE} is damaged (rows missing for some vectors)")
         found = [by_id[int(i)] for i in ids]
-        return [identity for identity, _, _ in found], [f"{sha1}:{face}" for _, sha1, face in found]
+        return [identity for identity, _, _ in found], [content_key_of(sha1, face) for _, sha1, face in found]
 
     def content_keys(self) -> list[str]:
         """Every face's FaceRecord.content_key, in gallery order."""
-        return [f"{sha1}:{face}" for _, _, sha1, face in self._person_rows()]
+        return [content_key_of(sha1, face) for _, _, sha1, face in self._person_rows()]
 
     def person_keys(self) -> list[str]:
         """Every face's FaceRecord.person_key, in gallery order."""
-        return [person_key_of(identity, f"{sha1}:{face}") for _, identity, sha1, face in self._person_rows()]
+        return [person_key_of(identity, content_key_of(sha1, face)) for _, identity, sha1, face in self._person_rows()]
 
     def _person_rows(self) -> list[tuple[Any, ...]]:
         """(id, identity, photo_sha1, photo_face) of every face, in gallery order."""
@@ -705,14 +708,21 @@ def _wrong_keys(manifest: dict[str, Any]) -> list[str]:
     for dotted, kind in [*MANIFEST_KEYS.items(), *OPTIONAL_KEYS.items()]:
         if any(dotted.startswith(f"{parent}.") for parent in wrong):
             continue
-        value: Any = manifest
-        for key in dotted.split("."):
-            value = value.get(key, _ABSENT) if isinstance(value, dict) else None
+        value = _at(manifest, dotted)
         if value is _ABSENT and dotted in OPTIONAL_KEYS:
             continue
         if not isinstance(value, kind) or isinstance(value, bool) and bool not in _types(kind):
             wrong.append(dotted)
     return wrong
+
+
+def _at(data: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted key of `data`: _ABSENT where its last key is missing, None where a part
+    above it is not a dict."""
+    value: Any = data
+    for key in dotted.split("."):
+        value = value.get(key, _ABSENT) if isinstance(value, dict) else None
+    return value
 
 
 _ABSENT = object()
@@ -741,11 +751,16 @@ def _unusable_values(row: tuple[Any, ...], columns: tuple[str, ...]) -> str:
             return f"its {name} is NULL"
         if kind == "str" and not isinstance(value, str):
             return f"its {name} is {_short(value)}, not text"
-        if kind == "int" and (not isinstance(value, int) or not 0 <= value <= MAX_FACES * 100):
+        if kind == "int" and (not isinstance(value, int) or not _number_in(value, 0, MAX_FACES * 100)):
             return f"its {name} is {_short(value)}, not a whole number from 0"
-        if kind == "float" and (not isinstance(value, (int, float)) or not abs(value) <= MAX_COORDINATE):
+        if kind == "float" and not _number_in(value, -MAX_COORDINATE, MAX_COORDINATE):
             return f"its {name} is {_short(value)}, not a finite number"
     return ""
+
+
+def _number_in(value: Any, low: float, high: float) -> bool:
+    """True for a number (not a bool) from `low` to `high`; NaN is in no range."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
