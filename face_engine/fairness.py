@@ -28,6 +28,9 @@ from face_engine.quality import TIE_EPSILON, near_tie_order
 
 HUBNESS_K = 10
 SHORTLIST = 50  # raw neighbours re-ranked per visitor
+# a shortlist short of people (one person's many near photos fill it) is searched again this many
+# times longer: the kiosk's (face_engine.query.shortlist) and the replayed visitors' (index_builder.attention)
+SHORTLIST_GROWTH = 4
 CANDIDATES_PER_RESULT = 5  # searched per wanted result when each person may appear only once
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 NEIGHBOURS_PER_PERSON = 3  # faces searched per wanted nearest person (more where one person crowds them)

@@ -10,7 +10,7 @@ import numpy as np
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
-from face_engine.fairness import EXACT, MatchPolicy
+from face_engine.fairness import EXACT, SHORTLIST_GROWTH, MatchPolicy
 from face_engine.gallery import FaceRecord, Gallery, person_key_of
 from face_engine.imaging import read_image
 from face_engine.withheld import hidden_ids
@@ -29,7 +29,6 @@ class Scored(Protocol):
 
 
 S = TypeVar("S", bound=Scored)
-GROWTH = 4  # a shortlist short of people is searched again this many times longer
 
 
 def displayed(chosen: Iterable[S]) -> list[S]:
@@ -140,7 +139,7 @@ class Shortlist(NamedTuple):
 
 def shortlist(gallery: Gallery, xq: np.ndarray, length: int, people: int, leave_out: Sequence[int] | np.ndarray = ()
               ) -> Shortlist:
-    """The `length` nearest faces to xq (1, dim), searched again GROWTH times longer until they hold
+    """The `length` nearest faces to xq (1, dim), searched again SHORTLIST_GROWTH times longer until they hold
     `people` different people or the whole gallery (a person with many near photos would otherwise
     fill it). Faces at `leave_out` ids are never in it."""
     left_out = np.asarray(leave_out, dtype=np.int64)
@@ -153,7 +152,7 @@ def shortlist(gallery: Gallery, xq: np.ndarray, length: int, people: int, leave_
         if len(set(persons)) >= people or length >= gallery.count:
             return Shortlist(D[0][found], ids, persons,
                              [person_key_of(*both) for both in zip(identities, keys, strict=True)])
-        length = min(gallery.count, length * GROWTH)
+        length = min(gallery.count, length * SHORTLIST_GROWTH)
 
 
 def choose(gallery: Gallery, xq: np.ndarray, k: int, distinct: bool, policy: MatchPolicy = EXACT,

@@ -27,6 +27,7 @@ from face_engine.fairness import (
     HUBNESS_SHARE,
     LAMBDAS,
     SHORTLIST,
+    SHORTLIST_GROWTH,
     FairPolicy,
     MatchPolicy,
     People,
@@ -42,7 +43,6 @@ from face_engine.gallery import FairnessReport
 RANK1_SLACK = 0.001  # the chosen λ keeps identity rank-1 within 0.1 pt of exact
 MAX_SCORE_LOSS = 0.01  # and costs strangers at most this much raw top-1 score
 BUILD_VISITORS = 2000  # visitors of each kind the build measures λ on: cheap at 10^6
-SHORTLIST_GROWTH = 4  # a shortlist short of people is searched again this many times deeper
 
 
 class Replayed(NamedTuple):

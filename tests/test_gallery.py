@@ -16,9 +16,9 @@ import pytest
 
 import face_engine.likeness
 from conftest import PHOTOS, copy_lfw_people, need
-from face_engine.fairness import EXACT, FairPolicy
+from face_engine.fairness import EXACT, SHORTLIST_GROWTH, FairPolicy
 from face_engine.gallery import Gallery, GalleryError, Manifest, face_record
-from face_engine.query import GROWTH, Lookalike, choose, displayed
+from face_engine.query import Lookalike, choose, displayed
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main
 from test_bench import synthetic_gallery
@@ -194,7 +194,7 @@ def test_a_shortlist_grows_only_when_it_is_short_of_people(tmp_path, monkeypatch
     search = gallery.search
     monkeypatch.setattr(gallery, "search", lambda xq, k: asked.append(k) or search(xq, k))
     choose(gallery, query, 5, True, EXACT)
-    assert asked == [25, 25 * GROWTH, gallery.count], "searched again, longer, until it held 5 people"
+    assert asked == [25, 25 * SHORTLIST_GROWTH, gallery.count], "searched again, longer, until it held 5 people"
     asked.clear()
     choose(gallery, np.eye(32, dtype=np.float32)[1][None], 1, True, EXACT)
     assert asked == [5], "a list with enough people is searched once"
