@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from face_engine.gallery import Gallery
+from models.folders import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,7 @@ def _read(path: Path) -> Any:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2, ensure_ascii=False)
-        file.write("\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 class ListError(RuntimeError):

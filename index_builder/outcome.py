@@ -26,6 +26,7 @@ from typing import Any
 from face_engine.gallery import MANIFEST, METADATA_FILE
 from index_builder.lock import lock_path
 from index_builder.publish import gallery_home
+from models.folders import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +166,7 @@ def record(out: Path, outcome: BuildOutcome) -> None:
     path = outcomes_path(out)
     with _locked(lock_path(out)):
         kept = [asdict(earlier) for earlier in history(out)][-(HISTORY - 1):]
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps([*kept, asdict(outcome)], indent=1, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically(path, json.dumps([*kept, asdict(outcome)], indent=1, ensure_ascii=False) + "\n")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index_builder.publish import gallery_home
-from models.folders import config_home
+from models.folders import config_home, write_atomically
 from models.packs import models_dir
 
 LOG_FILE = "rebuild.log"
@@ -138,9 +138,7 @@ def install(plan: Schedule, unit_dir: Path) -> tuple[Path, Path]:
     gallery_home(plan.out).mkdir(parents=True, exist_ok=True)
     service, timer = unit_dir / f"{plan.name}.service", unit_dir / f"{plan.name}.timer"
     for path, text in ((service, service_unit(plan)), (timer, timer_unit(plan))):
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        write_atomically(path, text)
     return service, timer
 
 

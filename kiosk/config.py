@@ -28,7 +28,7 @@ from face_engine.fairness import POLICIES, MatchPolicy, policy_named
 from face_engine.gallery import MAX_LAMBDA
 from face_engine.providers import DEVICES
 from kiosk.i18n import LANGUAGES
-from models.folders import APP, config_home
+from models.folders import APP, config_home, write_atomically
 
 PIN_ITERATIONS = 200_000
 MIN_PIN_DIGITS, MAX_PIN_DIGITS = 4, 12
@@ -196,13 +196,7 @@ def save_config(config: KioskConfig, path: Path | None = None) -> Path:
     are written absolute (relative ones are taken as from the working directory), so the file means
     the same whoever starts the kiosk, from wherever."""
     path = path or default_config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # a temporary file left by an earlier crash keeps its old mode
-    with open(descriptor, "wb") as file:
-        tomli_w.dump(asdict(with_absolute_paths(config, Path.cwd())), file)
-    os.replace(temporary, path)
+    write_atomically(path, tomli_w.dumps(asdict(with_absolute_paths(config, Path.cwd()))), private=True)
     return path
 
 

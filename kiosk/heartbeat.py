@@ -25,9 +25,10 @@ from PySide6.QtWidgets import QWidget
 
 from index_builder.outcome import BuildOutcome, last_outcome
 from kiosk.flow import Flow
+from kiosk.log import SaidOnce
 from kiosk.messages import WorkerInfo
 from kiosk.rates import Tally
-from models.folders import APP, state_home
+from models.folders import APP, state_home, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Heartbeat:
         self.day = date.today().isoformat()
         self.visits_before_today = -self._visits_earlier_today()
         self.errors = LastError()
-        self.failing = False  # the last write failed (said once, until one succeeds)
+        self.trouble = SaidOnce(log.warning, f"heartbeat {self.path} is written again")
         logging.getLogger().addHandler(self.errors)
 
     def _visits_earlier_today(self) -> int:
@@ -112,27 +113,13 @@ class Heartbeat:
             camera_ok=not flow.camera_problem, camera_problem=flow.camera_problem, last_error=self.errors.line)
 
     def write(self, pulse: Pulse) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(asdict(pulse), ensure_ascii=False), encoding="utf-8")
-            os.replace(temporary, self.path)
+            # on the GUI thread, and rewritten in 5 s anyway: no wait for the disk
+            write_atomically(self.path, json.dumps(asdict(pulse), ensure_ascii=False), durable=False)
         except OSError as error:  # a full disk must not stop the booth; the heartbeat goes stale instead
-            self._failed(temporary, error)
+            self.trouble.failed(f"heartbeat not written to {self.path}: {error}")
             return
-        if self.failing:
-            log.warning("heartbeat %s is written again", self.path)
-            self.failing = False
-
-    def _failed(self, temporary: Path, error: OSError) -> None:
-        """Said once while it lasts (a full disk fails every beat), and the half-written file freed."""
-        if not self.failing:
-            log.warning("heartbeat not written to %s: %s", self.path, error)
-        self.failing = True
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError:
-            pass
+        self.trouble.ended()
 
     def stop(self, flow: Flow, tally: Tally, info: WorkerInfo) -> None:
         """The last heartbeat: the kiosk closed on purpose, so no kiosk is running."""

@@ -38,8 +38,9 @@ import numpy as np
 
 from face_engine.fairness import gini
 from face_engine.gallery import FaceRecord
+from kiosk.log import SaidOnce
 from kiosk.messages import ExposureSummary
-from models.folders import APP, data_home
+from models.folders import APP, data_home, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class Ledger:
     def flush(self, wait: bool = True) -> None:
         """Save whatever was counted since the last save (the visitor has gone, or the kiosk closes);
         with `wait`, return once it is on disk."""
-        if self._changes != self._handed or self._writer.failing:
+        if self._changes != self._handed or self._writer.trouble.failing:
             self.save(wait)
         elif wait:
             self._writer.wait()
@@ -241,7 +242,7 @@ class Writer:
         self._turn = threading.Condition()
         self._pending: tuple[int, dict[str, Any]] | None = None
         self._handed = self._done = self._written = 0  # generations: handed over, finished, written whole
-        self.failing = False  # the last write failed (said once, until one succeeds)
+        self.trouble = SaidOnce(log.warning, f"exposure ledger {path} is written again")
         self._thread: threading.Thread | None = None
 
     def hand(self, snapshot: dict[str, Any]) -> int:
@@ -277,33 +278,14 @@ class Writer:
                 self._turn.notify_all()
 
     def _write(self, snapshot: dict[str, Any]) -> bool:
-        temporary = self.path.with_suffix(".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as file:
-                for piece in encoded(snapshot):
-                    file.write(piece)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-        except OSError as error:
-            self._failed(temporary, error)
+            write_atomically(self.path, encoded(snapshot))
+        except OSError as error:  # said once: a full disk fails every retry
+            self.trouble.failed(f"exposure ledger {self.path} could not be written ({error.strerror or error}): "
+                                "counting goes on in memory and the write is retried")
             return False
-        if self.failing:
-            log.warning("exposure ledger %s is written again", self.path)
-            self.failing = False
+        self.trouble.ended()
         return True
-
-    def _failed(self, temporary: Path, error: OSError) -> None:
-        """Say it once (a full disk fails every retry), and free what the half-written file took."""
-        if not self.failing:
-            log.warning("exposure ledger %s could not be written (%s): counting goes on in memory and the "
-                        "write is retried", self.path, error.strerror or error)
-        self.failing = True
-        try:
-            temporary.unlink(missing_ok=True)
-        except OSError:
-            pass
 
 
 _writers: weakref.WeakValueDictionary[Path, Writer] = weakref.WeakValueDictionary()  # kept by ledgers and writes

@@ -7,6 +7,7 @@ share one rule without an import cycle.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 APP = "other-me"
@@ -28,3 +29,27 @@ def state_home() -> Path:
 
 def _base(variable: str, default_under_home: Path) -> Path:
     return Path(os.environ.get(variable) or Path.home() / default_under_home)
+
+
+def write_atomically(path: Path, text: str | Iterable[str], private: bool = False, durable: bool = True) -> None:
+    """`text` (or its pieces, for a large file) as the whole of `path`, or `path` unchanged: written to
+    a temporary file beside it, flushed to disk, then swapped in, so neither a reader nor a crash ever
+    sees half of it. `private`: readable by its owner only (a file that holds a PIN hash). `durable`:
+    on disk before the swap (fsync); a file rewritten every few seconds anyway may skip that wait.
+    Raises OSError, leaving no temporary file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")  # one per file: a crashed writer's is reused, not left to pile up
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        if private:
+            os.fchmod(descriptor, 0o600)  # a file left by a crashed writer keeps its old mode
+        with open(descriptor, "w", encoding="utf-8") as file:
+            for piece in [text] if isinstance(text, str) else text:
+                file.write(piece)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -15,6 +15,7 @@ import numpy as np
 from face_engine.gallery import Gallery
 from face_engine.memory import rss_bytes
 from face_engine.providers import runtime
+from models.folders import write_atomically
 
 
 def machine() -> dict[str, Any]:
@@ -33,10 +34,7 @@ def machine() -> dict[str, Any]:
 def write_result(out: Path, mode: str, parameters: dict[str, Any], results: dict[str, Any]) -> Path:
     record = {"benchmark": mode, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
               "parameters": parameters, **results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=_plain) + "\n")
-    os.replace(temporary, out)
+    write_atomically(out, json.dumps(record, indent=2, ensure_ascii=False, default=_plain) + "\n")
     return out
 
 
