@@ -71,14 +71,14 @@ def schedule(corpus: Path, out: Path, at: str, build_options: tuple[str, ...] = 
 
 
 def service_unit(plan: Schedule) -> str:
-    log = escape(str(plan.log))
+    log = unit_value(str(plan.log))
     return "\n".join([
         "[Unit]",
-        f"Description=Meet the other me: rebuild the gallery {escape(str(plan.out))}",
+        f"Description=Meet the other me: rebuild the gallery {unit_value(str(plan.out))}",
         "",
         "[Service]",
         "Type=oneshot",
-        f"WorkingDirectory={escape(str(plan.out.parent))}",
+        f"WorkingDirectory={unit_value(str(plan.out.parent))}",
         exec_line("Environment", [f"OTHERME_MODELS_DIR={os.path.abspath(models_dir())}"]),
         exec_line("ExecStartPre", [sys.executable, "-m", "index_builder.schedule", str(plan.log)]),
         exec_line("ExecStart", plan.build_command()),
@@ -97,7 +97,7 @@ def service_unit(plan: Schedule) -> str:
 def timer_unit(plan: Schedule) -> str:
     return "\n".join([
         "[Unit]",
-        f"Description=Meet the other me: rebuild the gallery {escape(str(plan.out))} every day at {plan.at}",
+        f"Description=Meet the other me: rebuild the gallery {unit_value(str(plan.out))} every day at {plan.at}",
         "",
         "[Timer]",
         f"OnCalendar=*-*-* {plan.at}:00",
@@ -109,22 +109,34 @@ def timer_unit(plan: Schedule) -> str:
     ])
 
 
-def escape(text: str) -> str:
-    """`text` as a unit file value: specifiers (%) and variables ($) stay literal; a line break
-    cannot be written."""
-    if any(character in text for character in "\n\r\0"):
-        raise ScheduleError(f"a path with a line break cannot go into a unit file: {text[:80]!r}")
-    return text.replace("%", "%%").replace("$", "$$")
+# The unit-file writing both the rebuild's units and the kiosk's service (kiosk.service) use.
+PLAIN_WORD = re.compile(r"[\w@%+=:,./-]+")  # a command-line word that needs no quotes (after escaping %)
+
+
+def refuse_line_breaks(text: str) -> None:
+    if re.search(r"[\x00-\x1f]", text):
+        raise ScheduleError(f"{text[:80]!r} holds a line break or another control character: it cannot go into "
+                            "a unit file; use another path")
+
+
+def unit_value(text: str) -> str:
+    """`text` as a unit file's plain value (a path, a description): specifiers (%) stay literal."""
+    refuse_line_breaks(text)
+    return text.replace("%", "%%")
+
+
+def unit_word(word: str, command: bool = True) -> str:
+    """`word` as one word of a unit file's command line (systemd.syntax, systemd.service) or, not
+    `command`, of an Environment= line: % doubled (and $ in a command, where systemd expands
+    variables), quoted when it holds more than plain characters."""
+    word = unit_value(word).replace("$", "$$" if command else "$")
+    return word if PLAIN_WORD.fullmatch(word) else '"' + re.sub(r'(["\\])', r"\\\1", word) + '"'
 
 
 def exec_line(key: str, words: list[str]) -> str:
-    """`key=` and the words, each quoted where systemd would otherwise split or unescape it."""
-    quoted = []
-    for word in map(escape, words):
-        if not word or re.search(r"[\s\"'\\;]", word):
-            word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        quoted.append(word)
-    return f"{key}={' '.join(quoted)}"
+    """`key=` and the words, each quoted where systemd would otherwise split or unescape it; an
+    Environment= line's words are not expanded, so their $ stays single."""
+    return f"{key}={' '.join(unit_word(word, command=key != 'Environment') for word in words)}"
 
 
 def default_unit_dir() -> Path:

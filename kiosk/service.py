@@ -12,17 +12,13 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from models.folders import config_home
+from index_builder.schedule import PLAIN_WORD, default_unit_dir, exec_line, refuse_line_breaks, unit_value
+from models.folders import config_home, write_atomically
 
 SERVICE = "other-me-kiosk.service"
 AUTOSTART = "other-me-kiosk.desktop"
 RESTART_SECONDS = 5  # a fixed pause: systemd 252 has no RestartSteps to lengthen it
 WATCHDOG_SECONDS = 30  # the kiosk feeds it every second from the GUI thread (kiosk.systemd)
-PLAIN_WORD = re.compile(r"[\w@%+=:,./-]+")  # a command-line word that needs no quotes (after escaping %)
-
-
-def service_folder() -> Path:
-    return config_home() / "systemd" / "user"
 
 
 def autostart_folder() -> Path:
@@ -45,15 +41,6 @@ def display_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {"DISPLAY": ":0", **keep, "QT_QPA_PLATFORM": "xcb"}
 
 
-def unit_word(word: str, command: bool = True) -> str:
-    """`word` as one word of a unit file's command line (systemd.syntax, systemd.service) or, not
-    `command`, of an Environment= line: % doubled (and $ in a command), quoted when it holds more
-    than plain characters."""
-    refuse_line_breaks(word)
-    word = word.replace("%", "%%").replace("$", "$$" if command else "$")
-    return word if PLAIN_WORD.fullmatch(word) else '"' + re.sub(r'(["\\])', r"\\\1", word) + '"'
-
-
 def desktop_word(word: str) -> str:
     """`word` as one argument of a desktop entry's Exec key (the Desktop Entry spec): quoted when it
     holds more than plain characters, then the string value's own escaping of backslashes."""
@@ -64,16 +51,9 @@ def desktop_word(word: str) -> str:
     return ('"' + re.sub(r'(["`$\\])', r"\\\1", word) + '"').replace("\\", "\\\\")
 
 
-def refuse_line_breaks(word: str) -> None:
-    if re.search(r"[\x00-\x1f]", word):
-        raise ValueError(f"{word!r} holds a line break or another control character: use another path")
-
-
 def service_unit(config_path: Path, environ: Mapping[str, str] = os.environ) -> str:
     """The systemd user unit that runs the kiosk, for `systemd-analyze verify` to find no fault with."""
-    folder = os.path.abspath(config_path.parent)
-    refuse_line_breaks(folder)
-    environment = "".join(f"Environment={unit_word(f'{name}={value}', command=False)}\n"
+    environment = "".join(exec_line("Environment", [f"{name}={value}"]) + "\n"
                           for name, value in display_environment(environ).items())
     return f"""# Written by `kiosk --install-service`: the kiosk's settings live in its config file.
 [Unit]
@@ -84,8 +64,8 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=notify
-ExecStart={" ".join(unit_word(word) for word in kiosk_command(config_path))}
-WorkingDirectory={folder.replace("%", "%%")}
+{exec_line("ExecStart", kiosk_command(config_path))}
+WorkingDirectory={unit_value(os.path.abspath(config_path.parent))}
 {environment}Environment=XDG_RUNTIME_DIR=%t
 Restart=always
 RestartSec={RESTART_SECONDS}
@@ -109,20 +89,16 @@ def autostart_entry(config_path: Path) -> str:
 
 
 def write_file(folder: Path, name: str, text: str) -> Path:
-    """`text` as `folder`/`name`, whole or not at all."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder.absolute() / name
-    temporary = path.with_name(f".{name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    write_atomically(path, text)
     return path
 
 
 def write_service(config_path: Path, folder: Path | None = None) -> str:
     """The unit written (into the user's systemd folder unless `folder`); what to do next."""
-    unit = write_file(folder or service_folder(), SERVICE, service_unit(config_path))
+    unit = write_file(folder or default_unit_dir(), SERVICE, service_unit(config_path))
     config_path.parent.mkdir(parents=True, exist_ok=True)  # its working directory
-    copy = "" if unit.parent == service_folder() else f"  cp {unit} {service_folder()}/\n"
+    copy = "" if unit.parent == default_unit_dir() else f"  cp {unit} {default_unit_dir()}/\n"
     return (f"kiosk service written: {unit}\n  runs: {' '.join(kiosk_command(config_path))}\n"
             f"  on: {', '.join(f'{k}={v}' for k, v in display_environment(os.environ).items())}\n"
             f"to start it now, at every boot and after every crash or hang:\n{copy}"
