@@ -1,7 +1,8 @@
 """Frame sources and the capture thread.
 
-A source is a camera index, a video file (looped) or a folder of photos (each held long enough for a
-capture, like a visitor standing there: the synthetic camera used by tests and the demo). The
+A source is a camera index, a video file (looped) or a folder of photos: each held long enough for a
+capture, like a visitor standing there (FolderSource, the tests' synthetic camera), and, for a folder
+named as the kiosk's camera (the demo's), staged as visitors who come and go (StagedFolderSource). The
 capture thread emits only the newest frame; when the source fails it says so and keeps trying to
 reconnect, and the first frame it delivers after each (re)start says the camera works.
 """
@@ -29,6 +30,13 @@ CAPTURE_CAPABILITIES = 0x00000001 | 0x00001000  # V4L2_CAP_VIDEO_CAPTURE, ..._MP
 DEVICE_CAPS = 0x80000000  # V4L2_CAP_DEVICE_CAPS: device_caps says what this node, not the whole device, does
 # a photo of a folder camera stays this long: hints, a 1 s hold, the 3 s countdown and the capture fit
 HOLD_SECONDS = 12.0
+# a staged folder's room stays empty this long between visitors: the results close (8 s after the face
+# left, the kiosk's default away_seconds) and the attract loop shows for about 10 s before the next one
+EMPTY_SECONDS = 18.0
+STAGE_SIZE = (540, 960)  # height, width: a staged frame, 16:9 like the screen, so the live view crops nothing
+WALL_BGR = (128, 128, 128)  # a neutral grey wall behind a staged visitor
+MOST_ENLARGED = 2.0  # a staged photo is shown at most this many times its own pixels
+STAGE_FILL = 0.9  # ... and at most this share of the frame's height and width
 
 
 class CameraError(RuntimeError):
@@ -109,8 +117,49 @@ class FolderSource:
         self.paths, self._shown = [], None
 
 
+class StagedFolderSource(FolderSource):
+    """A folder named as the kiosk's camera (the demo's): the room stays empty for `empty_seconds`
+    (long enough for the results to close and the attract loop to show), then a photo steps up as a
+    visitor for `hold_seconds`, and so on round the folder. A visitor stands before a neutral wall
+    at a webcam's distance: a small photo is not blown up to fill the screen (see `staged`)."""
+
+    def __init__(self, folder: str, hold_seconds: float = HOLD_SECONDS, empty_seconds: float = EMPTY_SECONDS,
+                 fps: float = 15.0) -> None:
+        super().__init__(folder, hold_seconds, fps)
+        self.empty_seconds = empty_seconds
+        self._wall = np.full((*STAGE_SIZE, 3), WALL_BGR, np.uint8)
+        self._staged: tuple[np.ndarray, np.ndarray] | None = None  # (photo, its staged frame)
+
+    def read(self) -> np.ndarray:
+        time.sleep(1 / self.fps)
+        turn, into = divmod(time.monotonic() - self.started, self.hold_seconds + self.empty_seconds)
+        if into < self.empty_seconds:
+            return self._wall.copy()
+        photo = self._photo(int(turn))
+        if self._staged is None or self._staged[0] is not photo:
+            self._staged = (photo, staged(photo, self._wall))
+        return self._staged[1].copy()
+
+    def close(self) -> None:
+        super().close()
+        self._staged = None
+
+
+def staged(photo: np.ndarray, wall: np.ndarray) -> np.ndarray:
+    """`photo` in the middle of a copy of `wall`, as large as STAGE_FILL of the wall allows but at
+    most MOST_ENLARGED times its own pixels."""
+    height, width = photo.shape[:2]
+    scale = min(MOST_ENLARGED, STAGE_FILL * wall.shape[0] / height, STAGE_FILL * wall.shape[1] / width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = cv2.resize(photo, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    frame = wall.copy()
+    top, left = (wall.shape[0] - size[1]) // 2, (wall.shape[1] - size[0]) // 2
+    frame[top:top + size[1], left:left + size[0]] = resized
+    return frame
+
+
 def open_source(spec: str) -> OpenCvSource | FolderSource:
-    return FolderSource(spec) if Path(spec).is_dir() else OpenCvSource(spec)
+    return StagedFolderSource(spec) if Path(spec).is_dir() else OpenCvSource(spec)
 
 
 def camera_problem(spec: str) -> str:

@@ -5,11 +5,14 @@ and shows `state`. Time is passed in, so tests drive it without waiting.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from enum import Enum
 
 from kiosk.messages import Analysis
+
+log = logging.getLogger(__name__)
 
 
 class State(Enum):
@@ -47,6 +50,8 @@ class Flow:
         self._steady_since: float | None = None
 
     def _go(self, state: State, now: float) -> None:
+        if state is State.ATTRACT and self.state is not State.ATTRACT:
+            log.info("attract loop")  # between two visits' lines: the booth was free again
         self.state, self._since = state, now
         self._steady_since = None
 
