@@ -2,13 +2,17 @@
 embed, write shards), beside the raw model rate on the same photos in the same run (photos decoded
 beforehand, then detect + align + embed in one process). Writes one JSON result.
 
-    .venv/bin/python benchmarks/bench_build.py [--corpus DIR] [--photos N] [--workers W]
+    .venv/bin/python benchmarks/bench_build.py [--corpus DIR] [--photos N] [--workers W] [--before JSON]
 
 The pipeline should reach at least 80% of the raw model rate: decoding and I/O hidden behind inference.
+--before keeps another run's result (the code before a change, run just before this one: a
+`git worktree` of the old commit on PYTHONPATH) beside this one, and the ratio of the two pipelines.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -60,8 +64,10 @@ def main() -> None:
     parser.add_argument("--pack", default="sface")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "build_cpu.json")
+    parser.add_argument("--before", type=Path, help="this benchmark's result for the code before a change")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         corpus = Path(scratch) / "corpus"
         photos = sample_corpus(args.corpus, args.photos, corpus)
@@ -79,8 +85,14 @@ def main() -> None:
         "raw_model": raw,
         "pipeline": pipeline,
         "pipeline_over_raw": pipeline["faces_per_second"] / raw["faces_per_second"],
+        "load_average": {"before": [round(v, 2) for v in load_before], "after": [round(v, 2) for v in os.getloadavg()]},
         "report": report,
     }
+    if args.before:
+        before = json.loads(args.before.read_text())
+        result["before"] = {key: before[key] for key in ("date", "raw_model", "pipeline", "pipeline_over_raw",
+                                                         "load_average") if key in before}
+        result["pipeline_over_before"] = pipeline["faces_per_second"] / before["pipeline"]["faces_per_second"]
     write_result(args.out, "build", vars(args), result)
     print(f"raw model: {raw['faces_per_second']:.1f} faces/s; pipeline: {pipeline['faces_per_second']:.1f} faces/s "
           f"({result['pipeline_over_raw']:.0%} of raw), {pipeline['faces_per_second_wall']:.1f} faces/s "

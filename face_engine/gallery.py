@@ -27,8 +27,7 @@ import faiss
 import numpy as np
 from PIL import Image
 
-from face_engine.engine import face_square
-from face_engine.imaging import ImageError, read_file
+from face_engine.imaging import ImageError, inside_square, read_file
 from face_engine.likeness import Calibration, pack_calibration
 from face_engine.memory import read_flags
 from face_engine.quality import COLUMNS as QUALITY_COLUMNS
@@ -36,9 +35,10 @@ from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 log = logging.getLogger(__name__)
 
 FORMAT = "other-me-gallery"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # What each format version added: a gallery older than FORMAT_VERSION lacks these.
-ADDED = {2: "portraits", 3: "hubness scores and photo hashes", 4: "the likeness calibration"}
+ADDED = {2: "portraits", 3: "hubness scores and photo hashes", 4: "the likeness calibration",
+         5: "portraits' source scales and attract pairs"}
 # The oldest format still read: a format-3 gallery lacks only its likeness table, and its matches use
 # its pack's (face_engine.likeness); an older one lacks what every reader needs, and is rebuilt.
 OLDEST_READABLE_VERSION = 3
@@ -47,6 +47,8 @@ INDEX_FILE = "index.faiss"
 METADATA_FILE = "metadata.sqlite"
 HUBNESS_FILE = "hubness.npy"
 QUALITY_FILE = "quality.npy"
+SOURCE_SIDE_FILE = "source_side.npy"
+PAIRS_FILE = "attract_pairs.npy"
 THUMBNAILS = "thumbs"
 PORTRAITS = "portraits"
 # The results screen's big tile is 42% of its height, 453 px at 1080p: a portrait that size is
@@ -71,6 +73,7 @@ OPTIONAL_KEYS: dict[str, type | tuple[type, ...]] = {
     "detector": str, "options": dict, "likeness": dict, "fairness.measured": dict,
     "fairness.lambda": (int, float, type(None)), "index.measurements": list, "index.settings": dict,
     "files.hubness": str, "files.quality": str, "files.thumbnails": str, "files.portraits": str,
+    "files.source_side": str, "files.pairs": str,
 }
 # The type of each item of a list, or each value of a dict, that a reader prints or sums.
 ITEM_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -97,7 +100,8 @@ MAX_NESTING = 32  # a manifest is a few levels deep; deeper is damage, and would
 # The files a gallery may lack: a gallery written without them records them as "" (a benchmark's
 # gallery has no pictures, a gallery built before portrait quality scores has no quality file).
 PICTURE_FOLDERS = ("thumbnails", "portraits")  # the GalleryFiles of FACE_PICTURES' folders
-OPTIONAL_FILES = (*PICTURE_FOLDERS, "quality")
+# A gallery of format 4 or older has no source_side nor pairs file (its faces' source_side reads 0).
+OPTIONAL_FILES = (*PICTURE_FOLDERS, "quality", "source_side", "pairs")
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class FaceRecord:
     portrait: str
     photo_sha1: str = ""  # the photo's content hash and the face's number in it: the face's name
     photo_face: int = 0   # across rebuilds (the kiosk's exposure ledger counts by it)
+    # photo pixels across the portrait's square (SOURCE_SIDE_FILE, not a metadata column): a screen
+    # showing the portrait larger than twice this shows it blurred; 0 where unknown (format 3 and 4)
+    source_side: int = 0
 
     @property
     def content_key(self) -> str:
@@ -141,7 +148,9 @@ def person_key_of(identity: str, content_key: str) -> str:
     return identity or content_key
 
 
-METADATA_COLUMNS = tuple(column.name for column in fields(FaceRecord))
+# FaceRecord fields held in a per-face file of their own rather than in metadata.sqlite
+FILE_FIELDS = ("source_side",)
+METADATA_COLUMNS = tuple(column.name for column in fields(FaceRecord) if column.name not in FILE_FIELDS)
 _SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "float": "REAL"}
 
 # The per-face pictures a gallery carries: the FaceRecord field that holds each one's path, and the
@@ -173,6 +182,10 @@ class GalleryFiles:
     # (count, 4) float32 in gallery order: portrait quality and its parts (face_engine.quality.COLUMNS);
     # a gallery built before quality scores has none, and its near-ties keep their rank order
     quality: str = QUALITY_FILE
+    source_side: str = SOURCE_SIDE_FILE  # (count,) uint16 in gallery order: FaceRecord.source_side
+    # (pairs, 2) int64 face ids, most alike first: lookalike pairs of different people for the attract
+    # loop, mined by the build (index_builder.pairs)
+    pairs: str = PAIRS_FILE
 
 
 @dataclass(frozen=True)
@@ -304,7 +317,8 @@ class Manifest:
         return cls(**{**_known(cls, data), "detector": data.get("detector", ""), "options": data.get("options", {}),
                       "index": IndexSpec(**_known(IndexSpec, data["index"])),
                       # a manifest written before quality scores names no quality file: the gallery has none
-                      "files": GalleryFiles(**{"quality": "", **_known(GalleryFiles, data["files"])}),
+                      "files": GalleryFiles(**{"quality": "", "source_side": "", "pairs": "",
+                                               **_known(GalleryFiles, data["files"])}),
                       "build": BuildReport(**_known(BuildReport, data["build"])),
                       "fairness": FairnessReport.from_json(data["fairness"]) if data["fairness"] else None,
                       "likeness": Calibration.from_json(data.get("likeness"))})
@@ -390,7 +404,17 @@ class ManifestError(ValueError):
 def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The square BGR crop the results screen shows large, with room for hair and chin: made at
     build time for each gallery face and from the camera for the visitor, so the two look alike."""
-    return face_square(image, box, PORTRAIT_SIZE, margin=1.6, lift=0.05)
+    return portrait_and_side(image, box)[0]
+
+
+def portrait_and_side(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, int]:
+    """portrait_crop, and the photo pixels across it (FaceRecord.source_side). The square lies inside
+    the photo and off any corpus border (face_engine.imaging.inside_square): no black wedge, no
+    smeared edge, at the price of a tighter frame where the photo leaves no room."""
+    x, y, side = inside_square(image, box, margin=1.6, lift=0.05)
+    square = image[y:y + side, x:x + side]
+    shrink = cv2.INTER_AREA if side > PORTRAIT_SIZE else cv2.INTER_CUBIC
+    return cv2.resize(square, (PORTRAIT_SIZE, PORTRAIT_SIZE), interpolation=shrink), side
 
 
 def read_picture(path: str | os.PathLike[str]) -> np.ndarray:
@@ -439,34 +463,41 @@ def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
 
 def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: list[FaceRecord],
                   pictures: Iterable[tuple[bytes, ...]] | None, hubness: np.ndarray,
-                  quality: np.ndarray | None = None) -> None:
+                  quality: np.ndarray | None = None, pairs: np.ndarray | None = None) -> None:
     """A complete gallery in `folder`: manifest, index, metadata, hubness scores, quality scores (when
-    given: (count, 4), face_engine.quality.COLUMNS), and the pictures of each face (`pictures`: their
-    JPEGs in FACE_PICTURES order, one tuple per face, in the order of `faces`; None: no pictures, a
+    given: (count, 4), face_engine.quality.COLUMNS), each face's source_side, the attract pairs (when
+    given: (pairs, 2) face ids) and the pictures of each face (`pictures`: their JPEGs in
+    FACE_PICTURES order, one tuple per face, in the order of `faces`; None: no pictures, a
     benchmark's gallery of 10^6 synthetic faces that nobody looks at)."""
     folder.mkdir(parents=True)
     np.save(folder / HUBNESS_FILE, np.asarray(hubness, dtype=np.float32))
     if quality is not None:
         np.save(folder / QUALITY_FILE, np.asarray(quality, dtype=np.float32))
+    np.save(folder / SOURCE_SIDE_FILE, np.array([face.source_side for face in faces], dtype=np.uint16))
+    if pairs is not None:
+        np.save(folder / PAIRS_FILE, np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
     with open(folder / INDEX_FILE, "wb") as file:  # through Python: a full disk is an OSError, not faiss's C++ text
         faiss.write_index(index, faiss.PyCallbackIOWriter(file.write))  # type: ignore[attr-defined]  # not in faiss's stub
-    columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)]
+    columns = [f"{column.name} {_SQL_TYPES[str(column.type)]}" for column in fields(FaceRecord)
+               if column.name in METADATA_COLUMNS]
     columns[0] += " PRIMARY KEY"
     db = sqlite3.connect(folder / METADATA_FILE)
     with db:
         db.execute(f"CREATE TABLE faces ({', '.join(columns)})")
-        db.executemany(f"INSERT INTO faces VALUES ({', '.join('?' * len(columns))})", map(astuple, faces))
+        db.executemany(f"INSERT INTO faces VALUES ({', '.join('?' * len(columns))})",
+                       (astuple(face)[:len(METADATA_COLUMNS)] for face in faces))
     db.close()
     if pictures is not None:
         _write_pictures(folder, faces, pictures)
-    written = _as_written(manifest, pictures is not None, quality is not None)
+    written = _as_written(manifest, pictures is not None, quality is not None, pairs is not None)
     (folder / MANIFEST).write_text(json.dumps(written.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
-def _as_written(manifest: Manifest, pictures: bool, quality: bool) -> Manifest:
+def _as_written(manifest: Manifest, pictures: bool, quality: bool, pairs: bool) -> Manifest:
     """`manifest` naming only the files written: a reader refuses a gallery that lacks one it names."""
     files = replace(manifest.files, **({} if pictures else dict.fromkeys(PICTURE_FOLDERS, "")),
-                    **({} if quality else {"quality": ""}))
+                    **({} if quality else {"quality": ""}), source_side=SOURCE_SIDE_FILE,
+                    pairs=PAIRS_FILE if pairs else "")
     return replace(manifest, files=files)
 
 
@@ -502,6 +533,8 @@ class Gallery:
         self._check_pictures()
         self.hubness = self._read_hubness()
         self.quality = self._read_quality()
+        self.source_side = self._read_source_side()
+        self.pairs = self._read_pairs()
         self.calibration = self._calibration()
         self.db = self._open_metadata()  # last: nothing after it can fail and leave it open
 
@@ -574,6 +607,41 @@ class Gallery:
         return self._read_scores(name, (self.count, len(QUALITY_COLUMNS)),
                                  f"rows of {len(QUALITY_COLUMNS)} finite float32 scores",
                                  logging.INFO, "near-ties are not broken by portrait quality")
+
+    def _read_source_side(self) -> np.ndarray:
+        """(count,) uint16 FaceRecord.source_side per face; zeros (unknown) for a gallery of format 4 or
+        older, which has no such file."""
+        name = self.manifest.files.source_side
+        if not name:
+            return np.zeros(self.count, np.uint16)
+        sides = self._read_array(name)
+        if sides.shape != (self.count,) or sides.dtype != np.uint16:
+            raise self._damaged(f"{name} is damaged (not {self.count} uint16 sides)")
+        return sides
+
+    def _read_pairs(self) -> np.ndarray | None:
+        """(pairs, 2) int64 face ids of the build's attract pairs, or None for a gallery without them
+        (format 4 or older: the kiosk searches for pairs itself)."""
+        name = self.manifest.files.pairs
+        if not name:
+            return None
+        pairs = self._read_array(name)
+        if (pairs.ndim != 2 or pairs.shape[1:] != (2,) or pairs.dtype != np.int64
+                or ((pairs < 0) | (pairs >= self.count)).any()):
+            raise self._damaged(f"{name} is damaged (not pairs of face ids below {self.count})")
+        return pairs
+
+    def _read_array(self, name: str) -> np.ndarray:
+        """The NumPy array in the gallery's file `name`, which its manifest names: GalleryError when
+        it is missing or not an array file."""
+        path = self.root / name
+        if not path.is_file():
+            raise self._damaged(f"{name} is missing")
+        try:
+            array: np.ndarray = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            raise self._damaged(f"{name} is damaged (not a NumPy array file)") from None
+        return array
 
     def _read_scores(self, name: str, shape: tuple[int, ...], shape_says: str, absent_level: int,
                      absent_means: str) -> np.ndarray | None:
@@ -653,7 +721,8 @@ class Gallery:
         wrong = _unusable_row(row)
         if wrong:
             raise self._damaged(f"{METADATA_FILE} is damaged (face {_short(row[0])}: {wrong})")
-        return FaceRecord(*row)
+        side = int(self.source_side[row[0]]) if row[0] < len(self.source_side) else 0
+        return FaceRecord(**dict(zip(METADATA_COLUMNS, row, strict=True)), source_side=side)
 
     def _with_absolute_pictures(self, face: FaceRecord) -> FaceRecord:
         pictures: dict[str, Any] = {kind: str(self.root / getattr(face, kind)) for kind in FACE_PICTURES}

@@ -56,6 +56,7 @@ from index_builder.indexes import (
 )
 from index_builder.lock import build_lock
 from index_builder.options import BuildOptions
+from index_builder.pairs import mine_pairs, same_person_cosine
 from index_builder.publish import cannot_write, gallery_home, publish
 from index_builder.state import BuildState, FaceRow
 from models.packs import ModelPack, resolve_pack
@@ -288,24 +289,40 @@ def _write_and_publish(state: BuildState, collected: Collected, pack: ModelPack,
     report["index_seconds"] = round(time.time() - index_started, 2)
     report.update(index_stage)
     quality = np.array([row.quality for row in collected.rows], np.float32)
-    hub, fairness, likeness = people_measures(index, xb, collected.identities, quality, report["index_seconds"],
-                                              options.progress)
+    measures = people_measures(index, xb, collected.identities, quality, report["index_seconds"], options.progress,
+                               pack.id)
     faces = _face_records(collected)
     report["wall_seconds"] = round(time.time() - started, 2)
-    manifest = _manifest(pack, options, xb, choice, strangers, report, fairness, likeness)
+    manifest = _manifest(pack, options, xb, choice, strangers, report, measures.fairness, measures.likeness)
     return publish(options.out, xb, lambda folder: write_gallery(folder, manifest, index, faces,
-                                                                 state.pictures(collected.rows), hub, quality))
+                                                                 state.pictures(collected.rows), measures.hubness,
+                                                                 quality, measures.pairs))
+
+
+@dataclass(frozen=True)
+class PeopleMeasures:
+    """What a build measures on who is in the gallery (people_measures)."""
+
+    hubness: np.ndarray
+    fairness: FairnessReport
+    likeness: Calibration | None
+    pairs: np.ndarray  # the attract loop's lookalike pairs (index_builder.pairs)
 
 
 def people_measures(index: faiss.Index, xb: Vectors, identities: list[str], quality: np.ndarray,
-                    index_seconds: float, progress: bool) -> tuple[np.ndarray, FairnessReport, Calibration | None]:
-    """What depends on who else is in the gallery: each face's hubness, the fair policy's λ and the
-    likeness table (so a gallery less one person measures them again)."""
+                    index_seconds: float, progress: bool, pack: str) -> PeopleMeasures:
+    """What depends on who else is in the gallery: each face's hubness, the fair policy's λ, the
+    likeness table and the attract pairs (so a gallery less one person measures them again)."""
     # hubness and the likeness table read the gallery's vectors at random: one float copy (5.1 GB at 10^7)
     vectors = xb[np.arange(len(xb))]
     hub, fairness = _hubness(index, vectors, identities, quality[:, 0], index_seconds, progress)
-    likeness = calibrate(index, vectors, person_numbers(identities), np.random.default_rng(0))
-    return hub, fairness, likeness
+    persons = person_numbers(identities)
+    likeness = calibrate(index, vectors, persons, np.random.default_rng(0))
+    same_person = same_person_cosine(pack, likeness.cosines[-1] if likeness else None)
+    started = time.time()
+    pairs = mine_pairs(vectors, persons, quality, same_person, np.random.default_rng(0))
+    log.info("%d attract pairs mined in %.1f s (below cosine %.3f)", len(pairs), time.time() - started, same_person)
+    return PeopleMeasures(hub, fairness, likeness, pairs)
 
 
 def _hubness(index: faiss.Index, xb: np.ndarray, identities: list[str], quality: np.ndarray | None,
@@ -347,7 +364,7 @@ def _face_records(collected: Collected) -> list[FaceRecord]:
         item = collected.item(row)
         faces.append(face_record(i, image=item.path, identity=item.identity, display_name=display_name(item.identity),
                                  caption=item.caption, source=item.source, **row.box._asdict(), score=row.score,
-                                 photo_sha1=row.sha1, photo_face=row.face))
+                                 photo_sha1=row.sha1, photo_face=row.face, source_side=row.source_side))
     return faces
 
 

@@ -262,19 +262,19 @@ class Writer:
         set_search(index, old.index.settings or old.index.search_params)
         identities = [face.identity for face in self.kept]
         quality = self.quality if self.quality is not None else np.zeros((len(self.kept), 4), np.float32)
-        hub, fairness, likeness = people_measures(index, Vectors.of(self.xb), identities, quality,
-                                                  time.time() - started, progress=False)
+        measures = people_measures(index, Vectors.of(self.xb), identities, quality, time.time() - started,
+                                   progress=False, pack=old.pack)
         manifest = replace(
             old, count=len(self.kept), identities=len({name for name in identities if name}),
             index=replace(old.index, reason=f"{old.index.reason}; rebuilt without {self.left_out} forgotten face(s)"),
             build=replace(old.build, gallery_faces=len(self.kept), identities=len({n for n in identities if n}),
                           photos_with_faces=len({face.photo_sha1 for face in self.kept}),
                           content_id=_content_id(old.build.content_id, self.kept)),
-            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fairness=fairness, likeness=likeness)
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), fairness=measures.fairness, likeness=measures.likeness)
         faces = [face_record(i, **{key: value for key, value in asdict(face).items()
                                    if key != "id" and key not in FACE_PICTURES}) for i, face in enumerate(self.kept)]
         pictures = (tuple(Path(getattr(face, kind)).read_bytes() for kind in FACE_PICTURES) for face in self.kept)
-        write_gallery(folder, manifest, index, faces, pictures, hub, self.quality)
+        write_gallery(folder, manifest, index, faces, pictures, measures.hubness, self.quality, measures.pairs)
 
 
 def _content_id(before: str, kept: list[FaceRecord]) -> str:

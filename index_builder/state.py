@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS faces (
     key TEXT NOT NULL, face INTEGER NOT NULL, shard TEXT NOT NULL, row INTEGER NOT NULL,
     x1 REAL, y1 REAL, x2 REAL, y2 REAL, score REAL, thumbnail BLOB, portrait BLOB,
     quality REAL, sharpness REAL, frontal REAL, size REAL,  -- face_engine.quality.COLUMNS
+    source_side INTEGER,  -- photo pixels across the portrait (FaceRecord.source_side)
     PRIMARY KEY (key, face)
 );
 """
@@ -76,6 +77,7 @@ class FaceRow(NamedTuple):
     score: float
     sha1: str = ""  # the photo's content hash
     quality: Quality = (0.0, 0.0, 0.0, 0.0)
+    source_side: int = 0  # photo pixels across the portrait
 
 
 class NewFace(NamedTuple):
@@ -89,6 +91,7 @@ class NewFace(NamedTuple):
     thumbnail: bytes
     portrait: bytes
     quality: Quality
+    source_side: int = 0
 
 
 def _face_columns(db: sqlite3.Connection) -> list[str]:
@@ -131,6 +134,8 @@ class BuildState:
             return "its faces have no portraits"
         if "quality" not in columns:
             return "its faces have no quality scores"
+        if "source_side" not in columns:
+            return "its portraits were cut before corpus borders were trimmed"
         if columns != FACE_COLUMNS:
             return f"its faces table differs in {', '.join(sorted(set(columns) ^ set(FACE_COLUMNS)))}"
         return None
@@ -194,7 +199,7 @@ class BuildState:
             self.db.executemany(
                 f"INSERT OR REPLACE INTO faces VALUES ({', '.join('?' * len(FACE_COLUMNS))})",
                 [(face.key, face.face, shard, face.row, *face.box, face.score, face.thumbnail, face.portrait,
-                  *face.quality) for face in faces],
+                  *face.quality, face.source_side) for face in faces],
             )
 
     def remove_unreferenced_shards(self) -> None:
@@ -210,9 +215,10 @@ class BuildState:
         """Every face, ordered by photo key then face number: the gallery's vector order, the same
         whatever order or how many runs the photos were processed in."""
         rows = self.db.execute("SELECT key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, "
-                               f"frontal, faces.size FROM faces JOIN items USING (key) {GALLERY_ORDER}")
-        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1, (quality, sharpness, frontal, size))
-                for key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, frontal, size in rows]
+                               f"frontal, faces.size, source_side FROM faces JOIN items USING (key) {GALLERY_ORDER}")
+        return [FaceRow(key, face, shard, row, Box(x1, y1, x2, y2), score, sha1, (quality, sharpness, frontal, size),
+                        side) for key, face, shard, row, x1, y1, x2, y2, score, sha1, quality, sharpness, frontal, size,
+                side in rows]
 
     def pictures(self, rows: list[FaceRow]) -> Iterator[tuple[bytes, bytes]]:
         """The (thumbnail, portrait) JPEGs of `rows` (in gallery order, some faces perhaps left out),
@@ -285,10 +291,10 @@ class PendingShard:
 
     def _add_faces(self, result: PhotoResult) -> None:
         pictures = zip(result.boxes, result.scores, result.thumbnails, result.portraits, result.qualities,
-                       strict=True)
-        for face, (box, score, thumbnail, portrait, quality) in enumerate(pictures):
+                       result.source_sides, strict=True)
+        for face, (box, score, thumbnail, portrait, quality, side) in enumerate(pictures):
             self.new_faces.append(NewFace(result.key, face, len(self.new_faces), Box.of(box), float(score),
-                                          thumbnail, portrait, _quality(quality)))
+                                          thumbnail, portrait, _quality(quality), int(side)))
         if result.vectors is not None:  # embedded already (by a Ray actor)
             self._embed_pending()
             self.vectors.append(result.vectors)

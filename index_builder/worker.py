@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from face_engine.engine import FaceDetector, crops_of, face_square
-from face_engine.gallery import portrait_crop
+from face_engine.gallery import portrait_and_side
 from face_engine.imaging import ImageError, read_file, read_image
 from face_engine.quality import COLUMNS as QUALITY_COLUMNS
 from face_engine.quality import face_quality
@@ -49,6 +49,7 @@ class PhotoResult:
     thumbnails: list[bytes] = field(default_factory=list)
     portraits: list[bytes] = field(default_factory=list)
     qualities: np.ndarray = field(default_factory=lambda: np.zeros((0, len(QUALITY_COLUMNS)), np.float32))
+    source_sides: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # photo pixels across each portrait
     vectors: np.ndarray | None = None  # embeddings, when the stage that made this result embedded them
 
 
@@ -117,12 +118,12 @@ def find_faces(key: str, sha1: str, image: np.ndarray) -> PhotoResult:
     if isinstance(keep, str):
         return PhotoResult(key, sha1, reason=keep)
     kept = found.take(keep)
-    portraits = [portrait_crop(image, box) for box in kept.boxes]
+    portraits, sides = zip(*(portrait_and_side(image, box) for box in kept.boxes), strict=True)
     qualities = [face_quality(crop, box, landmarks) for crop, box, landmarks
                  in zip(portraits, kept.boxes, kept.landmarks, strict=True)]
     return PhotoResult(key, sha1, "", kept.boxes, kept.scores, crops_of(image, kept),
                        [thumbnail(image, box) for box in kept.boxes], [portrait_jpeg(crop) for crop in portraits],
-                       np.array(qualities, np.float32).reshape(-1, len(QUALITY_COLUMNS)))
+                       np.array(qualities, np.float32).reshape(-1, len(QUALITY_COLUMNS)), np.array(sides, np.int64))
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, image_size: tuple[int, int]) -> np.ndarray | str:

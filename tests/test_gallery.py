@@ -17,7 +17,15 @@ import pytest
 import face_engine.likeness
 from conftest import PHOTOS, copy_lfw_people, need
 from face_engine.fairness import EXACT, SHORTLIST_GROWTH, FairPolicy
-from face_engine.gallery import Gallery, GalleryError, Manifest, face_record
+from face_engine.gallery import (
+    FORMAT_VERSION,
+    PAIRS_FILE,
+    SOURCE_SIDE_FILE,
+    Gallery,
+    GalleryError,
+    Manifest,
+    face_record,
+)
 from face_engine.query import Lookalike, choose, displayed
 from index_builder.build import BuildOptions, build
 from index_builder.cli import main
@@ -152,8 +160,23 @@ def test_a_build_stores_its_likeness_table_and_a_format_3_gallery_reads_with_its
     edit_manifest(copy, lambda m: (m.update(format_version=3), m.pop("likeness")))
     older = Gallery(copy, use_gpu=False)
     assert older.manifest.likeness is None and older.calibration.source == "pack sface on LFW"
-    edit_manifest(copy, lambda m: m.update(format_version=5))
-    with pytest.raises(GalleryError, match="unsupported gallery format version 5"):
+    edit_manifest(copy, lambda m: m.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(GalleryError, match=f"unsupported gallery format version {FORMAT_VERSION + 1}"):
+        Gallery(copy, use_gpu=False)
+
+
+def test_a_format_4_gallery_reads_without_source_scales_or_pairs(live_version, tmp_path):
+    built = Gallery(live_version, use_gpu=False)
+    assert built.manifest.files.source_side == SOURCE_SIDE_FILE and (built.source_side > 0).all()
+    assert built.pairs is not None and built.faces([0])[0].source_side == built.source_side[0]
+    copy = Path(shutil.copytree(live_version, tmp_path / "format4"))
+    (copy / SOURCE_SIDE_FILE).unlink()
+    (copy / PAIRS_FILE).unlink()
+    edit_manifest(copy, lambda m: (m.update(format_version=4), m["files"].pop("source_side"), m["files"].pop("pairs")))
+    older = Gallery(copy, use_gpu=False)
+    assert older.pairs is None and [face.source_side for face in older.faces([0, 1])] == [0, 0]
+    edit_manifest(copy, lambda m: m.update(format_version=5, files={**m["files"], "pairs": PAIRS_FILE}))
+    with pytest.raises(GalleryError, match=f"{PAIRS_FILE} is missing"):
         Gallery(copy, use_gpu=False)
 
 
