@@ -15,7 +15,17 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QSizePolicy, QSpacerItem
 from kiosk.attract_faces import AttractSet
 from kiosk.i18n import LANGUAGES, tr
 from kiosk.pictograms import draw_pictogram
-from kiosk.widgets import LONGEST_SHOWN, MIDDLE_LEFT, ElidedLabel, Page, label, scaled_font, set_texts, to_pixmap
+from kiosk.widgets import (
+    LONGEST_SHOWN,
+    MIDDLE_LEFT,
+    CameraOn,
+    ElidedLabel,
+    Page,
+    label,
+    scaled_font,
+    set_texts,
+    to_pixmap,
+)
 
 FRAME_MS = 33            # about 30 frames a second
 DRIFT = 18.0             # mosaic speed, pixels a second at 1080p: slow enough to look calm
@@ -84,7 +94,10 @@ class AttractPage(Page):
         self._tiles: list[QPixmap] = []
         self._pairs: list[tuple[QPixmap, QPixmap, str]] = []
         self._sizes = (0, 0)  # tile and pair sides the pixmaps were scaled to
-        self.title, self.subtitle, self.privacy = label("title"), label("subtitle"), label("privacy")
+        self.title, self.subtitle = label("title"), label("subtitle")
+        # what the camera does here and that nothing is kept, in the booth's words (kiosk.cues), both languages
+        self.notices = [ElidedLabel("notice", lines=2, align=Qt.AlignmentFlag.AlignCenter, shrink=True)
+                        for _ in LANGUAGES]
         # the call to action in both languages, the chosen one first and larger
         self.calls = [CallLabel(name) for name in ("call", "invite")]
         self.language = QPushButton()
@@ -93,9 +106,11 @@ class AttractPage(Page):
         # painted spaces (not widgets, which the theme would fill): the lookalike pair; the pictogram
         self.stage = QSpacerItem(0, 0, QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.sign = QSpacerItem(0, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.camera_room = QSpacerItem(0, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # CameraOn's place
         top = QHBoxLayout()
         top.addStretch()
         top.addWidget(self.language)
+        top.addItem(self.camera_room)
         call = QVBoxLayout()
         for widget in self.calls:
             call.addWidget(widget)
@@ -113,15 +128,20 @@ class AttractPage(Page):
         self.column.addItem(self.stage)
         self.column.addLayout(action)
         self.column.addSpacing(16)
-        self.column.addWidget(self.privacy)
+        for line in self.notices:
+            self.column.addWidget(line)
         self.timer = QTimer(self, interval=FRAME_MS, timeout=self.update)  # type: ignore[call-arg]
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
-        set_texts(lang, ((self.title, "title"), (self.subtitle, "subtitle"), (self.privacy, "privacy"),
-                         (self.language, "language")))
+        set_texts(lang, ((self.title, "title"), (self.subtitle, "subtitle"), (self.language, "language")))
         for widget, each in zip(self.calls, sorted(LANGUAGES, key=lambda other: other != lang), strict=True):
             widget.setText(tr(each, "invite"))
+
+    def show_notice(self, lines: list[str]) -> None:
+        """The notice to passers-by, the visitor's language first: plain text, as staff typed it."""
+        for widget, line in zip(self.notices, lines, strict=True):
+            widget.setText(line)
 
     def show_set(self, shown: AttractSet) -> None:
         self.shown, self._since = shown, self.clock()
@@ -140,6 +160,8 @@ class AttractPage(Page):
         super().resizeEvent(event)
         side = round(self.height() * 0.13)
         self.sign.changeSize(side, side, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        room = CameraOn.extent(self.font(), self.height())[0] + round(self.height() * 0.03)
+        self.camera_room.changeSize(room, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.column.invalidate()
         self.column.activate()  # now: the next frame paints the pictogram where it belongs
 

@@ -27,7 +27,7 @@ import tomli_w
 from face_engine.fairness import POLICIES, MatchPolicy, policy_named
 from face_engine.gallery import MAX_LAMBDA
 from face_engine.providers import DEVICES
-from kiosk.i18n import LANGUAGES
+from kiosk.i18n import LANGUAGES, tr
 from models.folders import APP, config_home, write_atomically
 
 PIN_ITERATIONS = 200_000
@@ -38,6 +38,7 @@ MAX_LOOKALIKES = 5  # the results screen holds the best one large and four small
 SHOWN_VALUE_CHARS = 60
 MAX_FAIRNESS = MAX_LAMBDA  # λ beyond this ranks by hubness alone
 MAX_CONFIG_BYTES = 1024 * 1024  # a kiosk.toml is a few hundred bytes
+MAX_NOTICE_CHARS = 240  # the attract screen's notice: two lines at most on a 1080p screen
 MAX_SCREEN = 15  # screens are numbered from 0, the primary one, in the windowing system's order
 # Settings older kiosks had, read and ignored: the likeness shown is the gallery's (face_engine.likeness).
 RETIRED = ("similarity_floor", "similarity_ceiling")
@@ -72,6 +73,11 @@ class KioskConfig:
     # prefers the less-shown among near-equals; "exact" shows plain nearest neighbours
     policy: str = "fair"
     fairness: float | str = "gallery"  # λ, or "gallery": the one the gallery's build measured best
+    sound: bool = True          # a soft tone with the countdown (kiosk.sound)
+    # the attract screen's notice to passers-by (what the camera does, that nothing is kept), in the
+    # booth's own words; "" = the wording in assets/i18n. Plain text, shown as typed.
+    notice_en: str = ""
+    notice_zh: str = ""
 
     def match_policy(self) -> MatchPolicy:
         return policy_named(self.policy, None if self.fairness == "gallery" else float(self.fairness))
@@ -158,7 +164,10 @@ def requirement(name: str, value: object) -> str:
         return "" if value in DEVICES else f"one of {', '.join(DEVICES)}"
     if name == "lang":
         return "" if value in LANGUAGES else f"one of {', '.join(LANGUAGES)}"
-    if name == "fullscreen":
+    if name.startswith("notice_"):
+        fine = isinstance(value, str) and len(value) <= MAX_NOTICE_CHARS and value.isprintable()
+        return "" if fine else f"one line of plain text of at most {MAX_NOTICE_CHARS} characters"
+    if name in ("fullscreen", "sound"):
         return "" if isinstance(value, bool) else "true or false"
     if name == "screen":
         fine = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SCREEN
@@ -178,6 +187,11 @@ def requirement(name: str, value: object) -> str:
         return "" if fine else ("a hash written by kiosk --set-pin (pbkdf2_sha256$iterations$salt$digest): "
                                 "delete that line, then run kiosk --set-pin")
     return ""
+
+
+def notice(config: KioskConfig, lang: str) -> str:
+    """The attract screen's notice in `lang`: the booth's wording, or the default one."""
+    return {"en": config.notice_en, "zh": config.notice_zh}[lang] or tr(lang, "notice")
 
 
 def is_number(value: object) -> TypeGuard[float]:

@@ -39,7 +39,7 @@ def analyse(gray: np.ndarray, found: Detections,
         hint = next((h for h in (face_hint(gray, found, face) for face in range(count)) if h), "")
     ready = hint == ""
     return Analysis(faces=len(found.boxes), near=bool(face_height >= NEAR), ready=ready, steady=steady, hint=hint,
-                    duo=ready and count == MOST_VISITORS), centre
+                    duo=ready and count == MOST_VISITORS, face_y=float((y1 + y2) / 2 / height)), centre
 
 
 def visitors(found: Detections, frame_shape: tuple[int, ...]) -> int:

@@ -32,6 +32,7 @@ class Analysis:
     hint: str = ""        # i18n key of the hint to show, "" when ready
     analyse_ms: float = 0.0  # how long the worker took over the frame
     duo: bool = False     # two visitors of a similar size, both close: each gets a lookalike
+    face_y: float | None = None  # the largest face's centre, a share of the frame's height: the live guide follows it
 
 
 @dataclass

@@ -142,8 +142,23 @@ def tap(painter: QPainter) -> None:
     painter.drawPath(finger)
 
 
+def any_height(painter: QPainter) -> None:
+    """A tall figure, a child and a wheelchair user side by side: the camera finds a face at any height."""
+    person(painter, 17, 50, 78)
+    person(painter, 45, 69, 40)
+    painter.drawEllipse(QPointF(77, 36), 7, 7)
+    seated = QPainterPath()
+    seated.moveTo(76, 46)
+    seated.lineTo(76, 64)
+    seated.lineTo(90, 64)
+    seated.lineTo(92, 84)
+    painter.drawPath(seated)
+    painter.drawEllipse(QPointF(74, 76), 14, 14)
+
+
 PICTOGRAMS: dict[str, Callable[[QPainter], None]] = {
     "walk_up": walk_up,
+    "any_height": any_height,
     "tap_to_capture": tap,
     "searching": searching,
     "hint_come_closer": come_closer,

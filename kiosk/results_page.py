@@ -6,19 +6,21 @@ import time
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from kiosk.config import MAX_LOOKALIKES
 from kiosk.i18n import tr
-from kiosk.messages import Pair, SearchOutcome
+from kiosk.messages import Match, Pair, SearchOutcome
 from kiosk.widgets import (
     MIDDLE_LEFT,
     TOP_CENTRE,
     TOP_LEFT,
     ElidedLabel,
+    Gaps,
     Page,
     Portrait,
     fit,
+    framed,
     label,
     set_texts,
     to_pixmap,
@@ -63,61 +65,85 @@ class RingButton(QPushButton):
 class MatchTile(QWidget):
     """A small match: portrait, name (two lines at most) and likeness; a touch on it enlarges it."""
 
-    def __init__(self) -> None:
+    def __init__(self, gaps: Gaps) -> None:
         super().__init__()
         self.portrait = Portrait("small_portrait")
         self.name = ElidedLabel("small_name", lines=2, align=MIDDLE_LEFT)
         self.percent = label("small_percent", MIDDLE_LEFT)
         words = QVBoxLayout()
+        gaps.spacing(words, 4)
         words.addStretch()
         words.addWidget(self.name)
         words.addWidget(self.percent)
         words.addStretch()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        gaps.spacing(layout, 0)
         layout.addWidget(self.portrait, alignment=Qt.AlignmentFlag.AlignVCenter)
-        layout.addSpacing(16)
+        gaps.space(layout, 20)
         layout.addLayout(words, 1)
+
+    def show_match(self, match: Match | None, side: int) -> None:
+        if match is None:
+            for widget in (self.portrait, self.name, self.percent):
+                widget.clear()
+            return
+        self.portrait.setPixmap(framed(to_pixmap(match.portrait, mirror=False), side, source_side(match)))
+        self.name.setText(match.name)
+        self.percent.setText(f"{match.likeness}%")
 
 
 class DuoColumn(QWidget):
-    """One of two visitors beside their best lookalike, with its likeness and the name under them."""
+    """One of two visitors beside their best lookalike, with its likeness, name and caption under them."""
 
-    def __init__(self) -> None:
+    def __init__(self, gaps: Gaps) -> None:
         super().__init__()
         self.you, self.best = Portrait("visitor"), Portrait("portrait")
         self.percent = label("duo_percent")
-        self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)
+        self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)  # room for two lines: a long name moves nothing
+        self.caption = ElidedLabel("caption", lines=2, align=TOP_CENTRE)
         pictures = QHBoxLayout()
+        gaps.spacing(pictures, 0)
         pictures.addStretch()
         pictures.addWidget(self.you)
-        pictures.addSpacing(20)
+        gaps.space(pictures, 24)
         pictures.addWidget(self.best)
         pictures.addStretch()
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        gaps.spacing(layout, 6)
         layout.addStretch()
         layout.addLayout(pictures)
-        layout.addWidget(self.percent)
-        layout.addWidget(self.name)
+        gaps.space(layout, 12)
+        for widget in (self.percent, self.name, self.caption):
+            layout.addWidget(widget)
         layout.addStretch()
 
     def show_pair(self, pair: Pair, side: int, lang: str) -> None:
         best = pair.matches[0]
         self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
-        self.best.setPixmap(fit(to_pixmap(best.portrait, mirror=False), side))
+        self.best.setPixmap(framed(to_pixmap(best.portrait, mirror=False), side, source_side(best)))
         self.percent.setText(tr(lang, "similarity", percent=best.likeness))
         self.name.setText(best.name)
+        self.caption.setText(best.caption)
 
     def clear(self) -> None:
-        for widget in (self.you, self.best, self.percent, self.name):
+        for widget in (self.you, self.best, self.percent, self.name, self.caption):
             widget.clear()
 
 
+def source_side(match: Match) -> int:
+    """Source pixels across the match's stored portrait (0: unknown, a gallery built before they were kept)."""
+    return int(getattr(match, "source_side", 0))
+
+
 class ResultsPage(Page):
-    """The visitor beside one lookalike, large, the best first; the next ones small, and a touch on
-    one brings it into the big tile. Two visitors (duo) each get their best lookalike, side by side.
-    Only the button tries again: touches anywhere else are kept here, never passed to the window.
-    The button's ring shows how long the screen stays (`set_time_left`)."""
+    """The visitor beside one lookalike, large, the best first, its name and caption under it like a
+    museum label; beside them its likeness and the next ones, and a touch on one brings it into the
+    big tile. Two visitors (duo) each get their best lookalike, side by side. Every size follows the
+    window's height (and its width, on a squarer screen). Only the button tries again: touches
+    anywhere else are kept here, never passed to the window. The button's ring shows how long the
+    screen stays (`set_time_left`)."""
 
     try_again = Signal()
     touched = Signal()  # anywhere but the button: someone is there, pointing (it never restarts)
@@ -132,8 +158,8 @@ class ResultsPage(Page):
         self._small_ranks: list[int] = []  # the match shown in each small tile
         self._announce = False
         self.heading = label("heading", MIDDLE_LEFT)
-        self.you, self.you_caption = Portrait("visitor"), label("caption")
-        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=MIDDLE_LEFT, shrink=True)
+        self.you, self.you_caption = Portrait("visitor"), label("caption", MIDDLE_LEFT)
+        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=TOP_LEFT, shrink=True)
         self.percent = label("percent", MIDDLE_LEFT)
         self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
         self.more = label("caption", MIDDLE_LEFT)
@@ -141,55 +167,63 @@ class ResultsPage(Page):
         self.button.setObjectName("try_again")
         self.button.clicked.connect(self.try_again)
         self.privacy = label("privacy", MIDDLE_LEFT)
-        self.tiles = [MatchTile() for _ in range(SMALL_MATCHES)]
-        self.small = [(tile.portrait, tile.name, tile.percent) for tile in self.tiles]
+        self.gaps = Gaps()
+        self.tiles = [MatchTile(self.gaps) for _ in range(SMALL_MATCHES)]
         self.single, self.duo = QWidget(), QWidget()
-        self.duo_columns = [DuoColumn(), DuoColumn()]
+        self.duo_columns = [DuoColumn(self.gaps), DuoColumn(self.gaps)]
         self._lay_out_single()
         self._lay_out_page()
 
+    @property
+    def small(self) -> list[tuple[Portrait, ElidedLabel, QLabel]]:
+        return [(tile.portrait, tile.name, tile.percent) for tile in self.tiles]
+
     def _lay_out_single(self) -> None:
-        """One visitor: their portrait beside the chosen match, the other matches small under them."""
-        pair = QHBoxLayout()
-        for portrait, caption in ((self.you, self.you_caption), (self.best, None)):
+        """One visitor: their portrait beside the chosen match with its label under it; on the right
+        its likeness over the other matches, one under another."""
+        pictures = QHBoxLayout()
+        self.gaps.spacing(pictures, 32)
+        for portrait, words in ((self.you, (self.you_caption,)), (self.best, (self.best_name, self.best_caption))):
             column = QVBoxLayout()
+            self.gaps.spacing(column, 4)
             column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
-            if caption is not None:
-                column.addWidget(caption)
+            self.gaps.space(column, 8)
+            for widget in words:
+                column.addWidget(widget)
             column.addStretch()
-            pair.addLayout(column)
-            pair.addSpacing(30)
-        about = QVBoxLayout()
-        for widget in (self.percent, self.best_name, self.best_caption):
-            about.addWidget(widget)
-        about.addStretch()  # a longer name or caption moves nothing else
-        pair.addLayout(about, 1)
-        row = QHBoxLayout()
-        row.setSpacing(24)
+            pictures.addLayout(column)
+        others = QVBoxLayout()
+        self.gaps.spacing(others, 14)
+        others.addWidget(self.percent)
+        self.gaps.space(others, 16)
+        others.addWidget(self.more)
         for tile in self.tiles:
-            row.addWidget(tile, 1)
-        single = QVBoxLayout(self.single)
+            others.addWidget(tile)
+        others.addStretch()
+        single = QHBoxLayout(self.single)
         single.setContentsMargins(0, 0, 0, 0)
-        single.addLayout(pair)
-        single.addStretch()
-        single.addWidget(self.more)
-        single.addLayout(row)
+        single.addLayout(pictures)
+        self.gaps.space(single, 56)
+        single.addLayout(others, 1)
 
     def _lay_out_page(self) -> None:
         """The heading over the single or the duo view, the privacy line and the button under them."""
         duo = QHBoxLayout(self.duo)
         duo.setContentsMargins(0, 0, 0, 0)
+        self.gaps.spacing(duo, 48)
         for side in self.duo_columns:
             duo.addWidget(side, 1)
         bottom = QHBoxLayout()
+        self.gaps.spacing(bottom, 24)
         bottom.addWidget(self.privacy, 1)
         bottom.addWidget(self.button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(48, 24, 48, 32)
-        layout.addWidget(self.heading)
-        layout.addWidget(self.single, 1)
-        layout.addWidget(self.duo, 1)
-        layout.addLayout(bottom)
+        self.page_layout = QVBoxLayout(self)
+        self.gaps.margins(self.page_layout, 48, 24, 48, 32)
+        self.gaps.spacing(self.page_layout, 12)
+        self.page_layout.addWidget(self.heading)
+        self.page_layout.addWidget(self.single, 1)
+        self.page_layout.addWidget(self.duo, 1)
+        self.page_layout.addLayout(bottom)
         self.duo.hide()
 
     def retranslate(self, lang: str) -> None:
@@ -242,7 +276,7 @@ class ResultsPage(Page):
             self.heading.setText(tr(self.lang, "best_match"))
 
     def _fill_duo(self, pairs: list[Pair]) -> None:
-        side = int(min(self.height() * 0.36, self.width() * 0.21)) or 360
+        side = int(min(self.height() * 0.44, self.width() * 0.215)) or 360
         for column, pair in zip(self.duo_columns, pairs, strict=False):
             column.show_pair(pair, side, self.lang)
         for column in self.duo_columns[len(pairs):]:
@@ -250,38 +284,32 @@ class ResultsPage(Page):
 
     def big_side(self) -> int:
         """Pixels of the big tiles' side: the worker prepares pictures at this size."""
-        return int(min(self.height() * 0.46, self.width() * 0.26)) or 330  # a 5:4 screen leaves room beside
+        return int(min(self.height() * 0.54, self.width() * 0.3)) or 330
 
     def _fill_single(self, pair: Pair | None) -> None:
         big = self.big_side()
-        little = int(min(self.height() * 0.13, self.width() * 0.07)) or 94
+        little = int(min(self.height() * 0.13, self.width() * 0.075)) or 94
         if pair is None:
             for widget in (self.you, self.best, self.best_name, self.best_caption, self.percent):
                 widget.clear()
-            for widgets in self.small:
-                for widget in widgets:
-                    widget.clear()
+            for tile in self.tiles:
+                tile.show_match(None, little)
             self._small_ranks = []
             return
         chosen = pair.matches[min(self.selected, len(pair.matches) - 1)]
         self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
-        self.best.setPixmap(fit(to_pixmap(chosen.portrait, mirror=False), big))
+        self.best.setPixmap(framed(to_pixmap(chosen.portrait, mirror=False), big, source_side(chosen)))
         self.percent.setText(tr(self.lang, "similarity", percent=chosen.likeness))
         self.best_name.setText(chosen.name)
         self.best_caption.setText(chosen.caption)
         self._small_ranks = [rank for rank in range(len(pair.matches)) if rank != self.selected][:SMALL_MATCHES]
         self.more.setVisible(bool(self._small_ranks))
-        for index, (portrait, name, percent) in enumerate(self.small):
-            if index < len(self._small_ranks):
-                match = pair.matches[self._small_ranks[index]]
-                portrait.setPixmap(fit(to_pixmap(match.portrait, mirror=False), little))
-                name.setText(match.name)
-                percent.setText(f"{match.likeness}%")
-            else:
-                for widget in (portrait, name, percent):
-                    widget.clear()
+        for index, tile in enumerate(self.tiles):
+            ranked = index < len(self._small_ranks)
+            tile.show_match(pair.matches[self._small_ranks[index]] if ranked else None, little)
 
     def resizeEvent(self, event) -> None:
+        self.gaps.scale(self.height())
         super().resizeEvent(event)
         self.resized.emit(self.big_side())
         self._fill()

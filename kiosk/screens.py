@@ -13,6 +13,11 @@ from kiosk.pictograms import PICTOGRAMS, draw_pictogram
 from kiosk.widgets import MirroredFrames, Page, label, scaled_font, set_texts
 
 HINT_PX, PRIVACY_PX, COUNTDOWN_PX = 44, 36, 260  # visitors read these at 1.5 m: 36 px or more
+# The face guide, in shares of the page's height: an adult's face fills it near the top; a child's, or
+# a seated visitor's, is seen lower in the frame, and the guide goes down to meet it (never up).
+GUIDE_WIDTH, GUIDE_HEIGHT, GUIDE_TOP = 0.40, 0.54, 0.12
+LOWEST_GUIDE = 0.60  # the guide's centre at most this far down
+FOLLOW = 0.5  # share of the way the guide moves toward a new face position: it glides, never jumps
 
 
 class MessagePage(Page):
@@ -53,6 +58,7 @@ class LivePage(Page):
         self._last_painted: np.ndarray | None = None
         self._frames = MirroredFrames()
         self._picture: QImage | None = None  # the frame, converted once: a hint or a tick repaints without it
+        self.face_y: float | None = None  # where the guide's centre follows the face (share of the frame's height)
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
@@ -64,7 +70,7 @@ class LivePage(Page):
 
     def forget(self) -> None:
         """Drop the last camera frame: the next visitor must not see the previous one's."""
-        self.frame = self._picture = self._last_painted = None
+        self.frame = self._picture = self._last_painted = self.face_y = None
         self._frames.forget()
 
     def show_overlay(self, hint: str, ready: bool, countdown: int, searching: bool) -> None:
@@ -75,6 +81,25 @@ class LivePage(Page):
             self.hint, self.ready, self.countdown, self.searching = overlay
             self.update()
 
+    def follow(self, face_y: float | None) -> None:
+        """Move the guide toward the face seen at `face_y` (None: no face; the guide stays)."""
+        if face_y is None:
+            return
+        moved = face_y if self.face_y is None else self.face_y + (face_y - self.face_y) * FOLLOW
+        if self.face_y is None or abs(moved - self.face_y) > 0.004:  # a visible step: repaint
+            self.face_y = moved
+            self.update()
+
+    def guide(self) -> QRectF:
+        """The oval the visitor's face should fill: at an adult's height, or lower to meet a face seen lower."""
+        width, height = self.width(), self.height()
+        centre = height * (GUIDE_TOP + GUIDE_HEIGHT / 2)
+        if self.face_y is not None and self.frame is not None:
+            shown = self.frame.shape[0] * max(width / self.frame.shape[1], height / self.frame.shape[0])
+            centre = min(max(centre, (height - shown) / 2 + self.face_y * shown), height * LOWEST_GUIDE)
+        return QRectF(width / 2 - height * GUIDE_WIDTH / 2, centre - height * GUIDE_HEIGHT / 2,
+                      height * GUIDE_WIDTH, height * GUIDE_HEIGHT)
+
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -82,7 +107,7 @@ class LivePage(Page):
         painter.fillRect(self.rect(), QColor("#0d1326"))
         if self.frame is not None:
             self._camera_picture(painter)
-        guide = QRectF(width / 2 - height * 0.22, height * 0.12, height * 0.44, height * 0.58)
+        guide = self.guide()
         shade = QPainterPath()
         shade.addRect(QRectF(self.rect()))
         oval = QPainterPath()
@@ -97,15 +122,29 @@ class LivePage(Page):
             key = ""
         else:
             key = self.hint or "tap_to_capture"
-        if key:
-            self._banner(painter, key, QRectF(width * 0.12, height * 0.74, width * 0.76, height * 0.13))
+        if key:  # under the guide, or over it when the guide went low
+            top = 0.74 if guide.bottom() <= height * 0.72 else 0.10
+            self._banner(painter, key, QRectF(width * 0.12, height * top, width * 0.76, height * 0.13))
         if self.countdown and not self.searching:
             self._countdown(painter, guide)
-        painter.setFont(scaled_font(self, PRIVACY_PX))
-        painter.setPen(QColor("#c9cde0"))
-        painter.drawText(QRectF(0, height * 0.9, width, height * 0.08), Qt.AlignmentFlag.AlignCenter,
-                         tr(self.lang, "privacy"))
+        self._footer(painter, not (self.countdown or self.searching))
         painter.end()
+
+    def _footer(self, painter: QPainter, any_height: bool) -> None:
+        """The privacy line at the right; at the left, until the countdown, that any height will do."""
+        width, height = self.width(), self.height()
+        line = QRectF(width * 0.03, height * 0.9, width * 0.94, height * 0.075)
+        painter.fillRect(QRectF(0, height * 0.88, width, height * 0.12), QColor(13, 19, 38, 190))  # on any picture
+        painter.setFont(scaled_font(self, PRIVACY_PX))
+        painter.setPen(QColor("#d9dcea"))
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        painter.drawText(line, right, tr(self.lang, "privacy"))
+        if any_height:
+            sign = QRectF(line.left(), line.top(), line.height(), line.height())
+            draw_pictogram(painter, "any_height", sign, QColor("#d9dcea"))
+            painter.setPen(QColor("#d9dcea"))
+            painter.drawText(line.adjusted(line.height() * 1.25, 0, 0, 0),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, tr(self.lang, "any_height"))
 
     def _camera_picture(self, painter: QPainter) -> None:
         """The frame, mirrored, filling the page; counted once however often it is repainted."""

@@ -169,7 +169,7 @@ class StaffPanel(QObject):
         log.warning("gallery refused: %s", reason)
         self.gallery_warning = tr(self.page.lang, "gallery_refused", reason=reason)
 
-    def apply(self, camera: str, lang: str, lookalikes: int) -> None:
+    def apply(self, camera: str, lang: str, lookalikes: int, sound: bool) -> None:
         """Save the panel's settings and close it; a camera that does not work is neither used nor
         saved, and the panel stays open saying why."""
         camera = camera.strip()
@@ -180,7 +180,7 @@ class StaffPanel(QObject):
             self.camera_refusal = tr(self.page.lang, "camera_refused", reason=problem)
             self.refresh()
             return
-        self._save(replace(self.config(), camera=camera, lang=lang, lookalikes=lookalikes))
+        self._save(replace(self.config(), camera=camera, lang=lang, lookalikes=lookalikes, sound=sound))
         self.settings_applied.emit(changed_camera)
         self.close()
 

@@ -5,6 +5,7 @@ from dataclasses import asdict
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFrame,
     QGridLayout,
@@ -79,7 +80,7 @@ class StaffPage(Page):
     """Camera, language, number of lookalikes; the camera's status, visits served, gallery, providers,
     live performance and the log's last lines; restart the camera, or quit by holding the button."""
 
-    apply = Signal(str, str, int)  # camera, language, lookalikes: kiosk.staff checks, saves and closes
+    apply = Signal(str, str, int, bool)  # camera, language, lookalikes, sound: kiosk.staff checks, saves, closes
     quit = Signal()
     reset_exposure = Signal()
     restart_camera = Signal()
@@ -93,9 +94,10 @@ class StaffPage(Page):
         self.language.addItems(["中文 (zh)", "English (en)"])
         self.lookalikes = QSpinBox()
         self.lookalikes.setRange(1, MAX_LOOKALIKES)
+        self.sound = QCheckBox()
         self.labels = {key: label("caption", Qt.AlignmentFlag.AlignLeft) for key in
-                       ("camera", "language_setting", "lookalikes", "camera_status", "visits", "gallery", "providers",
-                        "performance", "exposure", "log")}
+                       ("camera", "language_setting", "lookalikes", "sound_setting", "camera_status", "visits",
+                        "gallery", "providers", "performance", "exposure", "log")}
         self.camera_status, self.visits, self.gallery, self.providers, self.performance, self.exposure = (
             label("status", Qt.AlignmentFlag.AlignLeft) for _ in range(6))
         self.log = QPlainTextEdit()  # plain text: a log line is never rendered as markup
@@ -123,8 +125,9 @@ class StaffPage(Page):
         grid = QGridLayout(panel)
         grid.addWidget(self.heading, 0, 0, 1, 2)
         rows = (("camera", self.camera), ("language_setting", self.language), ("lookalikes", self.lookalikes),
-                ("camera_status", self.camera_status), ("visits", self.visits), ("gallery", self.gallery),
-                ("providers", self.providers), ("performance", self.performance), ("exposure", self.exposure),
+                ("sound_setting", self.sound), ("camera_status", self.camera_status), ("visits", self.visits),
+                ("gallery", self.gallery), ("providers", self.providers), ("performance", self.performance),
+                ("exposure", self.exposure),
                 ("log", self.log))
         for row, (key, widget) in enumerate(rows, 1):
             grid.addWidget(self.labels[key], row, 0)
@@ -150,6 +153,7 @@ class StaffPage(Page):
             self.camera.addItem(f"{spec}: {names[spec]}" if spec in names else spec, spec)
         self.language.setCurrentIndex(LANGUAGES.index(config.lang))
         self.lookalikes.setValue(config.lookalikes)
+        self.sound.setChecked(config.sound)
 
     def show_status(self, status: dict[str, str]) -> None:
         """Plain texts for the status rows: camera_status, visits, gallery, providers, performance,
@@ -171,12 +175,13 @@ class StaffPage(Page):
         return self.camera.itemData(picked) if picked >= 0 else self.camera.currentText()
 
     def _apply(self) -> None:
-        self.apply.emit(self.chosen_camera(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value())
+        self.apply.emit(self.chosen_camera(), LANGUAGES[self.language.currentIndex()], self.lookalikes.value(),
+                        self.sound.isChecked())
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
         set_texts(lang, ((self.heading, "staff_panel"), (self.close_button, "close"),
                          (self.quit_button, "hold_to_quit"), (self.reset_button, "reset_exposure"),
-                         (self.restart_button, "restart_camera")))
+                         (self.restart_button, "restart_camera"), (self.sound, "sound_on")))
         set_texts(lang, ((widget, key) for key, widget in self.labels.items()))
         self.show_exposure(self.exposure_numbers)

@@ -6,9 +6,20 @@ from collections.abc import Iterable
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QEvent, QSize, Qt
-from PySide6.QtGui import QFont, QFontMetrics, QImage, QPixmap, QTextLayout, QTextOption
-from PySide6.QtWidgets import QAbstractButton, QLabel, QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QTextLayout,
+    QTextOption,
+)
+from PySide6.QtWidgets import QAbstractButton, QBoxLayout, QHBoxLayout, QLabel, QSizePolicy, QSpacerItem, QWidget
 
 from kiosk.i18n import tr
 
@@ -17,6 +28,10 @@ TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
 TOP_CENTRE = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
 LONGEST_SHOWN = 1000  # characters of one text considered for display: more never fits a screen
 DESIGN_HEIGHT = 1080  # sizes in pixels are given for a 1920x1080 screen and scaled to the real one
+MOST_ENLARGED = 2.0  # a gallery portrait is never drawn wider than twice its source's pixels: beyond, it looks soft
+MAT = QColor("#1a2240")  # the portrait tiles' ground (theme.qss), around a portrait drawn smaller than its tile
+MAT_LINE = QColor("#6f7aa6")
+INK, RECORDING = QColor("#f4f1ea"), QColor("#ff5a4f")
 
 
 def to_pixmap(bgr: np.ndarray, mirror: bool) -> QPixmap:
@@ -57,6 +72,27 @@ class MirroredFrames:
 
 def fit(pixmap: QPixmap, side: int) -> QPixmap:
     return pixmap.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+def framed(pixmap: QPixmap, side: int, source_side: int = 0) -> QPixmap:
+    """A gallery portrait for a `side`-pixel tile: fitted to it, or, when that would draw its source
+    (`source_side` pixels across the portrait; 0 = unknown) more than MOST_ENLARGED times larger,
+    drawn at that size, centred on the tile's mat inside a thin line, like a small print in a frame."""
+    most = round(source_side * MOST_ENLARGED) if source_side > 0 else side
+    if most >= side:
+        return fit(pixmap, side)
+    picture = fit(pixmap, most)
+    canvas = QPixmap(side, side)
+    canvas.fill(MAT)
+    painter = QPainter(canvas)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    left, top = (side - picture.width()) // 2, (side - picture.height()) // 2
+    painter.drawPixmap(left, top, picture)
+    line = max(1.0, side / 240)
+    painter.setPen(QPen(MAT_LINE, line))
+    painter.drawRect(QRectF(left - line, top - line, picture.width() + line * 2, picture.height() + line * 2))
+    painter.end()
+    return canvas
 
 
 def label(name: str, align=Qt.AlignmentFlag.AlignCenter, wrap: bool = True) -> QLabel:
@@ -164,6 +200,45 @@ def elided(text: str, font: QFont, width: int, lines: int) -> str:
     return "\n".join(line for line in shown if line)
 
 
+class Gaps:
+    """A page's gaps and margins, given in pixels for a 1080-pixel-high screen and set again at each
+    window height (`scale`), so a 4K screen shows the same layout twice as large."""
+
+    def __init__(self) -> None:
+        self._spacings: list[tuple[QBoxLayout, int]] = []
+        self._spaces: list[tuple[QSpacerItem, int, bool]] = []
+        self._margins: list[tuple[QBoxLayout, tuple[int, int, int, int]]] = []
+
+    def spacing(self, layout: QBoxLayout, pixels: int) -> None:
+        """`pixels` between each of the layout's items."""
+        self._spacings.append((layout, pixels))
+        layout.setSpacing(pixels)
+
+    def space(self, layout: QBoxLayout, pixels: int) -> None:
+        """A gap of `pixels` added to the layout here, along its direction."""
+        item = QSpacerItem(0, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self._spaces.append((item, pixels, isinstance(layout, QHBoxLayout)))
+        layout.addItem(item)
+
+    def margins(self, layout: QBoxLayout, left: int, top: int, right: int, bottom: int) -> None:
+        self._margins.append((layout, (left, top, right, bottom)))
+
+    def scale(self, height: int) -> None:
+        def scaled(pixels: int) -> int:
+            return round(pixels * height / DESIGN_HEIGHT)
+
+        for layout, pixels in self._spacings:
+            layout.setSpacing(scaled(pixels))
+        for item, pixels, across in self._spaces:
+            size = scaled(pixels)
+            item.changeSize(size if across else 0, 0 if across else size,
+                            QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        for layout, sides in self._margins:
+            layout.setContentsMargins(*(scaled(side) for side in sides))
+        for layout, _ in self._spacings + self._margins:
+            layout.invalidate()
+
+
 class Page(QWidget):
     """A screen whose texts follow the chosen language."""
 
@@ -175,3 +250,56 @@ def set_texts(lang: str, texts: Iterable[tuple[QLabel | QAbstractButton, str]]) 
     """Each widget's text in `lang`, from its i18n key."""
     for widget, key in texts:
         widget.setText(tr(lang, key))
+
+
+class CameraOn(QWidget):
+    """The sign that the camera is on and its frames are analysed: a red dot and a short line on a
+    dark pill, over every screen that analyses frames (the window shows and places it). Touches
+    pass through it to the screen below."""
+
+    TEXT_PX = 36  # a visitor reads it from 1.5 m
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.text = ""
+
+    def show_text(self, text: str) -> None:
+        self.text = text
+        self.update()
+
+    def place(self, window_width: int, window_height: int) -> None:
+        """Top right, inside the pages' margin, sized for the window's height."""
+        self.setFont(self.font_for(self.font(), window_height))
+        width, height = self.extent(self.font(), window_height)
+        margin = round(window_height * 0.044)
+        self.setGeometry(window_width - width - margin, round(window_height * 0.022), width, height)
+
+    @classmethod
+    def font_for(cls, font: QFont, window_height: int) -> QFont:
+        font = QFont(font)
+        font.setPixelSize(max(1, round(cls.TEXT_PX * window_height / DESIGN_HEIGHT)))
+        return font
+
+    @classmethod
+    def extent(cls, font: QFont, window_height: int) -> tuple[int, int]:
+        """Width and height of the sign on a window `window_height` pixels high: as wide as its words
+        in the wider language, so it keeps its place when the language changes (pages leave it room)."""
+        metrics = QFontMetrics(cls.font_for(font, window_height))
+        height = round(window_height * 0.06)
+        return max(metrics.horizontalAdvance(tr(lang, "camera_on")) for lang in ("zh", "en")) + height * 2, height
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        height = self.height()
+        pill = QPainterPath()
+        pill.addRoundedRect(QRectF(self.rect()), height / 2, height / 2)
+        painter.fillPath(pill, QColor(13, 19, 38, 230))
+        painter.setPen(QPen(RECORDING.lighter(120), max(1.0, height / 28)))
+        painter.setBrush(RECORDING)
+        painter.drawEllipse(QRectF(height * 0.33, height * 0.33, height * 0.34, height * 0.34))
+        painter.setPen(INK)
+        painter.drawText(QRectF(height * 0.85, 0, self.width() - height * 1.2, height),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.text)
+        painter.end()

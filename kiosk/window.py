@@ -23,6 +23,7 @@ from kiosk.assets import ASSETS
 from kiosk.attract import AttractPage
 from kiosk.camera import Camera, open_source
 from kiosk.config import KioskConfig
+from kiosk.cues import ANALYSED, BoothCues
 from kiosk.flow import Flow, State, Timing
 from kiosk.heartbeat import WindowHeartbeat
 from kiosk.i18n import tr
@@ -63,6 +64,7 @@ class KioskWindow(QMainWindow):
         self.staff_panel = StaffPanel(self, self.stack, self.pin, self.staff, lambda: self.config, config_path,
                                       self.booth_status, clock)
         self.lockdown, self.watchdog = Lockdown(self, lambda: self.staff_panel.is_open), Watchdog()
+        self.cues = BoothCues(self, self.attract, config.sound)
         self.camera = Camera(self)
         self.link = WorkerLink(config, self)
         self._wire_pages()
@@ -105,7 +107,7 @@ class KioskWindow(QMainWindow):
         self.results.drawn.connect(self.on_results_drawn)
         self.staff.quit.connect(self.lockdown.quit)
         self.staff.restart_camera.connect(lambda: self.camera.start(open_source(self.config.camera)))
-        self.staff_panel.config_changed.connect(self.on_config_changed)
+        self.staff_panel.config_changed.connect(lambda config: setattr(self, "config", config))
         self.staff_panel.settings_applied.connect(self.on_settings_applied)
         self.staff_panel.closed.connect(lambda: self._event(self.flow.restart))
 
@@ -132,10 +134,8 @@ class KioskWindow(QMainWindow):
     def show_windowed(self, share: float = 0.9) -> None:
         """A window `share` of the screen's free area, centred on it."""
         area = self.screen().availableGeometry()
-        self.resize(int(area.width() * share), int(area.height() * share))
-        frame = self.frameGeometry()
-        frame.moveCenter(area.center())
-        self.move(frame.topLeft())
+        self.setGeometry(area.adjusted(*(round(side * (1 - share) / 2) * sign for side, sign in (
+            (area.width(), 1), (area.height(), 1), (area.width(), -1), (area.height(), -1)))))
         self.show()
 
     # start-up -------------------------------------------------------------------------------
@@ -164,8 +164,7 @@ class KioskWindow(QMainWindow):
         self.tally.frames_seen += 1
         if self.flow.state in (State.LIVE, State.COUNTDOWN):
             self.live.show_frame(frame)
-        # on the results too: they close when the face has gone
-        if self.flow.state in (State.ATTRACT, State.LIVE, State.COUNTDOWN, State.RESULTS):
+        if self.flow.state in ANALYSED:
             self.link.offer(frame, frame_time)
 
     # worker ---------------------------------------------------------------------------------
@@ -182,9 +181,11 @@ class KioskWindow(QMainWindow):
         self.link.busy = False
         self.tally.analysed(analysis)
         self.flow.analysed(analysis, self.clock())
+        self.live.follow(analysis.face_y)
         self.show_state()
 
     def capture_now(self) -> None:
+        self.cues.captured()
         if not self.link.capture(self.config.lookalikes):
             self.flow.results("fail_no_face", self.clock())
         self.show_state()
@@ -247,9 +248,9 @@ class KioskWindow(QMainWindow):
                 self.lang = self.config.lang
                 self.retranslate()
         self._shown_state = state
-        self.live.show_overlay(self.flow.hint, state is State.COUNTDOWN,
-                               self.flow.countdown_left(self.clock()) if state is State.COUNTDOWN else 0,
-                               state is State.SEARCHING)
+        countdown = self.flow.countdown_left(self.clock()) if state is State.COUNTDOWN else 0
+        self.live.show_overlay(self.flow.hint, state is State.COUNTDOWN, countdown, state is State.SEARCHING)
+        self.cues.show(state, countdown)
         page = {State.SPLASH: self.splash, State.ATTRACT: self.attract, State.LIVE: self.live,
                 State.COUNTDOWN: self.live, State.SEARCHING: self.live, State.RESULTS: self.results,
                 State.CAMERA_WAIT: self.camera_wait}[state]
@@ -269,9 +270,6 @@ class KioskWindow(QMainWindow):
     def booth_status(self) -> BoothStatus:
         return BoothStatus(self.flow.camera_problem, self.tally.visits, self.tally.stage_ms, self.tally.rates.last)
 
-    def on_config_changed(self, config: KioskConfig) -> None:
-        self.config = config
-
     def on_settings_applied(self, changed_camera: bool) -> None:
         self.lang = self.config.lang
         self.retranslate()
@@ -286,11 +284,13 @@ class KioskWindow(QMainWindow):
     def retranslate(self) -> None:
         for page in self.pages:
             page.retranslate(self.lang)
+        self.cues.apply(self.config, self.lang)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         scale = self.height() / DESIGN_HEIGHT
         self.setStyleSheet(scaled_theme(self.theme, scale))
+        self.cues.place()
 
     def closeEvent(self, event) -> None:
         self.ticker.stop()

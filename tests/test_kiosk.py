@@ -105,7 +105,8 @@ def test_the_language_switches_by_touch(qtbot, tmp_path, gallery, photos):
     assert window.attract.title.text() == "遇见世界上的另一个我"
     qtbot.mouseClick(window.attract.language, Qt.MouseButton.LeftButton)
     assert window.attract.title.text() == "Meet the other me"
-    assert window.attract.privacy.text() == "No photo is kept"
+    assert window.attract.notices[0].full_text.startswith("A camera here looks at faces"), "the notice, English first"
+    assert window.cues.camera_on.isVisible() and window.cues.camera_on.text == "Camera on"
 
 
 def test_a_new_gallery_is_swapped_in_between_visitors_and_another_packs_is_refused(
