@@ -1,13 +1,16 @@
 """Screenshots of every kiosk screen in both languages, from a real window on an X server.
 
     .venv/bin/python docs/make_screenshots.py --gallery galleries/lfw [--out docs/screenshots]
-        [--second-visitor PHOTO]
+        [--second-visitor PHOTO] [--size 1080p|4k]
 
-Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) when no DISPLAY is set, shows the
-kiosk fullscreen at 1920x1080 with a scripted camera, walks the visitor's journey and grabs the X
-screen at each step (saved at 1280x720 to keep the repository small): two attract frames a second
+Starts Xvfb (Debian package xvfb; setup_kiosk.sh installs it) at the chosen size (1920x1080, or
+3840x2160 for `--size 4k`) when no DISPLAY is set, shows the kiosk fullscreen with a scripted camera,
+walks the visitor's journey and grabs the X screen at each step (saved at 1280x720 to keep the
+repository small; the 4K ones too, named 4k_*: the same layout, scaled): two attract frames a second
 apart, the live hints, the countdown, the results before and after a touch on a small match, two
-visitors' results side by side, the camera wait and the staff screens. The visitor is scikit-image's
+visitors' results side by side, the camera wait and the staff screens (at 4K: the attract screen
+and the results only). Then the demo as `kiosk --demo` runs it (its own gallery and synthetic
+camera, built afresh) until its first results: `*_10_demo_results`. The visitor is scikit-image's
 astronaut photo (NASA, public domain; Eileen Collins, who is not in LFW), so the committed
 screenshots carry no photo we may not redistribute besides the gallery's own faces. The duo screen's
 second visitor is `--second-visitor` (a photo of the gallery's kind, e.g. an LFW photo of someone
@@ -29,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+SIZES = {"1080p": (1920, 1080), "4k": (3840, 2160)}
+SAVED = (1280, 720)  # every screenshot's size in the repository
 
 
 class ScriptedCamera:
@@ -66,10 +71,12 @@ def main() -> None:
     parser.add_argument("--gallery", required=True)
     parser.add_argument("--out", type=Path, default=HERE / "screenshots")
     parser.add_argument("--second-visitor", type=Path, help="a photo of the duo screen's second visitor")
+    parser.add_argument("--size", choices=sorted(SIZES), default="1080p", help="the X screen's size")
     args = parser.parse_args()
     xvfb = None
     if not os.environ.get("DISPLAY"):
-        xvfb = subprocess.Popen(["Xvfb", ":97", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"])
+        width, height = SIZES[args.size]
+        xvfb = subprocess.Popen(["Xvfb", ":97", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"])
         os.environ["DISPLAY"] = ":97"
         time.sleep(1.5)
     os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -80,7 +87,7 @@ def main() -> None:
 
     setup_logging()  # the staff panel shows the log's last lines
     try:
-        take_screenshots(args.gallery, args.out, args.second_visitor)
+        take_screenshots(args.gallery, args.out, args.second_visitor, prefix="4k_" if args.size == "4k" else "")
     finally:
         if xvfb is not None:
             xvfb.terminate()
@@ -114,105 +121,157 @@ def attract_set(gallery_path: str):
     return chosen
 
 
-def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None) -> None:
-    import cv2
-    from PySide6.QtCore import QPoint, Qt
-    from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
+class Shooter:
+    """Waits for the kiosk's screens and grabs the X screen, saved at SAVED with `prefix` on each name."""
 
-    from face_engine.imaging import read_image
-    from kiosk.config import KioskConfig, hash_pin
-    from kiosk.flow import State
-    from kiosk.messages import SearchOutcome
-    from kiosk.window import KioskWindow
+    def __init__(self, app, out: Path, prefix: str) -> None:
+        self.app, self.out, self.prefix = app, out, prefix
+        out.mkdir(parents=True, exist_ok=True)
 
-    app = QApplication(sys.argv[:1])
-    out.mkdir(parents=True, exist_ok=True)
-
-    def wait(condition, seconds: float = 60) -> None:
+    def wait(self, condition, seconds: float = 60) -> None:
         deadline = time.time() + seconds
         while not condition():
             if time.time() > deadline:
                 raise TimeoutError("the kiosk did not reach the expected screen")
-            app.processEvents()
+            self.app.processEvents()
             time.sleep(0.01)
 
-    def settle(seconds: float = 0.6) -> None:
+    def settle(self, seconds: float = 0.6) -> None:
         deadline = time.time() + seconds
         while time.time() < deadline:
-            app.processEvents()
+            self.app.processEvents()
             time.sleep(0.01)
 
-    def grab(name: str) -> None:
-        settle()
-        shot = app.primaryScreen().grabWindow(0)
-        shot.scaled(1280, 720, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation) \
-            .save(str(out / f"{name}.png"))
-        print(f"  {out / name}.png")
+    def grab(self, name: str) -> None:
+        from PySide6.QtCore import Qt
 
+        self.settle()
+        shot = self.app.primaryScreen().grabWindow(0)
+        path = self.out / f"{self.prefix}{name}.png"
+        shot.scaled(*SAVED, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation) \
+            .save(str(path))
+        print(f"  {path}")
+
+
+def take_screenshots(gallery: str, out: Path, second_visitor: Path | None = None, prefix: str = "") -> None:
+    """Every screen in both languages (at 4K, `prefix` "4k_": the attract screen and the results
+    only), then the demo's first results."""
+    import cv2
+    from PySide6.QtWidgets import QApplication
+
+    from face_engine.imaging import read_image
+
+    shooter = Shooter(QApplication(sys.argv[:1]), out, prefix)
     frames = visitor_frames()
     close = frames["close"]
     second = cv2.resize(read_image(second_visitor), close.shape[1::-1]) if second_visitor else close[:, ::-1]
-    duo = np.hstack([close, second])  # two visitors in one frame: the worker's duo search
+    frames["duo"] = np.hstack([close, second])  # two visitors in one frame: the worker's duo search
     shown = attract_set(gallery)
-
-    def tour(lang: str) -> None:
-        """Walk one visitor and one staff member through every screen, grabbing each."""
-        camera = ScriptedCamera()
-        camera.show(frames["empty"])
-        config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
-                             idle_seconds=600, pin_hash=hash_pin("2468"))
-        window = KioskWindow(config, None, camera)
-        window.show_fullscreen()
-        grab(f"{lang}_1_splash")
-        wait(lambda: window.flow.state is State.ATTRACT)
-        window.attract.show_set(shown)
-        settle(3.0)  # the first lookalike pair has faded in
-        grab(f"{lang}_2_attract")
-        settle(0.4)  # grab() settles 0.6 s itself: this frame is a second after the one before
-        grab(f"{lang}_2_attract_1s_later")
-        camera.show(frames["three"])
-        window.results.try_again.emit()  # a touch on the attract screen: what "try again" does
-        wait(lambda: window.flow.hint == "hint_one_person")
-        grab(f"{lang}_3_live_one_person")
-        camera.show(frames["far"])
-        wait(lambda: window.flow.hint == "hint_come_closer")
-        grab(f"{lang}_4_live_come_closer")
-        camera.show(frames["close"])
-        wait(lambda: window.flow.state is State.COUNTDOWN)
-        settle(0.8)
-        grab(f"{lang}_5_countdown")
-        wait(lambda: window.flow.state is State.RESULTS)
-        wait(lambda: bool(window.tally.results_latency_ms))
-        grab(f"{lang}_6_results")
-        third = window.results.tiles[1]
-        QTest.mouseClick(third, Qt.MouseButton.LeftButton, pos=QPoint(third.width() // 2, third.height() // 2))
-        grab(f"{lang}_6_results_browse")
-        searched: list[SearchOutcome] = []
-        window.link.worker.searched.connect(searched.append)
-        window.link.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
-        window.link.request_search.emit(duo, config.lookalikes, window.link.capture_time)
-        wait(lambda: bool(searched))
-        window.results.show_outcome(searched[0])
-        grab(f"{lang}_6_results_duo")
-        camera.unplugged = True
-        wait(lambda: window.flow.state is State.CAMERA_WAIT)
-        grab(f"{lang}_7_camera_wait")
-        camera.unplugged = False
-        wait(lambda: window.flow.state is State.ATTRACT)
-        window.staff_panel.open()
-        for key in "24":
-            window.pin.press(key)
-        grab(f"{lang}_8_staff_pin")
-        for key in "68✓":
-            window.pin.press(key)
-        settle(1.2)
-        grab(f"{lang}_9_staff_panel")
-        window.staff.quit.emit()  # the way out of a locked-down fullscreen: the staff panel's quit
-        settle(0.5)
-
     for lang in ("zh", "en"):
-        tour(lang)
+        tour(shooter, gallery, frames, shown, lang, every_screen=not prefix)
+    for lang in ("zh", "en"):
+        demo(shooter, lang)
+
+
+def tour(shooter: Shooter, gallery: str, frames: dict[str, np.ndarray], shown, lang: str,
+         every_screen: bool) -> None:
+    """Walk one visitor and one staff member through the screens, grabbing each."""
+    from kiosk.config import KioskConfig, hash_pin
+    from kiosk.flow import State
+    from kiosk.window import KioskWindow
+
+    camera = ScriptedCamera()
+    camera.show(frames["empty"])
+    config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
+                         idle_seconds=600, pin_hash=hash_pin("2468"), sound=False)
+    window = KioskWindow(config, None, camera)
+    window.show_fullscreen()
+    grab = shooter.grab if every_screen else (lambda name: None)
+    grab(f"{lang}_1_splash")
+    shooter.wait(lambda: window.flow.state is State.ATTRACT)
+    window.attract.show_set(shown)
+    shooter.settle(3.0)  # the first lookalike pair has faded in
+    shooter.grab(f"{lang}_2_attract")
+    shooter.settle(0.4)  # grab() settles 0.6 s itself: this frame is a second after the one before
+    grab(f"{lang}_2_attract_1s_later")
+    camera.show(frames["three"])
+    window.results.try_again.emit()  # a touch on the attract screen: what "try again" does
+    shooter.wait(lambda: window.flow.hint == "hint_one_person")
+    grab(f"{lang}_3_live_one_person")
+    camera.show(frames["far"])
+    shooter.wait(lambda: window.flow.hint == "hint_come_closer")
+    grab(f"{lang}_4_live_come_closer")
+    camera.show(frames["close"])
+    shooter.wait(lambda: window.flow.state is State.COUNTDOWN)
+    shooter.settle(0.8)
+    grab(f"{lang}_5_countdown")
+    results(shooter, window, frames["duo"], lang, grab)
+    if every_screen:
+        staff_screens(shooter, window, camera, lang)
+    window.staff.quit.emit()  # the way out of a locked-down fullscreen: the staff panel's quit
+    shooter.settle(0.5)
+
+
+def results(shooter: Shooter, window, duo: np.ndarray, lang: str, grab) -> None:
+    """The results of the visit under way, a touch on a small match, then two visitors' results."""
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtTest import QTest
+
+    from kiosk.flow import State
+    from kiosk.messages import SearchOutcome
+
+    shooter.wait(lambda: window.flow.state is State.RESULTS)
+    shooter.wait(lambda: bool(window.tally.results_latency_ms))
+    shooter.grab(f"{lang}_6_results")
+    third = window.results.tiles[1]
+    QTest.mouseClick(third, Qt.MouseButton.LeftButton, pos=QPoint(third.width() // 2, third.height() // 2))
+    grab(f"{lang}_6_results_browse")
+    searched: list[SearchOutcome] = []
+    window.link.worker.searched.connect(searched.append)
+    window.link.capture_time = time.perf_counter()  # the window's own capture, as a touch would make it
+    window.link.request_search.emit(duo, window.config.lookalikes, window.link.capture_time)
+    shooter.wait(lambda: bool(searched))
+    window.results.show_outcome(searched[0])
+    shooter.grab(f"{lang}_6_results_duo")
+
+
+def staff_screens(shooter: Shooter, window, camera: ScriptedCamera, lang: str) -> None:
+    """The camera wait, then the staff PIN pad and panel."""
+    from kiosk.flow import State
+
+    camera.unplugged = True
+    shooter.wait(lambda: window.flow.state is State.CAMERA_WAIT)
+    shooter.grab(f"{lang}_7_camera_wait")
+    camera.unplugged = False
+    shooter.wait(lambda: window.flow.state is State.ATTRACT)
+    window.staff_panel.open()
+    for key in "24":
+        window.pin.press(key)
+    shooter.grab(f"{lang}_8_staff_pin")
+    for key in "68✓":
+        window.pin.press(key)
+    shooter.settle(1.2)
+    shooter.grab(f"{lang}_9_staff_panel")
+
+
+def demo(shooter: Shooter, lang: str) -> None:
+    """`kiosk --demo` untouched: its gallery built on the splash, its synthetic camera's first
+    visitor, and the results it gets."""
+    from functools import partial
+
+    from kiosk.config import KioskConfig, hash_pin
+    from kiosk.demo import demo_settings
+    from kiosk.flow import State
+    from kiosk.window import KioskWindow
+
+    window = KioskWindow(KioskConfig(lang=lang, pin_hash=hash_pin("2468"), sound=False), None,
+                         prepare=partial(demo_settings, keep={}))
+    window.show_fullscreen()
+    shooter.wait(lambda: window.flow.state is State.RESULTS, seconds=240)
+    shooter.wait(lambda: bool(window.tally.results_latency_ms))
+    shooter.grab(f"{lang}_10_demo_results")
+    window.staff.quit.emit()
+    shooter.settle(0.5)
 
 
 if __name__ == "__main__":

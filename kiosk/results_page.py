@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -132,6 +132,29 @@ class DuoColumn(QWidget):
             widget.clear()
 
 
+class MuseumLabel(QWidget):
+    """The chosen match's name over its caption, as a museum labels a picture: top-aligned in room
+    for two lines of each, so a longer name or caption moves nothing else."""
+
+    def __init__(self, gaps: Gaps) -> None:
+        super().__init__()
+        self.name = ElidedLabel("name", lines=2, align=TOP_LEFT, shrink=True)
+        self.caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        gaps.spacing(layout, 4)
+        layout.addWidget(self.name)
+        layout.addWidget(self.caption)
+        layout.addStretch()
+
+    def sizeHint(self) -> QSize:
+        room = sum(label.lines * label.fontMetrics().lineSpacing() for label in (self.name, self.caption))
+        return QSize(0, room + self.layout().spacing())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+
 def source_side(match: Match) -> int:
     """Source pixels across the match's stored portrait (0: unknown, a gallery built before they were kept)."""
     return int(getattr(match, "source_side", 0))
@@ -159,15 +182,15 @@ class ResultsPage(Page):
         self._announce = False
         self.heading = label("heading", MIDDLE_LEFT)
         self.you, self.you_caption = Portrait("visitor"), label("caption", MIDDLE_LEFT)
-        self.best, self.best_name = Portrait("portrait"), ElidedLabel("name", lines=2, align=TOP_LEFT, shrink=True)
+        self.gaps = Gaps()
+        self.best, self.about = Portrait("portrait"), MuseumLabel(self.gaps)
+        self.best_name, self.best_caption = self.about.name, self.about.caption
         self.percent = label("percent", MIDDLE_LEFT)
-        self.best_caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
         self.more = label("caption", MIDDLE_LEFT)
         self.button = RingButton()
         self.button.setObjectName("try_again")
         self.button.clicked.connect(self.try_again)
         self.privacy = label("privacy", MIDDLE_LEFT)
-        self.gaps = Gaps()
         self.tiles = [MatchTile(self.gaps) for _ in range(SMALL_MATCHES)]
         self.single, self.duo = QWidget(), QWidget()
         self.duo_columns = [DuoColumn(self.gaps), DuoColumn(self.gaps)]
@@ -183,7 +206,7 @@ class ResultsPage(Page):
         its likeness over the other matches, one under another."""
         pictures = QHBoxLayout()
         self.gaps.spacing(pictures, 32)
-        for portrait, words in ((self.you, (self.you_caption,)), (self.best, (self.best_name, self.best_caption))):
+        for portrait, words in ((self.you, (self.you_caption,)), (self.best, (self.about,))):
             column = QVBoxLayout()
             self.gaps.spacing(column, 4)
             column.addWidget(portrait, alignment=Qt.AlignmentFlag.AlignCenter)
@@ -200,11 +223,15 @@ class ResultsPage(Page):
         for tile in self.tiles:
             others.addWidget(tile)
         others.addStretch()
-        single = QHBoxLayout(self.single)
+        row = QHBoxLayout()
+        row.addLayout(pictures)
+        self.gaps.space(row, 56)
+        row.addLayout(others, 1)
+        single = QVBoxLayout(self.single)  # the whole, centred between the heading and the button
         single.setContentsMargins(0, 0, 0, 0)
-        single.addLayout(pictures)
-        self.gaps.space(single, 56)
-        single.addLayout(others, 1)
+        single.addStretch(1)
+        single.addLayout(row)
+        single.addStretch(1)
 
     def _lay_out_page(self) -> None:
         """The heading over the single or the duo view, the privacy line and the button under them."""
@@ -276,7 +303,7 @@ class ResultsPage(Page):
             self.heading.setText(tr(self.lang, "best_match"))
 
     def _fill_duo(self, pairs: list[Pair]) -> None:
-        side = int(min(self.height() * 0.44, self.width() * 0.215)) or 360
+        side = int(min(self.height() * 0.44, self.width() * 0.222)) or 360
         for column, pair in zip(self.duo_columns, pairs, strict=False):
             column.show_pair(pair, side, self.lang)
         for column in self.duo_columns[len(pairs):]:
