@@ -20,6 +20,7 @@ from kiosk.widgets import (
     MIDDLE_LEFT,
     CameraOn,
     ElidedLabel,
+    Gaps,
     Page,
     label,
     scaled_font,
@@ -107,6 +108,13 @@ class AttractPage(Page):
         self.stage = QSpacerItem(0, 0, QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.sign = QSpacerItem(0, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.camera_room = QSpacerItem(0, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # CameraOn's place
+        self.gaps = Gaps()
+        self._lay_out()
+        self.timer = QTimer(self, interval=FRAME_MS, timeout=self.update)  # type: ignore[call-arg]
+
+    def _lay_out(self) -> None:
+        """The language button at the top; the title over the pair's stage; the call to action beside
+        its pictogram; the notice under all."""
         top = QHBoxLayout()
         top.addStretch()
         top.addWidget(self.language)
@@ -117,20 +125,19 @@ class AttractPage(Page):
         action = QHBoxLayout()
         action.addStretch()
         action.addItem(self.sign)
-        action.addSpacing(CALL_GAP)
+        self.gaps.space(action, CALL_GAP)
         action.addLayout(call)
         action.addStretch()
         self.column = QVBoxLayout(self)
-        self.column.setContentsMargins(48, 24, 48, 24)
+        self.gaps.margins(self.column, 48, 24, 48, 24)
         self.column.addLayout(top)
         self.column.addWidget(self.title)
         self.column.addWidget(self.subtitle)
         self.column.addItem(self.stage)
         self.column.addLayout(action)
-        self.column.addSpacing(16)
+        self.gaps.space(self.column, 16)
         for line in self.notices:
             self.column.addWidget(line)
-        self.timer = QTimer(self, interval=FRAME_MS, timeout=self.update)  # type: ignore[call-arg]
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
@@ -160,6 +167,7 @@ class AttractPage(Page):
         super().resizeEvent(event)
         side = round(self.height() * 0.13)
         self.sign.changeSize(side, side, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.gaps.scale(self.height())
         room = CameraOn.extent(self.font(), self.height())[0] + round(self.height() * 0.03)
         self.camera_room.changeSize(room, 0, QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.column.invalidate()
