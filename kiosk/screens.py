@@ -14,10 +14,12 @@ from kiosk.widgets import MirroredFrames, Page, label, scaled_font, set_texts
 
 HINT_PX, PRIVACY_PX, COUNTDOWN_PX = 44, 36, 260  # visitors read these at 1.5 m: 36 px or more
 # The face guide, in shares of the page's height: an adult's face fills it near the top; a child's, or
-# a seated visitor's, is seen lower in the frame, and the guide goes down to meet it (never up).
-GUIDE_WIDTH, GUIDE_HEIGHT, GUIDE_TOP = 0.40, 0.54, 0.12
-LOWEST_GUIDE = 0.60  # the guide's centre at most this far down
-FOLLOW = 0.5  # share of the way the guide moves toward a new face position: it glides, never jumps
+# a seated visitor's, is seen lower in the frame, and the guide goes down to meet it. Two places
+# only, so the hint always has room (under the high guide, over the low one), and a margin between
+# going down and coming back, so a face near the middle never makes it hop.
+GUIDE_WIDTH, GUIDE_HEIGHT = 0.40, 0.54
+HIGH_GUIDE, LOW_GUIDE = 0.39, 0.60  # the guide's centre
+GO_LOW, GO_HIGH = 0.52, 0.45  # the face's centre on screen below which the guide goes down, above which it comes back
 
 
 class MessagePage(Page):
@@ -58,7 +60,7 @@ class LivePage(Page):
         self._last_painted: np.ndarray | None = None
         self._frames = MirroredFrames()
         self._picture: QImage | None = None  # the frame, converted once: a hint or a tick repaints without it
-        self.face_y: float | None = None  # where the guide's centre follows the face (share of the frame's height)
+        self.low = False  # the guide is down, meeting a face seen low in the frame
 
     def retranslate(self, lang: str) -> None:
         self.lang = lang
@@ -70,7 +72,8 @@ class LivePage(Page):
 
     def forget(self) -> None:
         """Drop the last camera frame: the next visitor must not see the previous one's."""
-        self.frame = self._picture = self._last_painted = self.face_y = None
+        self.frame = self._picture = self._last_painted = None
+        self.low = False
         self._frames.forget()
 
     def show_overlay(self, hint: str, ready: bool, countdown: int, searching: bool) -> None:
@@ -82,21 +85,22 @@ class LivePage(Page):
             self.update()
 
     def follow(self, face_y: float | None) -> None:
-        """Move the guide toward the face seen at `face_y` (None: no face; the guide stays)."""
-        if face_y is None:
+        """Take the guide down to a face seen low at `face_y` (a share of the frame's height), or back
+        up to one seen high; None (no face) leaves it where it is."""
+        if face_y is None or self.frame is None or not self.height():
             return
-        moved = face_y if self.face_y is None else self.face_y + (face_y - self.face_y) * FOLLOW
-        if self.face_y is None or abs(moved - self.face_y) > 0.004:  # a visible step: repaint
-            self.face_y = moved
+        width, height = self.width(), self.height()
+        shown = self.frame.shape[0] * max(width / self.frame.shape[1], height / self.frame.shape[0])
+        on_screen = ((height - shown) / 2 + face_y * shown) / height
+        low = on_screen > GO_LOW if not self.low else on_screen > GO_HIGH
+        if low != self.low:
+            self.low = low
             self.update()
 
     def guide(self) -> QRectF:
         """The oval the visitor's face should fill: at an adult's height, or lower to meet a face seen lower."""
         width, height = self.width(), self.height()
-        centre = height * (GUIDE_TOP + GUIDE_HEIGHT / 2)
-        if self.face_y is not None and self.frame is not None:
-            shown = self.frame.shape[0] * max(width / self.frame.shape[1], height / self.frame.shape[0])
-            centre = min(max(centre, (height - shown) / 2 + self.face_y * shown), height * LOWEST_GUIDE)
+        centre = height * (LOW_GUIDE if self.low else HIGH_GUIDE)
         return QRectF(width / 2 - height * GUIDE_WIDTH / 2, centre - height * GUIDE_HEIGHT / 2,
                       height * GUIDE_WIDTH, height * GUIDE_HEIGHT)
 
@@ -123,7 +127,7 @@ class LivePage(Page):
         else:
             key = self.hint or "tap_to_capture"
         if key:  # under the guide, or over it when the guide went low
-            top = 0.74 if guide.bottom() <= height * 0.72 else 0.10
+            top = 0.10 if self.low else 0.74
             self._banner(painter, key, QRectF(width * 0.12, height * top, width * 0.76, height * 0.13))
         if self.countdown and not self.searching:
             self._countdown(painter, guide)

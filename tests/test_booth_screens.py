@@ -282,36 +282,53 @@ def frontal(box: tuple[float, float, float, float]) -> Detections:
     return Detections(np.array([box], np.float32), np.ones(1, np.float32), np.array([marks], np.float32))
 
 
-def test_a_face_low_in_the_frame_is_accepted_and_the_guide_goes_down_to_meet_it(qtbot):
-    lit = np.full((720, 1280), 128, np.uint8)
-    low, _ = analyse(lit, frontal((560, 470, 720, 700)), None)  # a child, or someone seated: the lower third
-    high, _ = analyse(lit, frontal((560, 60, 720, 290)), None)
-    assert low.ready and high.ready
-    assert low.face_y == pytest.approx(585 / 720) and high.face_y == pytest.approx(175 / 720)
-    page = LivePage()
-    qtbot.addWidget(page)
-    page.resize(1920, 1080)
-    page.show_frame(np.zeros((720, 1280, 3), np.uint8))
-    adult = page.guide()
-    for _ in range(12):
-        page.follow(high.face_y)
-    assert page.guide() == adult, "an adult's face near the top keeps the guide where it was"
-    for _ in range(12):
-        page.follow(low.face_y)
-    lowered = page.guide()
-    assert lowered.center().y() > adult.center().y() + 150 and lowered.bottom() < 1080 * 0.9
-    assert lowered.size() == adult.size()
-    page.forget()
-    assert page.guide() == adult, "the next visitor starts from the top"
-
-
-def test_the_guide_glides_and_the_hint_moves_over_it_when_it_is_low(qtbot):
+def live_page(qtbot) -> LivePage:
     page = LivePage()
     qtbot.addWidget(page)
     page.resize(1920, 1080)
     page.retranslate("en")
     page.show()
     page.show_frame(np.full((720, 1280, 3), 90, np.uint8))
+    return page
+
+
+def test_a_face_low_in_the_frame_is_accepted_and_the_guide_goes_down_to_meet_it(qtbot):
+    lit = np.full((720, 1280), 128, np.uint8)
+    low, _ = analyse(lit, frontal((560, 470, 720, 700)), None)  # a child, or someone seated: the lower third
+    high, _ = analyse(lit, frontal((560, 60, 720, 290)), None)
+    assert low.ready and high.ready
+    assert low.face_y == pytest.approx(585 / 720) and high.face_y == pytest.approx(175 / 720)
+    page = live_page(qtbot)
+    adult = page.guide()
+    page.follow(high.face_y)
+    assert page.guide() == adult, "an adult's face near the top keeps the guide where it was"
+    page.follow(low.face_y)
+    lowered = page.guide()
+    assert lowered.center().y() > adult.center().y() + 200 and lowered.bottom() < 1080 * 0.9
+    assert lowered.size() == adult.size() and lowered.top() > adult.top()
+    page.forget()
+    page.show_frame(np.full((720, 1280, 3), 90, np.uint8))
+    assert page.guide() == adult, "the next visitor starts from the top"
+
+
+def test_a_face_near_the_middle_never_makes_the_guide_hop(qtbot):
+    page = live_page(qtbot)
+    adult = page.guide()
+    for face_y in (0.49, 0.51, 0.48):  # just above the line where the guide goes down
+        page.follow(face_y)
+        assert page.guide() == adult
+    page.follow(0.56)
+    lowered = page.guide()
+    assert lowered != adult
+    for face_y in (0.5, 0.47, 0.51):  # back near the middle: it stays down
+        page.follow(face_y)
+        assert page.guide() == lowered
+    page.follow(0.4)
+    assert page.guide() == adult, "back up for a face clearly high"
+
+
+def test_the_hint_moves_over_the_guide_when_it_is_low(qtbot):
+    page = live_page(qtbot)
     page.show_overlay("hint_come_closer", False, 0, False)
     top_band, bottom_band = slice(int(1080 * 0.11), int(1080 * 0.22)), slice(int(1080 * 0.75), int(1080 * 0.86))
     gold = np.array([245, 196, 81])
@@ -323,16 +340,10 @@ def test_the_guide_glides_and_the_hint_moves_over_it_when_it_is_low(qtbot):
         return bool(gold_pixels > 300 and (drawn.min(axis=-1) > 230).sum() > 300)
 
     assert hint_in(bottom_band) and not hint_in(top_band)
-    page.follow(0.3)
-    assert page.face_y == 0.3, "the first face seen: the guide starts there"
-    page.follow(0.85)
-    first = page.face_y
-    assert 0.3 < first < 0.85, "a glide, not a jump"
-    page.follow(0.85)
-    assert first < page.face_y < 0.85
-    for _ in range(10):
-        page.follow(0.85)
+    page.follow(0.8)
     assert hint_in(top_band) and not hint_in(bottom_band), "the hint over the lowered guide"
+    guide = page.guide()
+    assert guide.top() > 1080 * 0.24, "clear of the hint's pill"
 
 
 def test_the_live_view_says_any_height_will_do_with_its_pictogram(qtbot):
