@@ -31,6 +31,7 @@ from face_engine.imaging import ImageError, inside_square, read_file
 from face_engine.likeness import Calibration, pack_calibration
 from face_engine.memory import read_flags
 from face_engine.quality import COLUMNS as QUALITY_COLUMNS
+from face_engine.shards import sharded
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +531,7 @@ class Gallery:
             use_gpu = faiss.get_num_gpus() > 0
         if use_gpu:
             self.index = _on_gpus_if_possible(self.index, self.manifest.index.factory)
+        self.index = sharded(self.index, release=True)  # a large CPU index: one shard a core, searched together
         self._check_pictures()
         self.hubness = self._read_hubness()
         self.quality = self._read_quality()

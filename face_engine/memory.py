@@ -23,6 +23,12 @@ MMAP_FOURCCS = (b"IxFI", b"IxF2", b"IxSQ")
 # an HNSW graph the level (int32) and offset (size_t) of each vector and ~4 bytes of upper-level links.
 IVF_ID_BYTES = 8
 HNSW_OTHER_BYTES = 16
+# A kiosk PC's memory when the build is not told (index-builder build --kiosk-memory).
+KIOSK_MEMORY_BYTES = 16 * 2**30
+# What the kiosk's serving process holds beside its galleries' indexes: the models, Qt, the worker,
+# and per gallery its per-face arrays, keys and the shards' copy of a re-rank's first stage
+# (measured at 10^7 faces through a hot swap: benchmarks/results/scale_10m_cpu.json).
+SERVING_BYTES = 2 * 2**30
 
 
 def bytes_per_vector(factory: str, dim: int) -> float:
@@ -57,6 +63,13 @@ def expected_rss_bytes(bytes_per_face: float, count: int) -> int:
     return int(bytes_per_face * count) + GALLERY_OVERHEAD_BYTES
 
 
+def kiosk_index_budget(kiosk_memory_bytes: float) -> float:
+    """Index bytes one gallery may take on a kiosk PC of `kiosk_memory_bytes`: the serving process
+    keeps to half of the PC's memory (the rest is the system's, the display's and the page cache's),
+    less SERVING_BYTES, and a hot swap holds two galleries at once."""
+    return max(0.0, (kiosk_memory_bytes / 2 - SERVING_BYTES) / 2)
+
+
 def available_bytes() -> int:
     """MemAvailable: what can be allocated without swapping, page cache that can be dropped included."""
     with open("/proc/meminfo") as meminfo:
@@ -77,6 +90,18 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def status_bytes(*names: str) -> dict[str, int]:
+    """Fields of /proc/self/status in bytes (VmHWM: the peak RSS; RssAnon, RssFile: the RSS in
+    process memory and in mapped files, which the kernel can drop and read again)."""
+    found = dict.fromkeys(names, 0)
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in found:
+                found[name] = int(value.split()[0]) * 1024
+    return found
 
 
 def read_flags(path: Path) -> int:

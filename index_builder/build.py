@@ -243,7 +243,8 @@ def _content_id(settings: dict[str, str], collected: Collected, options: BuildOp
     texts = [(collected.item(row).identity, collected.item(row).caption, collected.item(row).source)
              for row in collected.rows]
     where = [(row.key, row.face, row.shard, row.row) for row in collected.rows]
-    index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes, options.min_quality)
+    index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes, options.min_quality,
+             options.kiosk_memory_bytes)
     # the format too: a gallery of an older format is rebuilt (its content gains what the new one adds)
     return hashlib.sha1(repr((settings, where, texts, index, FORMAT_VERSION)).encode()).hexdigest()
 
@@ -380,9 +381,10 @@ def _index_for(xb: Vectors, identities: list[str], options: BuildOptions
     forced = (options.index, options.index_params) if options.index else None
     try:
         choice = choose_index(rest, xb[strangers], options.budget_ms, use_gpu, gallery_size=len(xb),
-                              memory_budget_bytes=options.memory_budget_bytes, forced=forced)
+                              memory_budget_bytes=options.memory_budget_bytes, forced=forced,
+                              kiosk_memory_bytes=options.kiosk_memory_bytes)
     except OverMemoryBudget as error:
-        raise BuildError(f"{error}; raise --memory-budget or build on a larger machine") from None
+        raise BuildError(f"{error}; raise --memory-budget or --kiosk-memory, or build on a larger machine") from None
     except (RuntimeError, ValueError) as error:  # a forced factory or parameter faiss (or the size rule) does not know
         if forced is None:
             raise

@@ -122,6 +122,7 @@ MAX_COUNT = 1_000_000_000  # sizes and samples of the benches: far beyond any ga
 MAX_PIXELS = 100_000  # --min-face: wider than any photo
 MAX_MILLISECONDS = 60_000
 MAX_MEMORY_MIB = 2**30  # a pebibyte
+MAX_MEMORY_GIB = 2**20  # a pebibyte
 MAX_SEARCH_PARAM = 10**9
 INDEX_CHECK_DIMS = (512, 128)  # the embedding sizes of the known packs (insightface's, SFace)
 
@@ -191,6 +192,7 @@ pixels = at_most(non_negative_float, MAX_PIXELS)
 shard_size = at_most(positive_int, MAX_SHARD)
 milliseconds = at_most(positive_float, MAX_MILLISECONDS)
 mebibytes = at_most(positive_float, MAX_MEMORY_MIB)
+gibibytes = at_most(positive_float, MAX_MEMORY_GIB)
 matches = at_most(positive_int, MAX_K)
 count = at_most(positive_int, MAX_COUNT)
 repeats = at_most(positive_int, MAX_REPEATS)
@@ -320,6 +322,9 @@ def add_build_parser(commands: argparse._SubParsersAction[Parser]) -> None:
                        default=default_memory_budget() / 2**20,
                        help="memory the gallery's index may take in the kiosk; indexes expected to need more are "
                        "not tried (default: half of this machine's RAM)")
+    build.add_argument("--kiosk-memory", type=gibibytes, metavar="GIB", default=BuildOptions.kiosk_memory_bytes / 2**30,
+                       help="memory of the kiosk PC that serves the gallery: the index must leave it room to hold "
+                       "two galleries during a hot swap, within half of it (default: 16)")
     build.add_argument("--index", metavar="FACTORY",
                        help="for experiments: use this faiss index factory string (e.g. PQ64x4fs,RFlat) instead of "
                        "choosing by measurement; its recall and latency are still measured and recorded")
@@ -557,6 +562,7 @@ def run_build(args: argparse.Namespace) -> int:
                            budget_ms=args.latency_budget, engine=args.engine, address=args.address,
                            wait=args.wait, allow_outside=args.allow_outside,
                            memory_budget_bytes=int(args.memory_budget * 2**20), index=args.index,
+                           kiosk_memory_bytes=int(args.kiosk_memory * 2**30),
                            index_params=dict(args.index_param))
     report = build(options)
     if report.get("up_to_date"):

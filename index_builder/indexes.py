@@ -25,7 +25,8 @@ import faiss
 import numpy as np
 
 from face_engine.gallery import apply_search_params, one_thread
-from face_engine.memory import bytes_per_vector
+from face_engine.memory import KIOSK_MEMORY_BYTES, bytes_per_vector, kiosk_index_budget
+from face_engine.shards import sharded
 
 RECALL_AT = 5
 MIN_RECALL = 0.98
@@ -67,7 +68,10 @@ def recall_at(I: np.ndarray, I_exact: np.ndarray, k: int) -> float:
 
 
 def single_query_latency_ms(index: faiss.Index, xq: np.ndarray, k: int) -> dict[str, float]:
-    """Percentiles of one query at a time on one thread, as the kiosk searches (not batch throughput)."""
+    """Percentiles of one query at a time, as the kiosk searches (not batch throughput): the calling
+    thread's OpenMP at one, and a large index split across this machine's cores as Gallery splits it
+    (face_engine.shards)."""
+    index = sharded(index)
     times = []
     with one_thread():
         for q in xq:
@@ -283,16 +287,20 @@ def bytes_frontier(measured: Iterable[Measurement], k: int = RECALL_AT) -> list[
 
 def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: float, use_gpu: bool,
                  k: int = 10, memory_budget_bytes: float = math.inf, gallery_size: int | None = None,
-                 forced: tuple[str, dict[str, Any]] | None = None, exact_queries: int | None = None) -> IndexChoice:
+                 forced: tuple[str, dict[str, Any]] | None = None, exact_queries: int | None = None,
+                 kiosk_memory_bytes: float = KIOSK_MEMORY_BYTES) -> IndexChoice:
     """Pick the index for gallery xb, measured with stranger queries (not in xb).
 
     Candidates whose expected size for gallery_size faces (default: len(xb)) exceeds the memory
-    budget are not built, and where exact search does not fit, the fastest that fits and reaches recall
-    is kept even if slower (OverMemoryBudget when none does);
+    budget (memory_budget_bytes, and what a kiosk PC of kiosk_memory_bytes can give one gallery
+    while it swaps to the next: face_engine.memory.kiosk_index_budget) are not built, and where
+    exact search does not fit, the fastest that fits and reaches recall is kept even if slower
+    (OverMemoryBudget when none does);
     `forced` (factory, params) measures only that index and keeps it.
     exact_queries: time exact search on only that many queries (a 10^7 scan takes ~0.2 s each)."""
     vectors = Vectors.of(xb)
     size = gallery_size or len(vectors)
+    memory_budget_bytes = min(memory_budget_bytes, kiosk_index_budget(kiosk_memory_bytes))
     exact_fits = bytes_per_vector("Flat", vectors.dim) * size <= memory_budget_bytes
     exact, truth, exact_measured = _measure_exact(vectors, xq_strangers, k, exact_queries)
     records = [_exact_record(exact_measured)]
@@ -325,7 +333,9 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
     if best is None:
         if not exact_fits:
             raise OverMemoryBudget(f"no index reached recall@5 {MIN_RECALL} on strangers within the memory budget of "
-                                   f"{memory_budget_bytes / 2**20:,.1f} MiB, and exact search needs "
+                                   f"{memory_budget_bytes / 2**20:,.1f} MiB (a kiosk of "
+                                   f"{kiosk_memory_bytes / 2**30:g} GiB swapping galleries, or --memory-budget), "
+                                   "and exact search needs "
                                    f"{bytes_per_vector('Flat', vectors.dim) * size / 2**20:,.1f} MiB for "
                                    f"{size:,} faces")
         return IndexChoice("Flat", {}, f"exact search: over the {budget_ms:g} ms budget (p99 "
@@ -417,6 +427,9 @@ def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[Candidate]
         ]
     return [
         Candidate(f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
+        # the re-rank on fp16 codes: half the float vectors' memory, and strangers' near-ties kept
+        # (an SQ8 re-rank reorders them: recall@5 0.979 at most, benchmarks/results/scale_10m_cpu.json)
+        Candidate(f"PQ{m}x4fs,Refine(SQfp16)", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
         Candidate(f"PQ{m}x4fs,Refine(SQ8),RFlat", [{"k_factor_rf": 4, "inner_k_factor": kf}
                                                    for kf in shortlist_factors(n, at_million=32)]),
         Candidate("SQfp16", [{}]),

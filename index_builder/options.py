@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from face_engine.memory import KIOSK_MEMORY_BYTES
 from index_builder.indexes import default_memory_budget
 from index_builder.worker import FaceFilter
 
@@ -24,6 +25,7 @@ class BuildOptions:
     shard_size: int = 1024
     budget_ms: float = 20.0
     memory_budget_bytes: int = field(default_factory=default_memory_budget)  # for the gallery's index
+    kiosk_memory_bytes: int = KIOSK_MEMORY_BYTES  # the kiosk PC's memory: two galleries must fit during a swap
     index: str | None = None  # a faiss factory string forced for experiments; None: chosen by measurement
     index_params: dict[str, Any] = field(default_factory=dict)  # search parameters of the forced index
     engine: str = "local"  # or "ray"

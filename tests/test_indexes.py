@@ -181,7 +181,7 @@ def test_the_memory_budget_rules_candidates_out():
     budget = indexes.bytes_per_vector("SQfp16", 32) * len(xb)  # fp16 fits; PQ with an exact re-rank does not
     choice = choose_index(xb, xq, budget_ms=0.0, use_gpu=False, memory_budget_bytes=budget * 1.01)
     ruled_out = [m["factory"] for m in choice.measurements if "ruled_out" in m]
-    assert ruled_out == ["PQ16x4fs,RFlat", "PQ16x4fs,Refine(SQ8),RFlat"]
+    assert ruled_out == ["PQ16x4fs,RFlat", "PQ16x4fs,Refine(SQfp16)", "PQ16x4fs,Refine(SQ8),RFlat"]
     assert choice.factory == "SQfp16" and "does not fit the memory budget" in choice.reason
     assert "ruled_out" not in choice.measurements[-1]
     with pytest.raises(indexes.OverMemoryBudget, match="exact search needs"):

@@ -1,0 +1,124 @@
+"""A gallery's index split across threads (face_engine.shards), and the kiosk's memory in the index
+choice; oracle: the whole index's own answers and brute-force numpy."""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from face_engine import memory, shards
+from face_engine.gallery import Gallery, apply_search_params
+from index_builder import indexes
+from index_builder.cli import build_parser
+from index_builder.indexes import choose_index, recall_at, train_and_add
+from index_builder.options import BuildOptions
+from test_indexes import FakeGpus, brute_force, face_like, stranger_split
+
+
+@pytest.fixture
+def small_galleries_split(monkeypatch):
+    """Split galleries of any size, on two threads, as a kiosk splits one of 10^7 faces."""
+    monkeypatch.setattr(shards, "SHARD_FROM", 0)
+    monkeypatch.setenv("FACE_SEARCH_THREADS", "2")
+
+
+@pytest.mark.parametrize("factory", ["Flat", "SQ8", "PQ16x4fs"])
+def test_split_codes_answer_as_the_whole_index(factory, small_galleries_split):
+    xb, _ = face_like(5000)
+    xq, _ = face_like(40, seed=1)
+    whole = train_and_add(factory, xb, use_gpu=False)
+    D, I = whole.search(xq, 10)
+    split = shards.sharded(whole, 3)
+    assert isinstance(split, shards.ShardedIndex) and [s.ntotal for s in split.shards] == [1664, 1664, 1672]
+    D_split, I_split = split.search(xq, 10)
+    np.testing.assert_array_equal(I_split, I)
+    np.testing.assert_allclose(D_split, D, rtol=1e-6)
+    ids = np.array([0, 1663, 1664, 4999])
+    np.testing.assert_allclose(split.reconstruct_batch(ids), whole.reconstruct_batch(ids))
+
+
+def test_a_rerank_splits_its_scan_and_shares_its_second_stage(small_galleries_split):
+    xb, _ = face_like(6000)
+    xq, _ = face_like(60, seed=1)
+    whole = train_and_add("PQ16x4fs,Refine(SQfp16)", xb, use_gpu=False)
+    apply_search_params(whole, {"k_factor_rf": 64})
+    _, I_whole = whole.search(xq, 10)
+    split = shards.sharded(whole, 2)
+    refine = faiss.downcast_index(split)
+    assert isinstance(refine, faiss.IndexRefine) and refine.k_factor == 64
+    assert isinstance(faiss.downcast_index(refine.base_index), faiss.IndexShards) and refine.refine_index.ntotal == 6000
+    _, I_split = split.search(xq, 10)
+    truth = brute_force(xq, xb, 10)
+    assert recall_at(I_split, I_whole, 5) >= 0.95  # the same shortlist, up to ties of fast-scan's 16-bit scores
+    assert recall_at(I_split, truth, 5) >= recall_at(I_whole, truth, 5) - 0.02
+    np.testing.assert_allclose(split.reconstruct(7), xb[7], atol=1e-3)
+
+
+def test_small_or_unsplittable_indexes_are_searched_whole(monkeypatch):
+    xb, _ = face_like(2000)
+    flat = train_and_add("Flat", xb, use_gpu=False)
+    assert shards.sharded(flat, 2) is flat  # below SHARD_FROM: a second thread costs more than it saves
+    monkeypatch.setattr(shards, "SHARD_FROM", 0)
+    assert shards.sharded(flat, 1) is flat
+    hnsw = train_and_add("HNSW8", xb, use_gpu=False)
+    assert shards.sharded(hnsw, 2) is hnsw
+    monkeypatch.setattr(shards, "MOST_COPIED_BYTES", 1000)  # the copy would cost more memory than it is worth
+    assert shards.sharded(flat, 2) is flat
+
+
+def test_the_search_threads_are_the_cores_unless_told(monkeypatch):
+    monkeypatch.delenv("FACE_SEARCH_THREADS", raising=False)
+    assert shards.search_threads() == len(__import__("os").sched_getaffinity(0))
+    monkeypatch.setenv("FACE_SEARCH_THREADS", "3")
+    assert shards.search_threads() == 3
+    monkeypatch.setenv("FACE_SEARCH_THREADS", "many")
+    assert shards.search_threads() >= 1
+
+
+def test_a_gallery_is_split_on_the_cpu_by_the_same_path_with_a_gpu(monkeypatch, tmp_path, small_galleries_split):
+    from test_bench import synthetic_gallery
+
+    xb, names = face_like(3000)
+    folder = synthetic_gallery(tmp_path / "g", xb, names)
+    gallery = Gallery(folder)
+    assert isinstance(gallery.index, shards.ShardedIndex) and gallery.count == 3000
+    xq, _ = face_like(20, seed=2)
+    D, I = gallery.search(xq[:1], 5)  # one query, as the kiosk asks: both shards, merged
+    np.testing.assert_array_equal(I[0], brute_force(xq[:1], xb, 5)[0])
+    np.testing.assert_array_equal(gallery.search(xq, 5)[1], brute_force(xq, xb, 5))
+    gallery.close()
+    gpus = FakeGpus(monkeypatch)  # one path: a GPU index is no type sharded splits; the fake keeps a CPU one
+    on_gpu = Gallery(folder)
+    assert gpus.moves == ["to_gpu"] and isinstance(on_gpu.index, shards.ShardedIndex)
+    on_gpu.close()
+
+
+def test_a_kiosk_holds_two_galleries_in_half_its_memory():
+    assert memory.kiosk_index_budget(16 * 2**30) == (8 * 2**30 - memory.SERVING_BYTES) / 2
+    assert memory.kiosk_index_budget(2 * 2**30) == 0.0
+    assert BuildOptions(corpus=".", out=".").kiosk_memory_bytes == 16 * 2**30
+
+
+def test_the_kiosk_memory_rules_candidates_out():
+    xb, xq = stranger_split(3000)
+    fp16 = indexes.bytes_per_vector("SQfp16", 32) * len(xb)
+    kiosk = 2 * (2 * fp16 * 1.01 + memory.SERVING_BYTES)  # room for two fp16 galleries, not two float ones
+    choice = choose_index(xb, xq, budget_ms=0.0, use_gpu=False, kiosk_memory_bytes=kiosk)
+    ruled_out = [m["factory"] for m in choice.measurements if "ruled_out" in m]
+    assert "PQ16x4fs,RFlat" in ruled_out and "SQfp16" not in ruled_out
+    assert choice.factory not in ruled_out and "does not fit the memory budget" in choice.reason
+    with pytest.raises(indexes.OverMemoryBudget, match="kiosk of"):
+        choose_index(xb, xq, budget_ms=1000, use_gpu=False, kiosk_memory_bytes=2 * memory.SERVING_BYTES)
+
+
+@pytest.mark.parametrize("given, expected", [([], 16.0), (["--kiosk-memory", "8"], 8.0)])
+def test_the_build_takes_the_kiosk_memory_in_gib(given, expected):
+    args = build_parser().parse_args(["build", "corpus", "--out", "g", *given])
+    assert args.kiosk_memory == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "2000000"])
+def test_a_kiosk_memory_out_of_range_is_refused(bad, capsys):
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args(["build", "corpus", "--out", "g", "--kiosk-memory", bad])
+    assert exit.value.code == 2 and "--kiosk-memory" in capsys.readouterr().err
