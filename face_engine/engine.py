@@ -95,10 +95,13 @@ class FaceEngine:
     """
 
     def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, batch_size: int = 32,
-                 spin: bool = True) -> None:
+                 spin: bool = True, detector_threads: int | None = None) -> None:
+        """`threads` for each model's session (0: onnxruntime decides), the detector's
+        `detector_threads` where given: the kiosk detects on every live frame while its GUI draws
+        them, and embeds only once a capture has paused the live view."""
         pack.check()
         self.pack = pack
-        self.detector = FaceDetector(pack, device, threads, spin)
+        self.detector = FaceDetector(pack, device, threads if detector_threads is None else detector_threads, spin)
         self.recognizer = open_recognizer(pack, device, threads, batch_size, spin)
         self.providers = {"detector": self.detector.providers,
                           "recognizer": list(self.recognizer.session.get_providers())}

@@ -1,4 +1,4 @@
-"""One query through the kiosk's path: decode, detect, embed the largest face, search; timed per stage."""
+"""One query through the kiosk's path: decode, detect, align and embed the largest face, search; timed per stage."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from face_engine.detectors import Detections
-from face_engine.engine import FaceEngine
+from face_engine.engine import FaceEngine, crops_of
 from face_engine.fairness import EXACT, SHORTLIST_GROWTH, MatchPolicy
 from face_engine.gallery import FaceRecord, Gallery, person_key_of
 from face_engine.imaging import read_image
@@ -54,13 +54,16 @@ class Stopwatch:
         self._clock = now
 
 
-def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, device: str) -> tuple[Gallery, FaceEngine]:
+def open_for_query(gallery_path: str | os.PathLike[str], pack: str | None, device: str, threads: int = 0,
+                   detector_threads: int | None = None) -> tuple[Gallery, FaceEngine]:
     """A gallery and an engine that can query it: the pack that built the gallery unless `pack`
-    names another, which must have the same recognizer (GalleryError otherwise)."""
+    names another, which must have the same recognizer (GalleryError otherwise). `threads` and
+    `detector_threads` as FaceEngine takes them."""
     from models.packs import resolve_pack
 
     gallery = Gallery(gallery_path)
-    engine = FaceEngine(resolve_pack(pack or gallery.manifest.pack_source), device, spin=False)  # one query at a time
+    engine = FaceEngine(resolve_pack(pack or gallery.manifest.pack_source), device, threads, spin=False,
+                        detector_threads=detector_threads)  # one query at a time: no spinning threads
     gallery.check_compatible(engine.pack.recognizer_id)
     return gallery, engine
 
@@ -85,7 +88,9 @@ def visitor_faces(engine: FaceEngine, image: np.ndarray, watch: Stopwatch, detec
         detections = engine.detect(image)
         watch.lap("detect")
     wanted = min(len(detections.boxes), visitors(detections) if visitors else 1)
-    xq = engine.embed(image, detections.take(slice(0, wanted)))
+    crops = crops_of(image, detections.take(slice(0, wanted)))
+    watch.lap("align")
+    xq = engine.recognizer.embed(crops)
     watch.lap("embed")
     return detections, xq
 

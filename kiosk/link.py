@@ -84,5 +84,6 @@ class WorkerLink(QObject):
         self.gallery_timer.stop()
         self.worker_thread.quit()
         self.worker_thread.wait()
+        self.worker.portraits.close()
         if self.worker.ledger is not None:  # the worker thread has ended: nobody else touches it now
             self.worker.ledger.flush()

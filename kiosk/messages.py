@@ -43,14 +43,16 @@ class Match:
     image: str  # the corpus photo, for information only: the corpus may have changed since the build
     portrait: np.ndarray  # BGR, square, from the gallery's portrait file
     likeness: int  # what the visitor reads, 0-100 (face_engine.likeness), rising with score
+    source_side: int = 0  # photo pixels across the portrait (FaceRecord.source_side); 0: unknown
 
 
 @dataclass
 class Pair:
     """One visitor beside their lookalikes."""
 
-    visitor: np.ndarray  # BGR square crop of the visitor's face, as the camera saw it
+    visitor: np.ndarray  # BGR square crop of the visitor's own face (no bystanders), as the camera saw it
     matches: list[Match]  # as shown: by score, best first (face_engine.query.displayed); never empty
+    source_side: int = 0  # camera pixels across the visitor's crop (as Match.source_side); 0: unknown
 
 
 @dataclass

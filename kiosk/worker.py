@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,18 +28,30 @@ from PySide6.QtCore import QObject, Signal, Slot
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import PORTRAIT_SIZE, FaceRecord, Gallery, GalleryError, portrait_crop, read_picture
+from face_engine.gallery import PORTRAIT_SIZE, FaceRecord, Gallery, GalleryError, read_picture
 from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, candidates, displayed, open_for_query, visitor_faces
 from face_engine.withheld import ListError, hidden_ids, home_of, read_forget_list
 from kiosk.attract_faces import attract_set
+from kiosk.config import MAX_LOOKALIKES
 from kiosk.hints import analyse, visitors
 from kiosk.ledger import Ledger
 from kiosk.messages import Analysis, Match, Pair, SearchOutcome, WorkerInfo
 
 log = logging.getLogger(__name__)
 MOST_BROKEN = 20  # unusable portraits replaced in one search: past this the gallery is damaged, and fewer are shown
+# onnxruntime's threads per model (benchmarks/bench_kiosk.py measured the choices on a 2-core machine):
+# detection runs on every live frame while the GUI thread draws them, on one core, leaving it the
+# other; the embedding runs after a capture, when the live view stands still, on both.
+DETECTOR_THREADS, RECOGNIZER_THREADS = 1, 2
+# the visitor's crop is cut while the embedding runs, and the shown portraits are decoded side by
+# side once the search is done (both cores are free then): OpenCV lets go of Python's lock
+PICTURE_THREADS = 2
+KEPT_PORTRAITS = 48       # decoded portraits kept at the screen's size (48 MB at 576 pixels): a retry's, a duo's
+VISITOR_MARGIN = 1.6      # the visitor's square, times the face box's longer side: as the gallery's portraits
+TIGHTEST_MARGIN = 1.15    # ... narrowed down to this where a wider square would take in a bystander's face
+BYSTANDER_SHARE = 0.1     # the share of another face's box a visitor's square may take in
 
 
 class InferenceWorker(QObject):
@@ -66,12 +80,16 @@ class InferenceWorker(QObject):
         self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile (set_display_side)
         self._rng = np.random.default_rng()
         self._attract_hid: np.ndarray | None = None  # the hidden faces when the attract set was chosen
+        self.portraits = Portraits()
+        self._foresee_due = True  # someone stands still at the kiosk for the first time since they moved
+        self.lookalikes = MAX_LOOKALIKES  # how many a capture asks for (as the last one did)
 
     @Slot()
     def start_up(self) -> None:
         """Load and warm models and gallery, so the first visitor waits for nothing."""
         try:
-            self.gallery, self.engine = open_for_query(self.gallery_path, self.pack_name, self.device)
+            self.gallery, self.engine = open_for_query(self.gallery_path, self.pack_name, self.device,
+                                                       RECOGNIZER_THREADS, DETECTOR_THREADS)
             self._forget_in_ledger()
             warm = np.full((480, 640, 3), 127, np.uint8)
             self.engine.detect(warm)
@@ -104,7 +122,7 @@ class InferenceWorker(QObject):
     def analyse(self, frame: np.ndarray) -> None:
         assert self.engine is not None
         start = time.perf_counter()
-        analysis = Analysis(faces=0)
+        analysis, found = Analysis(faces=0), None
         try:
             found = self.engine.detect(frame)
             self._analysed = (frame, found)
@@ -113,6 +131,24 @@ class InferenceWorker(QObject):
         except Exception:  # one bad frame must not leave the window waiting for an answer forever
             log.exception("analysis of a frame failed")
         self.analysed.emit(replace(analysis, analyse_ms=(time.perf_counter() - start) * 1e3))
+        if not (analysis.near and analysis.steady):
+            self._foresee_due = True
+        elif found is not None and self._foresee_due:
+            self._foresee(frame, found)
+
+    def _foresee(self, frame: np.ndarray, found: Detections) -> None:
+        """Someone stands still at the kiosk (near; once, until they move): their lookalikes'
+        portraits are decoded now, on the picture threads, so the capture to come (a touch, or the
+        countdown's end seconds later) finds them ready. Their embedding is dropped here; only the
+        gallery's portraits are kept (Portraits)."""
+        assert self.engine is not None and self.gallery is not None
+        self._foresee_due = False
+        try:
+            xq = visitor_faces(self.engine, frame, Stopwatch(), found, lambda _: visitors(found, frame.shape))[1]
+            chosen = self._chosen(xq, self.lookalikes, [])
+            self.portraits.foresee([lookalike.face for mine in chosen for lookalike in mine], self.display_side)
+        except Exception:  # a capture decodes them itself
+            log.exception("decoding the portraits ahead of a capture failed")
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
@@ -130,49 +166,63 @@ class InferenceWorker(QObject):
     def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
         """Each visitor of `frame` (the largest face, and a second one of similar size) beside their
         own lookalikes, with the pictures already at the results screen's size. A frame the live view
-        analysed is not searched for faces again."""
+        analysed is not searched for faces again; the visitors' crops are cut while they are embedded."""
         assert self.engine is not None
         watch = Stopwatch()
-        known = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
-        detections, xq = visitor_faces(self.engine, frame, watch, known, lambda found: visitors(found, frame.shape))
-        if known is not None:
-            watch.ms = {"detect": 0.0, **watch.ms}  # reused from the live view's analysis
-        shown = self._shown(xq, k, 1 if len(xq) > 1 else k, watch)  # a duo sees each visitor's best only
+        watch.ms["capture_to_worker"] = round((time.perf_counter() - frame_time) * 1e3, 2)
+        detections = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
+        if detections is None:
+            detections = self.engine.detect(frame)
+            watch.lap("detect")
+        else:
+            watch.ms["detect"] = 0.0  # reused from the live view's analysis
+        wanted = visitors(detections, frame.shape)
+        crops = [self.portraits.pool.submit(visitor_picture, frame, detections.boxes, face, self.display_side)
+                 for face in range(wanted)]
+        xq = visitor_faces(self.engine, frame, watch, detections, lambda _: wanted)[1]
+        self.lookalikes = k
+        shown = self._shown(xq, k, watch)
         watch.lap("portraits")
         if self.ledger is not None:
             self.ledger.record([face for mine in shown for face, _ in mine])  # what the visitors see
-        pairs = [Pair(_sized(portrait_crop(frame, box), self.display_side), displayed(match for _, match in mine))
-                 for box, mine in zip(detections.boxes, shown, strict=False) if mine]
-        faces = len(detections.boxes)
-        if not faces:
+        pairs = [_pair(crop, displayed(match for _, match in mine)) for crop, mine in zip(crops, shown, strict=False)
+                 if mine]
+        watch.lap("visitor")
+        if not len(detections.boxes):
             return SearchOutcome(0, failure="fail_no_face", timings_ms=watch.ms, frame_time=frame_time)
         if not pairs:
-            return SearchOutcome(faces, failure="fail_no_match", timings_ms=watch.ms, frame_time=frame_time)
-        return SearchOutcome(faces, pairs, timings_ms=watch.ms, frame_time=frame_time)
+            return SearchOutcome(len(detections.boxes), failure="fail_no_match", timings_ms=watch.ms,
+                                 frame_time=frame_time)
+        return SearchOutcome(len(detections.boxes), pairs, timings_ms=watch.ms, frame_time=frame_time)
 
-    def _shown(self, xq: np.ndarray, k: int, per_visitor: int, watch: Stopwatch
-               ) -> list[list[tuple[FaceRecord, Match]]]:
-        """For each visitor, the first `per_visitor` of their lookalikes, each beside its Match. A face
-        whose portrait is unusable is left out and the policy chooses again, so the next one takes
-        its place (up to MOST_BROKEN such faces). The first search is timed as "search"; searches
-        for replacements count with the portraits."""
+    def _chosen(self, xq: np.ndarray, k: int, broken: list[int]) -> list[list[Lookalike]]:
+        """The lookalikes the policy chooses for each visitor (a row of xq), never the faces at
+        `broken`: k for one visitor; a duo sees each visitor's best only."""
         assert self.gallery is not None
         counts = self.ledger.shown if self.ledger is not None else None
+        per_visitor = 1 if len(xq) > 1 else k
+        return [mine[:per_visitor] for mine in candidates(self.gallery, xq, k, self.policy, counts, broken)]
+
+    def _shown(self, xq: np.ndarray, k: int, watch: Stopwatch) -> list[list[tuple[FaceRecord, Match]]]:
+        """For each visitor, the lookalikes `_chosen`, each beside its Match. A face whose portrait
+        is unusable is left out and the policy chooses again, so the next one takes its place (up to
+        MOST_BROKEN such faces). The first search is timed as "search"; searches for replacements
+        count with the portraits."""
         decoded: dict[int, Match | None] = {}  # each face's portrait decoded once, however often chosen
         broken: list[int] = []
         while True:
-            chosen = [mine[:per_visitor] for mine in candidates(self.gallery, xq, k, self.policy, counts, broken)]
+            chosen = self._chosen(xq, k, broken)
             if not broken:
                 watch.lap("search")
-            for lookalike in (lookalike for mine in chosen for lookalike in mine):
-                if lookalike.face.id not in decoded:
-                    decoded[lookalike.face.id] = _match(lookalike, self.display_side)
+            new = {found.face.id: found for mine in chosen for found in mine if found.face.id not in decoded}
+            pictures = self.portraits.pictures([found.face for found in new.values()], self.display_side)
+            decoded.update((face_id, _match(found, picture))
+                           for (face_id, found), picture in zip(new.items(), pictures, strict=True))
             newly = [face_id for face_id, match in decoded.items() if match is None and face_id not in broken]
             if not newly or len(broken) >= MOST_BROKEN:
                 return [[(found.face, match) for found in mine if (match := decoded[found.face.id]) is not None]
                         for mine in chosen]
             broken += newly
-
     @Slot()
     def report_exposure(self) -> None:
         if self.ledger is None or self.gallery is None:
@@ -219,6 +269,7 @@ class InferenceWorker(QObject):
             return False
         old, self.gallery, self._pending = self.gallery, self._pending, None
         self._keys = None
+        self.portraits.clear()  # its face ids name other faces now
         if old is not None:
             old.close()
         log.info("gallery swapped in: %s", self.gallery.root)
@@ -266,18 +317,102 @@ class InferenceWorker(QObject):
         self.attract.emit(chosen)
 
 
-def _match(found: Lookalike, side: int) -> Match | None:
-    """A gallery face as the results screen shows it, its portrait decoded and scaled to `side`
-    here, off the GUI thread; or None when its portrait file is unusable (the next face takes its
-    place: one face lost is better than the visitor's whole result)."""
-    face = found.face
+class Portraits:
+    """Gallery portraits at the results screen's size, decoded off the GUI thread on PICTURE_THREADS
+    threads (which also cut the visitors' crops); the last KEPT_PORTRAITS are kept, so a capture
+    finds ready those decoded ahead of it (`foresee`) and a retry's. Used by the worker's thread
+    only; `clear` after a gallery swap (face ids name other faces then)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(PICTURE_THREADS, thread_name_prefix="pictures")
+        self._kept: OrderedDict[tuple[int, int], Future[np.ndarray | None]] = OrderedDict()
+
+    def foresee(self, faces: list[FaceRecord], side: int) -> None:
+        """Start decoding these faces' portraits, waiting for none."""
+        for face in faces:
+            self._decoding(face, side)
+
+    def pictures(self, faces: list[FaceRecord], side: int) -> list[np.ndarray | None]:
+        """Each face's portrait at side x side, or None where its file is unusable."""
+        return [future.result() for future in [self._decoding(face, side) for face in faces]]
+
+    def _decoding(self, face: FaceRecord, side: int) -> Future[np.ndarray | None]:
+        key = (face.id, side)
+        if key in self._kept:
+            self._kept.move_to_end(key)
+        else:
+            self._kept[key] = self.pool.submit(_portrait, face, side)
+            while len(self._kept) > KEPT_PORTRAITS:
+                self._kept.popitem(last=False)
+        return self._kept[key]
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def _portrait(face: FaceRecord, side: int) -> np.ndarray | None:
+    """A gallery face's portrait decoded and scaled to `side`; None when its file is unusable (the
+    next face takes its place: one face lost is better than the visitor's whole result)."""
     try:
-        picture = _sized(read_picture(face.portrait), side)
+        return _sized(read_picture(face.portrait), side)
     except (ImageError, OSError) as error:
         log.warning("face %s replaced in the results: its portrait %s is unusable (%s)", face.id,
                     face.portrait, error)
         return None
-    return Match(found.score, face.display_name, face.caption, face.image, picture, found.likeness)
+
+
+def _match(found: Lookalike, picture: np.ndarray | None) -> Match | None:
+    """A gallery face as the results screen shows it; None without its portrait."""
+    face = found.face
+    if picture is None:
+        return None
+    return Match(found.score, face.display_name, face.caption, face.image, picture, found.likeness, face.source_side)
+
+
+def _pair(crop: Future[tuple[np.ndarray, int]], matches: list[Match]) -> Pair:
+    picture, across = crop.result()
+    return Pair(picture, matches, across)
+
+
+def visitor_picture(frame: np.ndarray, boxes: np.ndarray, face: int, side: int) -> tuple[np.ndarray, int]:
+    """The visitor's own face at side x side pixels, and the camera pixels across it: the square of
+    visitor_square, cut from the frame in one resize."""
+    x, y, across = visitor_square(frame.shape, boxes, face)
+    # a copy, never a view: the results must not keep the whole camera frame alive
+    return np.ascontiguousarray(_sized(frame[y:y + across, x:x + across], side)), across
+
+
+def visitor_square(shape: tuple[int, ...], boxes: np.ndarray, face: int) -> tuple[int, int, int]:
+    """(x, y, side) in the frame of the square the results show of face number `face`: centred on
+    its box and lifted a little, VISITOR_MARGIN times the box's longer side, as the gallery's
+    portraits are cut; narrower, down to TIGHTEST_MARGIN, where a wider square would take in more
+    than BYSTANDER_SHARE of another face's box; moved inside the frame, never padded."""
+    height, width = shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in boxes[face])
+    longer = max(x2 - x1, y2 - y1, 1.0)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * 0.05
+    others = np.delete(boxes, face, axis=0)
+    for margin in np.linspace(VISITOR_MARGIN, TIGHTEST_MARGIN, 10):
+        side = int(min(round(longer * margin), width, height))
+        x = int(min(max(round(cx - side / 2), 0), width - side))
+        y = int(min(max(round(cy - side / 2), 0), height - side))
+        if _taken_in(others, x, y, side) <= BYSTANDER_SHARE:
+            break
+    return x, y, side
+
+
+def _taken_in(boxes: np.ndarray, x: int, y: int, side: int) -> float:
+    """The largest share of any of `boxes` (n, 4) that the square (x, y, side) covers; 0 for none."""
+    if not len(boxes):
+        return 0.0
+    boxes = boxes.astype(np.float64)
+    across = np.clip(np.minimum(boxes[:, 2], x + side) - np.maximum(boxes[:, 0], x), 0, None)
+    down = np.clip(np.minimum(boxes[:, 3], y + side) - np.maximum(boxes[:, 1], y), 0, None)
+    areas = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-6)
+    return float((across * down / areas).max())
 
 
 def _sized(picture: np.ndarray, side: int) -> np.ndarray:

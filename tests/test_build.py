@@ -91,7 +91,7 @@ def test_search_finds_the_person_and_reports_timings(messy_gallery, photos, caps
     assert [m["rank"] for m in result["matches"]] == [1, 2, 3]
     assert (result["matches"][0]["name"], result["matches"][0]["identity"]) == ("Tony Blair", "Tony_Blair")
     assert Path(result["matches"][0]["thumbnail"]).is_file()
-    assert set(result["timings_ms"]) == {"decode", "detect", "embed", "search"}
+    assert set(result["timings_ms"]) == {"decode", "detect", "align", "embed", "search"}
     assert main(["search", str(out), str(photos / "coffee.png"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["matches"] == []
     assert main(["info", str(out)]) == 0

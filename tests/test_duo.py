@@ -4,6 +4,7 @@ gallery built from LFW photos."""
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import wait
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from index_builder.build import build
 from index_builder.options import BuildOptions
 from kiosk.attract_faces import AttractSet, attract_set
 from kiosk.ledger import Ledger
-from kiosk.worker import InferenceWorker
+from kiosk.worker import BYSTANDER_SHARE, VISITOR_MARGIN, InferenceWorker, _taken_in, visitor_square
 
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 2, "Gerhard_Schroeder": 2}
 
@@ -187,6 +188,7 @@ def test_a_lookalike_whose_portrait_is_unusable_is_replaced_by_the_next_not_drop
     broken = [faces[match.image] for match in before[:2]]  # the best two: Colin Powell and the next person
     for face in broken:
         Path(face.portrait).write_bytes(b"not a jpeg")
+    worker.portraits.clear()  # the pictures decoded before the damage are kept, and would be shown whole
     after = search(worker, frame).pairs[0].matches
     assert len(after) == len(PEOPLE), "as many people as before"
     assert not {face.image for face in broken} & {match.image for match in after}, "never a broken portrait"
@@ -200,3 +202,61 @@ def test_what_a_visitor_sees_is_in_score_order_with_its_likeness(worker, built):
     assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True), "best first"
     assert [m.likeness for m in matches] == sorted((m.likeness for m in matches), reverse=True)
     assert all(m.likeness == worker.gallery.calibration.likeness(m.score) for m in matches)
+
+
+def test_the_visitors_crop_is_their_own_face_not_a_bystanders():
+    alone = np.array([[300, 200, 400, 320]], np.float32)
+    x, y, side = visitor_square((720, 1280, 3), alone, 0)
+    assert side == round(120 * VISITOR_MARGIN), "alone, the visitor is framed as the gallery's portraits are"
+    beside = np.vstack([alone, [[430, 210, 530, 330]]]).astype(np.float32)  # a bystander's face close by
+    x, y, side = visitor_square((720, 1280, 3), beside, 0)
+    assert side < round(120 * VISITOR_MARGIN) and x <= 300 and x + side >= 400 and y <= 200 and y + side >= 320
+    assert _taken_in(beside[1:], x, y, side) <= BYSTANDER_SHARE, "at most a sliver of the bystander's face"
+    x, y, side = visitor_square((480, 640, 3), np.array([[560, 380, 640, 480]], np.float32), 0)
+    assert 0 <= x and x + side <= 640 and 0 <= y and y + side <= 480, "inside the frame, never padded"
+
+
+def test_each_visitor_of_a_duo_gets_their_own_crop_and_its_camera_pixels(worker, built):
+    corpus, _ = built
+    frame = side_by_side(photo_of(corpus, "Colin_Powell"), photo_of(corpus, "Zico"))
+    found = worker.engine.detect(frame)
+    outcome = search(worker, frame)
+    for face, pair in enumerate(outcome.pairs):
+        x, y, side = visitor_square(frame.shape, found.boxes, face)
+        assert pair.source_side == side > 0
+        assert _taken_in(np.delete(found.boxes, face, axis=0), x, y, side) <= BYSTANDER_SHARE
+
+
+def test_portraits_decoded_once_are_kept_for_the_next_capture_and_dropped_at_a_swap(worker, built, monkeypatch):
+    import kiosk.worker
+
+    frame = read_image(photo_of(built[0], "Gerhard_Schroeder"))
+    first = search(worker, frame)
+    decoded: list[str] = []
+    read = kiosk.worker.read_picture
+    monkeypatch.setattr(kiosk.worker, "read_picture", lambda path: decoded.append(path) or read(path))
+    again = search(worker, frame)
+    assert decoded == [], "a retry's portraits are ready"
+    for before, after in zip(first.pairs[0].matches, again.pairs[0].matches, strict=True):
+        np.testing.assert_array_equal(before.portrait, after.portrait)
+    worker.offer_gallery(Gallery(built[1], use_gpu=False))
+    worker.between_visitors()
+    search(worker, frame)
+    assert len(decoded) == len(first.pairs[0].matches), "a new gallery's faces are decoded afresh"
+
+
+def test_a_visitor_standing_still_has_their_lookalikes_portraits_decoded_before_the_capture(worker, built,
+                                                                                             monkeypatch):
+    import kiosk.worker
+
+    frame = read_image(photo_of(built[0], "Hugo_Chavez"))
+    worker.analyse(frame)
+    assert not worker.portraits._kept, "not before the visitor stands still"
+    worker.analyse(frame)  # near, and still since the last frame: the portraits are decoded ahead
+    assert worker.portraits._kept, "decoding began"
+    wait(worker.portraits._kept.values())
+    decoded: list[str] = []
+    read = kiosk.worker.read_picture
+    monkeypatch.setattr(kiosk.worker, "read_picture", lambda path: decoded.append(path) or read(path))
+    outcome = search(worker, frame)
+    assert outcome.pairs and decoded == [], "the capture found every portrait ready"
