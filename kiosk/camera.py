@@ -33,7 +33,7 @@ HOLD_SECONDS = 12.0
 # a staged folder's room stays empty this long between visitors: the results close (8 s after the face
 # left, the kiosk's default away_seconds) and the attract loop shows for about 10 s before the next one
 EMPTY_SECONDS = 18.0
-STAGE_SIZE = (540, 960)  # height, width: a staged frame, 16:9 like the screen, so the live view crops nothing
+STAGE_SIZE = (720, 1280)  # height, width: a 720p webcam's frame, 16:9 like the screen: the live view crops nothing
 WALL_BGR = (128, 128, 128)  # a neutral grey wall behind a staged visitor
 MOST_ENLARGED = 2.0  # a staged photo is shown at most this many times its own pixels
 STAGE_FILL = 0.9  # ... and at most this share of the frame's height and width
