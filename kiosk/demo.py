@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 GALLERY = (
     ("insightface", "data/images/t1.jpg", "", "insightface sample photo"),
 )
-# (package, resource, crop): the synthetic camera's visitors, none of them in the gallery; a crop
-# (x1, y1, x2, y2 of the package's photo) frames a small face as a kiosk camera frames a visitor.
-# scikit-image's camera.png is left out: its man looks sideways into his camera, never at the kiosk.
+# (package, resource, crop): the synthetic camera's visitors, in order, none of them in the gallery;
+# a crop (x1, y1, x2, y2 of the package's photo) frames a small face as a kiosk camera frames a
+# visitor. The first two are public-domain photos (NASA, US Navy): docs/make_screenshots.py commits
+# the first visit's results. scikit-image's camera.png is left out: its man looks sideways into his
+# camera, never at the kiosk.
 VISITORS = (
-    ("insightface", "data/images/Tom_Hanks_54745.png", None),  # Tom Hanks
     ("skimage", "data/astronaut.png", (84, 0, 364, 280)),  # Eileen Collins, NASA astronaut
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg", None),  # Grace Hopper
+    ("insightface", "data/images/Tom_Hanks_54745.png", None),  # Tom Hanks
 )
 
 
