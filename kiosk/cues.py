@@ -28,8 +28,10 @@ class BoothCues(QObject):
 
     def show(self, state: State, countdown: int) -> None:
         """The sign while frames are analysed; a tone at each new number of the countdown."""
-        self.camera_on.setVisible(state in ANALYSED)
-        self.camera_on.raise_()
+        shown = state in ANALYSED
+        if self.camera_on.isHidden() == shown:  # changed: no repaint on every tick
+            self.camera_on.setVisible(shown)
+            self.camera_on.raise_()
         if countdown and countdown != self._counted:
             self.sound.play("tick")
         self._counted = countdown
