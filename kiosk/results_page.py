@@ -93,53 +93,14 @@ class MatchTile(QWidget):
         self.percent.setText(f"{match.likeness}%")
 
 
-class DuoColumn(QWidget):
-    """One of two visitors beside their best lookalike, with its likeness, name and caption under them."""
-
-    def __init__(self, gaps: Gaps) -> None:
-        super().__init__()
-        self.you, self.best = Portrait("visitor"), Portrait("portrait")
-        self.percent = label("duo_percent")
-        self.name = ElidedLabel("name", lines=2, align=TOP_CENTRE)  # room for two lines: a long name moves nothing
-        self.caption = ElidedLabel("caption", lines=2, align=TOP_CENTRE)
-        pictures = QHBoxLayout()
-        gaps.spacing(pictures, 0)
-        pictures.addStretch()
-        pictures.addWidget(self.you)
-        gaps.space(pictures, 24)
-        pictures.addWidget(self.best)
-        pictures.addStretch()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        gaps.spacing(layout, 6)
-        layout.addStretch()
-        layout.addLayout(pictures)
-        gaps.space(layout, 12)
-        for widget in (self.percent, self.name, self.caption):
-            layout.addWidget(widget)
-        layout.addStretch()
-
-    def show_pair(self, pair: Pair, side: int, lang: str) -> None:
-        best = pair.matches[0]
-        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
-        self.best.setPixmap(framed(to_pixmap(best.portrait, mirror=False), side, source_side(best)))
-        self.percent.setText(tr(lang, "similarity", percent=best.likeness))
-        self.name.setText(best.name)
-        self.caption.setText(best.caption)
-
-    def clear(self) -> None:
-        for widget in (self.you, self.best, self.percent, self.name, self.caption):
-            widget.clear()
-
-
 class MuseumLabel(QWidget):
     """The chosen match's name over its caption, as a museum labels a picture: top-aligned in room
     for two lines of each, so a longer name or caption moves nothing else."""
 
-    def __init__(self, gaps: Gaps) -> None:
+    def __init__(self, gaps: Gaps, align=TOP_LEFT) -> None:
         super().__init__()
-        self.name = ElidedLabel("name", lines=2, align=TOP_LEFT, shrink=True)
-        self.caption = ElidedLabel("caption", lines=2, align=TOP_LEFT, shrink=True)
+        self.name = ElidedLabel("name", lines=2, align=align, shrink=True)
+        self.caption = ElidedLabel("caption", lines=2, align=align, shrink=True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         gaps.spacing(layout, 4)
@@ -153,6 +114,45 @@ class MuseumLabel(QWidget):
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
+
+
+class DuoColumn(QWidget):
+    """One of two visitors beside their best lookalike, with its likeness, name and caption under them."""
+
+    def __init__(self, gaps: Gaps) -> None:
+        super().__init__()
+        self.you, self.best = Portrait("visitor"), Portrait("portrait")
+        self.percent = label("duo_percent")
+        self.about = MuseumLabel(gaps, TOP_CENTRE)
+        self.name, self.caption = self.about.name, self.about.caption
+        pictures = QHBoxLayout()
+        gaps.spacing(pictures, 0)
+        pictures.addStretch()
+        pictures.addWidget(self.you)
+        gaps.space(pictures, 24)
+        pictures.addWidget(self.best)
+        pictures.addStretch()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        gaps.spacing(layout, 6)
+        layout.addStretch()
+        layout.addLayout(pictures)
+        gaps.space(layout, 12)
+        layout.addWidget(self.percent)
+        layout.addWidget(self.about)
+        layout.addStretch()
+
+    def show_pair(self, pair: Pair, side: int, lang: str) -> None:
+        best = pair.matches[0]
+        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
+        self.best.setPixmap(framed(to_pixmap(best.portrait, mirror=False), side, source_side(best)))
+        self.percent.setText(tr(lang, "similarity", percent=best.likeness))
+        self.name.setText(best.name)
+        self.caption.setText(best.caption)
+
+    def clear(self) -> None:
+        for widget in (self.you, self.best, self.percent, self.name, self.caption):
+            widget.clear()
 
 
 def source_side(match: Match) -> int:
