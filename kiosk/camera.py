@@ -56,6 +56,8 @@ class OpenCvSource:
         self.capture = cv2.VideoCapture(self.spec if self.is_file else int(self.spec))
         if not self.capture.isOpened():
             raise CameraError(f"cannot open camera {self.spec}")
+        if not self.is_file:  # the driver keeps one frame, not four: a read never returns one 100 ms old
+            self.capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
 
     def read(self) -> np.ndarray:
