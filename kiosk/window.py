@@ -42,7 +42,10 @@ log = logging.getLogger(__name__)
 
 DESIGN_HEIGHT = 1080
 TICK_MS = 100
-CJK_FONTS = ["Noto Sans CJK SC", "WenQuanYi Micro Hei", "Source Han Sans SC", "Sans Serif"]
+# Families with a real bold face come before WenQuanYi Micro Hei, which has none: Qt draws text over
+# 64 pixels as outlines, where a synthesised bold is lost (a 4K screen's headings came out regular).
+# Characters a family lacks (DejaVu's Chinese) come from the next one.
+CJK_FONTS = ["Noto Sans CJK SC", "Source Han Sans SC", "DejaVu Sans", "WenQuanYi Micro Hei", "Sans Serif"]
 
 
 class KioskWindow(QMainWindow):
