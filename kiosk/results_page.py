@@ -19,7 +19,6 @@ from kiosk.widgets import (
     Gaps,
     Page,
     Portrait,
-    fit,
     framed,
     label,
     set_texts,
@@ -88,7 +87,7 @@ class MatchTile(QWidget):
             for widget in (self.portrait, self.name, self.percent):
                 widget.clear()
             return
-        self.portrait.setPixmap(framed(to_pixmap(match.portrait, mirror=False), side, source_side(match)))
+        self.portrait.setPixmap(framed(to_pixmap(match.portrait, mirror=False), side, match.source_side))
         self.name.setText(match.name)
         self.percent.setText(f"{match.likeness}%")
 
@@ -101,16 +100,16 @@ class MuseumLabel(QWidget):
         super().__init__()
         self.name = ElidedLabel("name", lines=2, align=align, shrink=True)
         self.caption = ElidedLabel("caption", lines=2, align=align, shrink=True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        gaps.spacing(layout, 4)
-        layout.addWidget(self.name)
-        layout.addWidget(self.caption)
-        layout.addStretch()
+        self.lines = QVBoxLayout(self)
+        self.lines.setContentsMargins(0, 0, 0, 0)
+        gaps.spacing(self.lines, 4)
+        self.lines.addWidget(self.name)
+        self.lines.addWidget(self.caption)
+        self.lines.addStretch()
 
     def sizeHint(self) -> QSize:
         room = sum(label.lines * label.fontMetrics().lineSpacing() for label in (self.name, self.caption))
-        return QSize(0, room + self.layout().spacing())
+        return QSize(0, room + self.lines.spacing())
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
@@ -144,8 +143,8 @@ class DuoColumn(QWidget):
 
     def show_pair(self, pair: Pair, side: int, lang: str) -> None:
         best = pair.matches[0]
-        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), side))
-        self.best.setPixmap(framed(to_pixmap(best.portrait, mirror=False), side, source_side(best)))
+        self.you.setPixmap(framed(to_pixmap(pair.visitor, mirror=True), side, pair.source_side))
+        self.best.setPixmap(framed(to_pixmap(best.portrait, mirror=False), side, best.source_side))
         self.percent.setText(tr(lang, "similarity", percent=best.likeness))
         self.name.setText(best.name)
         self.caption.setText(best.caption)
@@ -153,11 +152,6 @@ class DuoColumn(QWidget):
     def clear(self) -> None:
         for widget in (self.you, self.best, self.percent, self.name, self.caption):
             widget.clear()
-
-
-def source_side(match: Match) -> int:
-    """Source pixels across the match's stored portrait (0: unknown, a gallery built before they were kept)."""
-    return int(getattr(match, "source_side", 0))
 
 
 class ResultsPage(Page):
@@ -324,8 +318,9 @@ class ResultsPage(Page):
             self._small_ranks = []
             return
         chosen = pair.matches[min(self.selected, len(pair.matches) - 1)]
-        self.you.setPixmap(fit(to_pixmap(pair.visitor, mirror=True), big))  # as they saw themselves live
-        self.best.setPixmap(framed(to_pixmap(chosen.portrait, mirror=False), big, source_side(chosen)))
+        # the visitor as they saw themselves live; neither picture drawn past twice its source's pixels
+        self.you.setPixmap(framed(to_pixmap(pair.visitor, mirror=True), big, pair.source_side))
+        self.best.setPixmap(framed(to_pixmap(chosen.portrait, mirror=False), big, chosen.source_side))
         self.percent.setText(tr(self.lang, "similarity", percent=chosen.likeness))
         self.best_name.setText(chosen.name)
         self.best_caption.setText(chosen.caption)

@@ -135,7 +135,7 @@ def test_a_portrait_is_framed_smaller_rather_than_enlarged_past_twice_its_source
     assert 195 <= inside[-1] - inside[0] <= 210, "the picture 200 pixels wide, with its thin line"
 
 
-def test_the_results_frame_a_low_resolution_match_and_fill_the_tile_with_a_sharp_one(qtbot, faces):
+def test_the_results_frame_a_low_resolution_match_or_visitor_and_fill_the_tile_with_a_sharp_one(qtbot, faces):
     page = results_at(qtbot, faces, 1920, 1080)
     best = page.outcome.pairs[0].matches[0]
     for side, mat_expected in ((80, True), (page.big_side(), False)):
@@ -144,6 +144,11 @@ def test_the_results_frame_a_low_resolution_match_and_fill_the_tile_with_a_sharp
         image = page.best.pixmap().toImage()
         assert image.width() == page.big_side()
         assert (image.pixelColor(image.width() // 10, image.height() // 2) == MAT) is mat_expected
+    visitor = page.outcome.pairs[0]
+    visitor.source_side = 90  # a visitor far from the camera: 90 camera pixels across their crop
+    page.select(0)
+    you = page.you.pixmap().toImage()
+    assert you.width() == page.big_side() and you.pixelColor(you.width() // 10, you.height() // 2) == MAT
 
 
 # camera-on sign, notice and sound --------------------------------------------------------------------
