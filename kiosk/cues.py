@@ -16,6 +16,7 @@ from kiosk.widgets import CameraOn
 # the screens whose camera frames go to the inference worker (KioskWindow.on_frame): the attract
 # screen too (a face turns it live), and the results (they close when the face has gone)
 ANALYSED = (State.ATTRACT, State.LIVE, State.COUNTDOWN, State.RESULTS)
+CAMERA_ON = (*ANALYSED, State.SEARCHING)  # the sign's screens: and while the captured frame is searched
 
 
 class BoothCues(QObject):
@@ -28,7 +29,7 @@ class BoothCues(QObject):
 
     def show(self, state: State, countdown: int) -> None:
         """The sign while frames are analysed; a tone at each new number of the countdown."""
-        shown = state in ANALYSED
+        shown = state in CAMERA_ON
         if self.camera_on.isHidden() == shown:  # changed: no repaint on every tick
             self.camera_on.setVisible(shown)
             self.camera_on.raise_()
