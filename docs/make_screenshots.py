@@ -183,7 +183,7 @@ def tour(shooter: Shooter, gallery: str, frames: dict[str, np.ndarray], shown, l
     camera = ScriptedCamera()
     camera.show(frames["empty"])
     config = KioskConfig(gallery=gallery, lang=lang, countdown_seconds=4, results_seconds=600,
-                         idle_seconds=600, pin_hash=hash_pin("2468"), sound=False)
+                         idle_seconds=600, pin_hash=hash_pin("2468"))
     window = KioskWindow(config, None, camera)
     window.show_fullscreen()
     grab = shooter.grab if every_screen else (lambda name: None)
@@ -264,7 +264,7 @@ def demo(shooter: Shooter, lang: str) -> None:
     from kiosk.flow import State
     from kiosk.window import KioskWindow
 
-    window = KioskWindow(KioskConfig(lang=lang, pin_hash=hash_pin("2468"), sound=False), None,
+    window = KioskWindow(KioskConfig(lang=lang, pin_hash=hash_pin("2468")), None,
                          prepare=partial(demo_settings, keep={}))
     window.show_fullscreen()
     shooter.wait(lambda: window.flow.state is State.RESULTS, seconds=240)

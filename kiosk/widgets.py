@@ -152,7 +152,7 @@ class ElidedLabel(QLabel):
 
     def sizeHint(self) -> QSize:
         margins = self.contentsMargins()
-        lines = self.text().count("\n") + 1 if self.shrink else self.lines
+        lines = line_count(self.text()) if self.shrink else self.lines
         return QSize(margins.left() + margins.right(),
                      lines * self.fontMetrics().lineSpacing() + margins.top() + margins.bottom())
 
@@ -171,9 +171,14 @@ class ElidedLabel(QLabel):
 
     def _elide(self) -> None:
         shown = elided(self.full_text, self.font(), self.contentsRect().width(), self.lines)
-        if self.shrink and shown.count("\n") != self.text().count("\n"):
+        if self.shrink and line_count(shown) != line_count(self.text()):
             self.updateGeometry()
         super().setText(shown)
+
+
+def line_count(text: str) -> int:
+    """Lines of a shown text: none for no text (an empty name takes no room under a portrait)."""
+    return text.count("\n") + 1 if text else 0
 
 
 def elided(text: str, font: QFont, width: int, lines: int) -> str:

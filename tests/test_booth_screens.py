@@ -370,3 +370,13 @@ def test_the_any_height_pictogram_is_a_figure_of_its_own(qapp):
     assert 0.05 < drawing.mean() < 0.5
     for other in ("hint_come_closer", "hint_one_person", "walk_up"):
         assert not np.array_equal(drawing, drawing_of(other))
+
+
+def test_a_nameless_match_has_its_caption_right_under_its_portrait(qtbot, faces):
+    page = results_at(qtbot, faces, 1920, 1080)
+    named_caption_top = page.best_caption.geometry().top()
+    page.outcome.pairs[0].matches[0].name = ""  # the demo's group photo names nobody
+    page.select(0)
+    qtbot.wait(20)
+    assert page.best_name.height() == 0 and page.best_caption.geometry().top() < named_caption_top
+    assert page.best.geometry() == results_at(qtbot, faces, 1920, 1080).best.geometry(), "the portrait stays"
