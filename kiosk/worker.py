@@ -17,13 +17,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
@@ -48,6 +49,7 @@ DETECTOR_THREADS, RECOGNIZER_THREADS = 1, 2
 # the visitor's crop is cut while the embedding runs, and the shown portraits are decoded side by
 # side once the search is done (both cores are free then): OpenCV lets go of Python's lock
 PICTURE_THREADS = 2
+RETRY_FORESEEN_MS = 300  # after a capture's answer, its retry's portraits are decoded (the results drawn by then)
 KEPT_PORTRAITS = 48       # decoded portraits kept at the screen's size (48 MB at 576 pixels): a retry's, a duo's
 VISITOR_MARGIN = 1.6      # the visitor's square, times the face box's longer side: as the gallery's portraits
 TIGHTEST_MARGIN = 1.15    # ... narrowed down to this where a wider square would take in a bystander's face
@@ -83,6 +85,7 @@ class InferenceWorker(QObject):
         self.portraits = Portraits()
         self._foresee_due = True  # someone stands still at the kiosk for the first time since they moved
         self.lookalikes = MAX_LOOKALIKES  # how many a capture asks for (as the last one did)
+        self._retry_query: np.ndarray | None = None  # the last capture's embeddings, till its retry's portraits
 
     @Slot()
     def start_up(self) -> None:
@@ -141,14 +144,9 @@ class InferenceWorker(QObject):
         portraits are decoded now, on the picture threads, so the capture to come (a touch, or the
         countdown's end seconds later) finds them ready. Their embedding is dropped here; only the
         gallery's portraits are kept (Portraits)."""
-        assert self.engine is not None and self.gallery is not None
-        self._foresee_due = False
-        try:
-            xq = visitor_faces(self.engine, frame, Stopwatch(), found, lambda _: visitors(found, frame.shape))[1]
-            chosen = self._chosen(xq, self.lookalikes, [])
-            self.portraits.foresee([lookalike.face for mine in chosen for lookalike in mine], self.display_side)
-        except Exception:  # a capture decodes them itself
-            log.exception("decoding the portraits ahead of a capture failed")
+        engine, wanted, self._foresee_due = self.engine, visitors(found, frame.shape), False
+        assert engine is not None
+        self._decode_ahead(lambda: visitor_faces(engine, frame, Stopwatch(), found, lambda _: wanted)[1])
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
@@ -162,6 +160,23 @@ class InferenceWorker(QObject):
             log.exception("search failed")
             outcome = SearchOutcome(0, failure="fail_search", frame_time=frame_time)
         self.searched.emit(outcome)
+        if self._retry_query is not None:  # once the results are drawn: the picture threads wait till then
+            QTimer.singleShot(RETRY_FORESEEN_MS, self._foresee_retry)
+
+    def _foresee_retry(self) -> None:
+        """The results are on screen: decode the portraits a retry would show now (the ledger counts
+        this visit's showings, so the fair policy chooses others). The visitor's embedding goes."""
+        xq, self._retry_query = self._retry_query, None
+        if xq is not None:
+            self._decode_ahead(lambda: xq)
+
+    def _decode_ahead(self, query: Callable[[], np.ndarray]) -> None:
+        """Start decoding the portraits the policy would now choose for the embeddings `query` gives."""
+        try:
+            chosen = self._chosen(query(), self.lookalikes, [])
+            self.portraits.foresee([lookalike.face for mine in chosen for lookalike in mine], self.display_side)
+        except Exception:  # the capture decodes them itself
+            log.exception("decoding portraits ahead of a capture failed")
 
     def _search(self, frame: np.ndarray, k: int, frame_time: float) -> SearchOutcome:
         """Each visitor of `frame` (the largest face, and a second one of similar size) beside their
@@ -187,6 +202,7 @@ class InferenceWorker(QObject):
             self.ledger.record([face for mine in shown for face, _ in mine])  # what the visitors see
         pairs = [_pair(crop, displayed(match for _, match in mine)) for crop, mine in zip(crops, shown, strict=False)
                  if mine]
+        self._retry_query = xq if pairs else None
         watch.lap("visitor")
         if not len(detections.boxes):
             return SearchOutcome(0, failure="fail_no_face", timings_ms=watch.ms, frame_time=frame_time)
@@ -256,7 +272,7 @@ class InferenceWorker(QObject):
     def between_visitors(self) -> None:
         """Forget the last analysed frame, write the exposure counts, and swap in a pending gallery now
         that nobody is looking at results."""
-        self._analysed = None  # nothing of the last visitor stays, not even in memory
+        self._analysed = self._retry_query = None  # nothing of the last visitor stays, not even in memory
         if self.ledger is not None:
             self.ledger.flush(wait=False)  # written on the ledger's own thread: the next visitor waits for no disk
         if not self._swap_pending() and self.gallery is not None and hidden_ids(self.gallery) is not self._attract_hid:
@@ -272,6 +288,7 @@ class InferenceWorker(QObject):
         self.portraits.clear()  # its face ids name other faces now
         if old is not None:
             old.close()
+        del old  # its index goes before the new gallery's keys are read: both do not fit beside 10^7 faces
         log.info("gallery swapped in: %s", self.gallery.root)
         self._forget_in_ledger()
         self.gallery_changed.emit(self.info())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_lfw_people, search
+from face_engine.fairness import policy_named
 from face_engine.gallery import Gallery
 from face_engine.imaging import read_image
 from index_builder.build import build
@@ -260,3 +261,21 @@ def test_a_visitor_standing_still_has_their_lookalikes_portraits_decoded_before_
     monkeypatch.setattr(kiosk.worker, "read_picture", lambda path: decoded.append(path) or read(path))
     outcome = search(worker, frame)
     assert outcome.pairs and decoded == [], "the capture found every portrait ready"
+
+
+def test_a_retrys_portraits_are_decoded_while_the_results_are_on_screen(built, tmp_path, monkeypatch):
+    import kiosk.worker
+
+    worker = InferenceWorker(str(built[1]), "", "cpu", policy_named("fair", None), Ledger(tmp_path / "ledger.json"))
+    worker.start_up()
+    frame = read_image(photo_of(built[0], "Tony_Blair"))
+    search(worker, frame)
+    worker._foresee_retry()  # the worker's timer calls it once the results are drawn
+    wait(worker.portraits._kept.values())
+    decoded: list[str] = []
+    read = kiosk.worker.read_picture
+    monkeypatch.setattr(kiosk.worker, "read_picture", lambda path: decoded.append(path) or read(path))
+    again = search(worker, frame)  # the ledger counts the first visit's showings: the fair policy may choose others
+    assert again.pairs and decoded == [], "the retry found every portrait ready"
+    worker.between_visitors()
+    assert worker._retry_query is None, "the visitor's embedding is not kept after they leave"
