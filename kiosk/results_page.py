@@ -285,8 +285,9 @@ class ResultsPage(Page):
         outcome = self.outcome
         pairs = outcome.pairs if outcome is not None else []
         duo = len(pairs) > 1
-        self.single.setVisible(not duo)
-        self.duo.setVisible(duo)
+        shown, hidden = (self.duo, self.single) if duo else (self.single, self.duo)
+        hidden.hide()  # first: both at once, for an instant, need more than the screen and grow the window
+        shown.show()
         self._fill_duo(pairs if duo else [])
         self._fill_single(pairs[0] if len(pairs) == 1 else None)
         if duo:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from conftest import LFW, need
 from face_engine.detectors import Detections
@@ -380,3 +380,24 @@ def test_a_nameless_match_has_its_caption_right_under_its_portrait(qtbot, faces)
     qtbot.wait(20)
     assert page.best_name.height() == 0 and page.best_caption.geometry().top() < named_caption_top
     assert page.best.geometry() == results_at(qtbot, faces, 1920, 1080).best.geometry(), "the portrait stays"
+
+
+def test_going_from_two_visitors_to_none_never_grows_the_window(qtbot, faces):
+    """The single and the duo views are never shown at once, not even for an instant: together they
+    need more than the screen, the window would grow past it, and the theme, scaled to the window's
+    height, with it (the camera-wait screen lost its bottom line that way)."""
+    window = QWidget()
+    qtbot.addWidget(window)
+    page = ResultsPage()
+    QVBoxLayout(window).addWidget(page)
+    window.setStyleSheet(scaled_theme((ASSETS / "theme.qss").read_text(encoding="utf-8"), 1.0))
+    window.resize(1920, 1080)
+    page.retranslate("zh")
+    window.show()
+    heights = []
+    for outcome in (outcome_of(faces, 1), outcome_of(faces, 2), None, outcome_of(faces, 2), outcome_of(faces, 1)):
+        page.show_outcome(outcome)
+        heights.append(max(window.height(), window.minimumSizeHint().height()))
+        qtbot.wait(10)
+        heights.append(window.height())
+    assert max(heights) == 1080, heights
