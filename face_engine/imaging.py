@@ -166,10 +166,14 @@ def _to_bgr8(array: np.ndarray) -> np.ndarray:
 
 
 # A corpus border: the black a warped corpus (LFW's deep-funnelled photos) laid where the original
-# photo did not reach. Measured on LFW: its wedges are 0-6 in every channel, JPEG noise included.
-BORDER_BLACK = 10
+# photo did not reach. Measured on LFW: its wedges are 0-4 in every channel, with a fringe of JPEG
+# ringing up to ~16 along their edge (BORDER_FRINGE pixels wide). A higher level takes the dark
+# backgrounds of night photos, which join the wedges, and shrinks their portraits to bare faces.
+BORDER_BLACK = 4
+BORDER_FRINGE = 3
 BORDER_TOLERANCE = 0.002  # share of a square's pixels that may be border (a JPEG-ringing fringe)
-SHRINK_STEPS = 24  # square sizes tried, from the wanted one down to the face's own size
+SHRINK_STEPS = 24  # square sizes tried, from the wanted one down to the smallest
+SMALLEST = 1.2  # the smallest square, in face sizes: a forehead and a chin, never a bare face
 SHIFTS = 9  # positions tried along each axis for each size
 
 
@@ -184,7 +188,8 @@ def border_fill(image: np.ndarray) -> np.ndarray | None:
     touching = np.zeros(count, bool)
     touching[np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]]] = True
     touching[0] = False  # the label of every pixel that is not black
-    filled: np.ndarray = touching[labels]
+    fringe = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BORDER_FRINGE + 1,) * 2)
+    filled: np.ndarray = cv2.dilate(touching[labels].view(np.uint8), fringe).view(bool)
     return filled
 
 
@@ -192,7 +197,7 @@ def inside_square(image: np.ndarray, box: np.ndarray, margin: float, lift: float
     """(x, y, side) in pixels of `image`: the square a face's picture shows. Wanted: `margin` times
     the box's longer side, centred on the box and moved up by `lift` of its height. The square stays
     inside the photo and off its border fill (border_fill), never padded: where the wanted one does
-    not fit, the largest square that does (down to the face's own size), as near the wanted place as
+    not fit, the largest square that does (down to SMALLEST faces), as near the wanted place as
     keeps the face's centre in its middle half; where none does, the one with the least fill."""
     height, width = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -201,7 +206,7 @@ def inside_square(image: np.ndarray, box: np.ndarray, margin: float, lift: float
     fill = border_fill(image)
     area = None if fill is None else cv2.integral(fill.astype(np.uint8))
     largest = max(1, min(round(face * margin), width, height))
-    smallest = max(1, min(round(face), largest))
+    smallest = max(1, min(round(face * SMALLEST), largest))
     best: tuple[float, int, int, int] | None = None
     for side in np.unique(np.linspace(largest, smallest, SHRINK_STEPS).round().astype(int))[::-1]:
         xs, ys = _places(cx, side, width), _places(cy, side, height)

@@ -39,7 +39,7 @@ from face_engine.gallery import (
     write_gallery,
 )
 from face_engine.imaging import REASONS as UNREADABLE
-from face_engine.likeness import Calibration, calibrate
+from face_engine.likeness import Calibration, calibrate, pack_calibration
 from face_engine.memory import bytes_per_vector, peak_rss_mb
 from face_engine.withheld import read_forget_list
 from index_builder import local_engine, ray_engine
@@ -319,7 +319,7 @@ def people_measures(index: faiss.Index, xb: Vectors, identities: list[str], qual
     hub, fairness = _hubness(index, vectors, identities, quality[:, 0], index_seconds, progress)
     persons = person_numbers(identities)
     likeness = calibrate(index, vectors, persons, np.random.default_rng(0))
-    same_person = same_person_cosine(pack, likeness.cosines[-1] if likeness else None)
+    same_person = same_person_cosine(likeness or pack_calibration(pack))
     started = time.time()
     pairs = mine_pairs(vectors, persons, quality, same_person, np.random.default_rng(0))
     log.info("%d attract pairs mined in %.1f s (below cosine %.3f)", len(pairs), time.time() - started, same_person)

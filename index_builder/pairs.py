@@ -5,10 +5,13 @@ The rule, in order:
 1. One portrait per person: their best by the build's quality score, and only a good one (at least
    the gallery's median quality, and turned no more than halfway to a three-quarter view), so both
    faces of a pair are seen well and alike.
-2. Not a mislabelled photo: a face nearer another person's centre (the mean of their faces) than
-   its own is left out (LFW's "Pat Cox" photo shows Berlusconi in front); so is a pair in which a
-   face reaches the score at which the pack calls two faces the same person, against the other
-   face or against the other person's centre.
+2. Not the same person twice: a pair scores below the score at which the gallery calls two faces
+   the same person (same_person_cosine: where its likeness table reaches 99, the score only one
+   stranger in a hundred reaches with their best match: a search's 1% false-identification rate).
+   A face nearer another person's centre (the mean of their faces) than its own is left out (LFW's
+   "Pat Cox" photo, cut around the largest face, shows Berlusconi); so is a pair where one face is
+   as near the other person's centre as that person's own least typical photos are (LFW's one
+   "Lane Bryant" photo shows Roseanne Barr, of whom it has three).
 3. Likeness first: in a gallery of MIN_PEOPLE_FOR_SHARE people or more, a pair must lie within the
    top TOP_SHARE of cross-person pairs (their score at least that quantile of random cross-person
    pairs); in a smaller one, its best pairs are taken whatever their rank.
@@ -24,7 +27,7 @@ from typing import NamedTuple
 import faiss
 import numpy as np
 
-from models.catalogue import SAME_PERSON_COSINE
+from face_engine.likeness import Calibration
 
 MAX_PAIRS = 60  # stored: the kiosk shows a few per loop, rotating through them
 MAX_PEOPLE = 10_000  # people considered at most; larger galleries are sampled
@@ -34,15 +37,15 @@ MIN_PEOPLE_FOR_SHARE = 50  # ... in a gallery of this many people or more
 RANDOM_PAIRS = 200_000  # cross-person pairs sampled to place that quantile
 MIN_FRONTAL = 0.5  # face_engine.quality's frontal part: 0.5 is halfway to a three-quarter view
 QUALITY, FRONTAL = 0, 2  # columns of face_engine.quality.COLUMNS
+ATYPICAL = 0.1  # a person's own photos this far down their nearness to the person's centre: the least typical
 
 
-def same_person_cosine(pack: str, strangers_best_99th: float | None) -> float:
-    """The cosine at which the pack calls two faces one person (models.catalogue), or for a pack
-    with none known, the gallery's 99th percentile of strangers' best matches (face_engine.likeness);
-    1.0 (no limit) where neither is known."""
-    if pack in SAME_PERSON_COSINE:
-        return SAME_PERSON_COSINE[pack]
-    return strangers_best_99th if strangers_best_99th is not None else 1.0
+def same_person_cosine(likeness: Calibration) -> float:
+    """The score at which a gallery calls two faces the same person: where its likeness table
+    (face_engine.likeness; the gallery's own, or its pack's) reaches 99. A pack's 1:1 verification
+    threshold (sface's 0.363) is no such line in a gallery: a stranger's best match there scores
+    0.42 (the table's 50), so two strangers scoring 0.5 are no mislabelled photo."""
+    return float(likeness.cosines[-1])
 
 
 def mine_pairs(xb: np.ndarray, persons: np.ndarray, quality: np.ndarray, same_person: float,
@@ -52,8 +55,9 @@ def mine_pairs(xb: np.ndarray, persons: np.ndarray, quality: np.ndarray, same_pe
     (face_engine.fairness.person_numbers), `quality`: (count, 4) face_engine.quality.COLUMNS."""
     people = _People.of(xb, persons)
     centres, owner = people.centres()
+    limits = np.minimum(people.atypical(xb, persons), same_person)  # in centres' order
     faces = _portraits(persons, quality, rng)
-    faces = faces[~_nearer_another(xb[faces], persons[faces], centres, owner, people)]
+    faces = faces[~_another_persons(xb[faces], persons[faces], centres, owner, limits, people)]
     if len(faces) < 2:
         return np.zeros((0, 2), np.int64)
     vectors = np.ascontiguousarray(xb[faces], dtype=np.float32)
@@ -64,7 +68,8 @@ def mine_pairs(xb: np.ndarray, persons: np.ndarray, quality: np.ndarray, same_pe
     found = [(float(score), int(a), int(b)) for a, (scores, others) in enumerate(zip(D, I, strict=True))
              for score, b in zip(scores, others, strict=True) if a < b and floor <= score < same_person]
     found.sort(reverse=True)
-    return _one_pair_each(found, faces, persons, xb, centres, owner, same_person, wanted)
+    by_person = dict(zip(owner.tolist(), limits.tolist(), strict=True))
+    return _one_pair_each(found, faces, persons, xb, centres, by_person, wanted)
 
 
 class _People(NamedTuple):
@@ -80,6 +85,19 @@ class _People(NamedTuple):
         sums = np.zeros((len(unique), xb.shape[1]), np.float64)
         np.add.at(sums, inverse, xb)
         return cls(unique, sums, counts)
+
+    def atypical(self, xb: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        """For each person with two faces or more (in centres' order), how near their least typical
+        faces (the ATYPICAL quantile) are to the centre of their other faces."""
+        row = np.searchsorted(self.unique, persons)
+        several = self.counts[row] >= 2
+        rest = self.sums[row[several]] - xb[several]
+        nearness = np.einsum("ij,ij->i", xb[several], rest) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
+        order = np.lexsort((nearness, row[several]))  # by person, then nearness
+        starts = np.searchsorted(row[several][order], np.flatnonzero(self.counts >= 2))
+        counts = self.counts[self.counts >= 2]
+        picked: np.ndarray = nearness[order][starts + np.floor(ATYPICAL * (counts - 1)).astype(np.int64)]
+        return picked
 
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """The L2-normalised mean face of each person with two faces or more, and the person of each."""
@@ -100,29 +118,32 @@ def _portraits(persons: np.ndarray, quality: np.ndarray, rng: np.random.Generato
     return best
 
 
-def _nearer_another(queries: np.ndarray, mine: np.ndarray, centres: np.ndarray, owner: np.ndarray,
-                    people: _People) -> np.ndarray:
-    """For each face, whether another person's centre is nearer to it than its own person's centre
-    less the face itself (a face without another of its person has no centre of its own: False)."""
+def _another_persons(queries: np.ndarray, mine: np.ndarray, centres: np.ndarray, owner: np.ndarray,
+                     limits: np.ndarray, people: _People) -> np.ndarray:
+    """For each face, whether it shows another person: the nearest centre of another person is
+    nearer to it than its own person's centre (less the face itself; a person of one face has none),
+    or as near as that person's limit (their own least typical photos', or the same-person score)."""
     if len(centres) == 0:
         return np.zeros(len(queries), bool)
-    foreign = _best_other_centre(queries, mine, centres, owner)
+    foreign, which = _best_other_centre(queries, mine, centres, owner)
     row = np.searchsorted(people.unique, mine)
     rest = people.sums[row] - queries
     norms = np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
     own = np.einsum("ij,ij->i", queries, rest) / norms
-    suspect: np.ndarray = (people.counts[row] >= 2) & (foreign > own)
+    suspect: np.ndarray = ((people.counts[row] >= 2) & (foreign > own)) | (foreign >= limits[which])
     return suspect
 
 
-def _best_other_centre(queries: np.ndarray, mine: np.ndarray, centres: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """Each face's best cosine with the centre of a person not its own."""
+def _best_other_centre(queries: np.ndarray, mine: np.ndarray, centres: np.ndarray,
+                       owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's best cosine with the centre of a person not its own, and that centre's row."""
     index = faiss.IndexFlatIP(centres.shape[1])
     index.add(centres)
     D, I = index.search(np.ascontiguousarray(queries, dtype=np.float32), min(2, len(centres)))
-    own = owner[I] == mine[:, None]
-    best = np.where(own, -np.inf, D).max(axis=1)
-    return np.asarray(best, np.float64)
+    scores = np.where(owner[I] == mine[:, None], -np.inf, D)
+    best = scores.argmax(axis=1)
+    rows = np.arange(len(queries))
+    return np.asarray(scores[rows, best], np.float64), I[rows, best]
 
 
 def _likeness_floor(xb: np.ndarray, persons: np.ndarray, rng: np.random.Generator) -> float:
@@ -137,10 +158,12 @@ def _likeness_floor(xb: np.ndarray, persons: np.ndarray, rng: np.random.Generato
 
 
 def _one_pair_each(found: list[tuple[float, int, int]], faces: np.ndarray, persons: np.ndarray, xb: np.ndarray,
-                   centres: np.ndarray, owner: np.ndarray, same_person: float, wanted: int) -> np.ndarray:
-    """The pairs of `found` (score, position, position in `faces`), best first, that neither reach
-    the same-person score against the other's centre nor hold a person already paired."""
-    where = {int(person): i for i, person in enumerate(owner)}
+                   centres: np.ndarray, limits: dict[int, float], wanted: int) -> np.ndarray:
+    """The pairs of `found` (score, position, position in `faces`), best first, that hold no person
+    already paired and where neither face reaches the other person's limit (`limits`, by person,
+    for those with a centre: the lesser of the same-person score and their own least typical
+    photos' nearness) against that person's centre."""
+    where = {person: i for i, person in enumerate(limits)}
     used: set[int] = set()
     chosen: list[tuple[int, int]] = []
     for _, a, b in found:
@@ -148,7 +171,7 @@ def _one_pair_each(found: list[tuple[float, int, int]], faces: np.ndarray, perso
         people = {int(persons[one]), int(persons[other])}
         if len(people) < 2 or people & used:
             continue
-        if any(int(persons[y]) in where and float(xb[x] @ centres[where[int(persons[y])]]) >= same_person
+        if any(int(persons[y]) in where and float(xb[x] @ centres[where[int(persons[y])]]) >= limits[int(persons[y])]
                for x, y in ((one, other), (other, one))):
             continue
         used |= people

@@ -1,8 +1,10 @@
-"""The attract loop's faces, chosen from the gallery: the least shown so far, and pairs of different
-people who look alike ("two strangers, one face"), found with the gallery's own index.
+"""The attract loop's faces, chosen from the gallery: the least shown so far, each person once, and
+pairs of different people who look alike ("two strangers, one face").
 
-Cheap at any gallery size: a random sample of faces is considered, never the whole gallery, and
-only the sample's least-shown faces are searched for lookalikes.
+The pairs are the build's (index_builder.pairs: good portraits, alike but below the same-person
+score, each person in one pair), the least shown first; a gallery built before them (format 4 or
+older) has its pairs searched here with its own index. Cheap at any gallery size: a random sample of
+faces is considered for the mosaic, never the whole gallery.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from face_engine.gallery import FaceRecord, Gallery, read_picture
+from face_engine.gallery import FaceRecord, Gallery, person_key_of, read_picture
 from face_engine.imaging import ImageError
 from face_engine.query import person_of
 from face_engine.withheld import hidden_ids
@@ -40,16 +42,65 @@ Counts = Callable[[list[str]], list[int]]  # the ledger's `faces_shown`: times e
 
 def attract_set(gallery: Gallery, counts: Counts | None, rng: np.random.Generator, faces: int = 48,
                 pairs: int = 6) -> AttractSet:
-    """Up to `faces` gallery portraits, least shown first (of a random sample; ties in random order),
-    and up to `pairs` lookalike pairs of different people, no person in two pairs."""
+    """Up to `faces` gallery portraits of different people, least shown first (of a random sample;
+    ties in random order), and up to `pairs` lookalike pairs of different people, no person in two
+    pairs."""
     sample = rng.choice(gallery.count, size=min(gallery.count, SAMPLE), replace=False)
     sample = sample[~np.isin(sample, hidden_ids(gallery))]  # the hide list keeps them off every screen
-    _, keys = gallery.people(sample.tolist())
-    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
-    least_shown = sample[np.argsort(shown, kind="stable")]  # the sample is shuffled: equal counts in random order
-    records = gallery.faces(least_shown[:faces].tolist())
+    least_shown = _least_shown(gallery, sample, counts)  # the sample is shuffled: equal counts in random order
+    records = gallery.faces(_one_face_each(gallery, least_shown, faces))
     portraits = [picture for picture in map(_portrait, records) if picture is not None]
-    return AttractSet(portraits, lookalike_pairs(gallery, least_shown[:pairs * PAIR_CANDIDATES], pairs))
+    if gallery.pairs is None:
+        return AttractSet(portraits, lookalike_pairs(gallery, least_shown[:pairs * PAIR_CANDIDATES], pairs))
+    return AttractSet(portraits, stored_pairs(gallery, counts, rng, pairs))
+
+
+def _least_shown(gallery: Gallery, ids: np.ndarray, counts: Counts | None) -> np.ndarray:
+    """`ids` least shown first (by the ledger's counts of each face), equal counts in their order."""
+    _, keys = gallery.people(ids.tolist())
+    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
+    return ids[np.argsort(shown, kind="stable")]
+
+
+def _one_face_each(gallery: Gallery, ids: np.ndarray, wanted: int) -> list[int]:
+    """The first `wanted` of `ids` whose person (FaceRecord.person_key) is not among the ids before."""
+    identities, keys = gallery.people(ids.tolist())
+    seen: set[str] = set()
+    chosen: list[int] = []
+    for face, identity, key in zip(ids.tolist(), identities, keys, strict=True):
+        person = person_key_of(identity, key)
+        if person not in seen:
+            seen.add(person)
+            chosen.append(face)
+            if len(chosen) == wanted:
+                break
+    return chosen
+
+
+def stored_pairs(gallery: Gallery, counts: Counts | None, rng: np.random.Generator,
+                 pairs: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Up to `pairs` of the build's lookalike pairs (Gallery.pairs), the least shown first (the
+    ledger's counts of their two faces; equal counts in random order), none holding a hidden face.
+    The build put each person in one pair at most, so a loop shows each person once."""
+    assert gallery.pairs is not None
+    stored = gallery.pairs[~np.isin(gallery.pairs, hidden_ids(gallery)).any(axis=1)]
+    if len(stored) == 0 or pairs <= 0:
+        return []
+    stored = stored[rng.permutation(len(stored))]
+    _, keys = gallery.people(stored.ravel().tolist())
+    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64).reshape(-1, 2).sum(axis=1)
+    ordered = stored[np.argsort(shown, kind="stable")].tolist()
+    records = {face.id: face for face in gallery.faces(sorted({i for pair in ordered for i in pair}))}
+    out: list[tuple[np.ndarray, np.ndarray, str]] = []
+    for a, b in ordered:
+        one, other = records.get(a), records.get(b)
+        first = _portrait(one) if one is not None else None
+        second = _portrait(other) if other is not None else None
+        if one is not None and other is not None and first is not None and second is not None:
+            out.append((first, second, f"{_name(one)} · {_name(other)}"))
+        if len(out) == pairs:
+            break
+    return out
 
 
 def lookalike_pairs(gallery: Gallery, candidates: np.ndarray, pairs: int) -> list[tuple[np.ndarray, np.ndarray, str]]:

@@ -79,9 +79,3 @@ LFW_LIKENESS: dict[str, tuple[float, ...]] = {
     DEFAULT_PACK: (0.094651, 0.423761, 0.427705, 0.431616, 0.435402, 0.44046, 0.445871, 0.451979, 0.459061,
                    0.469514, 0.487678, 0.523716, 0.639141),
 }
-
-# The cosine at which each pack calls two faces the same person, as its authors publish it (OpenCV
-# Zoo's SFace: cosine_similar_thresh 0.363; LFW's 10-fold verification here measured 0.333-0.354,
-# benchmarks/results/identity_lfw_sface.json). A pair of "strangers" above it is a mislabelled photo
-# (index_builder.pairs).
-SAME_PERSON_COSINE: dict[str, float] = {DEFAULT_PACK: 0.363}
