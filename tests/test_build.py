@@ -210,7 +210,7 @@ def test_each_face_gets_its_portrait_in_the_gallery(galleries: Galleries):
     gallery.close()
 
 
-def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_path, galleries: Galleries):
+def test_a_work_folder_from_before_portraits_quality_scores_or_source_sides_needs_fresh(tmp_path, galleries: Galleries):
     corpus, out = galleries.copy({"Zico": 2}, tmp_path)
     state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
     state.execute("ALTER TABLE faces DROP COLUMN portrait")  # as an older index-builder left it
@@ -220,6 +220,10 @@ def test_a_work_folder_from_before_portraits_or_quality_scores_needs_fresh(tmp_p
         build(options(corpus, out))
     assert build(options(corpus, out, fresh=True, workers=1))["faces_embedded_this_run"] == 2
     state = sqlite3.connect(tmp_path / "gallery.d" / "work" / "state.sqlite")
+    state.execute("ALTER TABLE faces DROP COLUMN source_side")  # as the index-builder before format 5 left it
+    state.commit()
+    with pytest.raises(BuildError, match="before corpus borders were trimmed.*--fresh"):
+        build(options(corpus, out))
     for column in ("quality", "sharpness", "frontal", "size"):
         state.execute(f"ALTER TABLE faces DROP COLUMN {column}")  # as the index-builder before quality scores left it
     state.commit()
