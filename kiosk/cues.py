@@ -20,6 +20,9 @@ CAMERA_ON = (*ANALYSED, State.SEARCHING)  # the sign's screens: and while the ca
 
 
 class BoothCues(QObject):
+    """The window's cues: `show` at every state change and tick, `captured` at each capture,
+    `apply` when the settings or the language change, `place` when the window is resized."""
+
     def __init__(self, window: QWidget, attract: AttractPage, sound: bool) -> None:
         super().__init__(window)
         self.window, self.attract = window, attract
