@@ -9,6 +9,7 @@ Stages, each cached under --work (they are long on 2 cores; run them once, in th
     sweep    each candidate at each shortlist: recall@5, and p50/p99 of single queries on 1 thread
              (whole index) and on --threads threads (the index split as Gallery splits it)
     exact    exact search (the plain faiss script): a flat scan on 1 thread and split on 2
+    ab       the galleries' index whole on 1 thread and split on --threads, query by query in turn
     gallery  two gallery folders Gallery opens (index, manifest, metadata, per-face arrays)
     serve    a fresh process serves as the kiosk's worker does: models and gallery A, captures
              searched, gallery B opened and swapped in, captures again; its peak RSS (VmHWM)
@@ -18,6 +19,7 @@ Stages, each cached under --work (they are long on 2 cores; run them once, in th
     .venv/bin/python -m benchmarks.bench_scale_10m index --size 10000000
     flock /tmp/coord/quiet.lock .venv/bin/python -m benchmarks.bench_scale_10m sweep --size 10000000
     flock /tmp/coord/quiet.lock .venv/bin/python -m benchmarks.bench_scale_10m exact --size 10000000
+    flock /tmp/coord/quiet.lock .venv/bin/python -m benchmarks.bench_scale_10m ab --size 10000000
     .venv/bin/python -m benchmarks.bench_scale_10m gallery --size 10000000
     .venv/bin/python -m benchmarks.bench_scale_10m serve --size 10000000
     .venv/bin/python -m benchmarks.bench_scale_10m report
@@ -53,6 +55,7 @@ K = 10
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
 VISITORS = ("fr_obama.jpg", "fr_lin_manuel_miranda.png", "astronaut.png", "mtcnn_ivan.jpg")
 MAX_LOOKALIKES = 5  # kiosk.config.MAX_LOOKALIKES: the results screen's faces
+LATENCY_QUERIES = 150  # of the strangers, timed one at a time in the sweeps (all of them give the recall)
 PICTURES = 1000  # real LFW faces whose rows and pictures the synthetic gallery's faces reuse
 # (factory, shortlists swept: k_factor_rf of the re-rank, or nprobe for IVF) cheapest first
 CANDIDATES: list[tuple[str, list[dict[str, Any]]]] = [
@@ -66,7 +69,7 @@ CANDIDATES: list[tuple[str, list[dict[str, Any]]]] = [
 ]
 
 
-CHOSEN: tuple[str, dict[str, Any]] = ("PQ64x4fs,Refine(SQfp16)", {"k_factor_rf": 64})
+CHOSEN: tuple[str, dict[str, Any]] = ("PQ64x4fs,Refine(SQfp16)", {"k_factor_rf": 128})
 
 
 def slug(factory: str) -> str:
@@ -145,7 +148,7 @@ def measured(index: faiss.Index, settings: dict[str, Any], xq: np.ndarray, I_exa
     apply_search_params(index, settings)
     _, I = index.search(xq, K)
     return {"recall@5": recall_at(I, I_exact, 5), "recall@10": recall_at(I, I_exact, 10),
-            "latency_ms": latency_ms(index, xq)}
+            "latency_ms": latency_ms(index, xq[:LATENCY_QUERIES])}
 
 
 def stage_sweep(args: argparse.Namespace) -> None:
@@ -161,17 +164,46 @@ def stage_sweep(args: argparse.Namespace) -> None:
             rows.append({"factory": factory, "settings": settings, "threads": 1, "shards": 1,
                          **measured(index, settings, xq, I_exact)})
             print_row(rows[-1])
-        searcher = sharded(index, args.threads)
-        del index  # the split holds copies of the codes: one form in memory at a time
-        for settings in sweep if searcher is not None else []:
+        searcher = sharded(index, args.threads, release=True)  # as Gallery opens it
+        split = searcher is not index  # an IVF index is searched whole
+        del index
+        for settings in sweep if split else []:
             rows.append({"factory": factory, "settings": settings, "threads": args.threads,
-                         "shards": len(getattr(searcher, "shards", [searcher])),
+                         "shards": args.threads,
                          **measured(searcher, settings, xq, I_exact)})
             print_row(rows[-1])
         load.append(os.getloadavg())
         save(folder / f"{slug(factory)}.sweep.json", {"rows": rows, "load_average": load,
                                                        "bytes_per_face": bytes_per_vector(factory, xq.shape[1]),
                                                        "file_bytes": path.stat().st_size})
+
+
+def stage_ab(args: argparse.Namespace) -> None:
+    """The galleries' index at its setting, whole on one thread and split for --threads threads, one
+    query of each in turn (the same queries, the machine's load the same for both), --repeats times."""
+    folder = folder_of(args.work, args.size)
+    xq, I_exact = truth(args.work, args.size)
+    whole = faiss.read_index(str(folder / f"{slug(args.factory)}.faiss"))
+    apply_search_params(whole, dict(args.param))
+    split = sharded(whole, args.threads)  # shares the re-rank codes with `whole`, which stays whole
+    forms = {"1 thread": whole, f"{args.threads} threads": split}
+    rounds = []
+    for _ in range(args.repeats):
+        times: dict[str, list[float]] = {name: [] for name in forms}
+        load = [os.getloadavg()]
+        with one_thread():
+            for q in xq:
+                for name, index in forms.items():
+                    start = time.perf_counter()
+                    index.search(q[None], K)
+                    times[name].append((time.perf_counter() - start) * 1e3)
+        load.append(os.getloadavg())
+        rounds.append({"load_average": load, **{name: {**percentiles(t, (50, 95, 99)), "mean": float(np.mean(t))}
+                                                 for name, t in times.items()}})
+        print(json.dumps(rounds[-1]), flush=True)
+    recall = {name: recall_at(index.search(xq, K)[1], I_exact, 5) for name, index in forms.items()}
+    save(folder / "ab.json", {"factory": args.factory, "settings": dict(args.param), "queries": len(xq),
+                              "recall@5": recall, "rounds": rounds})
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -219,6 +251,8 @@ def stage_gallery(args: argparse.Namespace) -> None:
         if (out / "manifest.json").exists():
             continue
         index_path = folder_of(args.work, args.size, seed) / f"{slug(args.factory)}.faiss"
+        if not index_path.exists():
+            raise SystemExit(f"{index_path} is missing: run the data and index stages with --seed {seed} first")
         write_synthetic_gallery(out, index_path, args.factory, dict(args.param), args.size, args.fit,
                                 home / "A" if name == "B" else None)
         print(f"gallery: {out}", flush=True)
@@ -431,7 +465,7 @@ def exact_of(folder: Path) -> dict[str, Any]:
 def on_paper(dim: int, faces: int) -> list[dict[str, Any]]:
     """Bytes per face of each candidate at `dim` (faiss's code sizes), its index at `faces`, and
     whether two fit a 16 GB kiosk's serving process during a swap (face_engine.memory)."""
-    budget = kiosk_index_budget(KIOSK_MEMORY_BYTES)
+    budget = kiosk_index_budget(KIOSK_MEMORY_BYTES, faces)
     rows = []
     for factory in (f"PQ{dim // 2}x4fs,Refine(SQfp16)", f"PQ{dim // 4}x4fs,Refine(SQfp16)", f"PQ{dim // 2}x4fs,RFlat",
                     f"PQ{dim // 2}x4fs,Refine(SQ8)", f"PQ{dim // 4}x4fs,Refine(SQ8)", "Flat", "SQfp16",
@@ -469,7 +503,8 @@ def plot(result_path: Path) -> None:
     axes[0].axvline(20, color="grey", linestyle=":")
     axes[0].set(xscale="log", xlabel="single-query p99 (ms)", ylabel="recall@5 for strangers",
                 title="recall vs p99 (dotted: 1 thread, solid: split across threads)")
-    axes[1].axvline(kiosk_index_budget(KIOSK_MEMORY_BYTES) / result["faces"], color="grey", linestyle=":",
+    per_face_budget = kiosk_index_budget(KIOSK_MEMORY_BYTES, result["faces"]) / result["faces"]
+    axes[1].axvline(per_face_budget, color="grey", linestyle=":",
                     label="16 GB kiosk's budget per face at 10^7")
     axes[1].set(xlabel="index bytes per face", ylabel="recall@5 for strangers", title="recall vs memory")
     for axis in axes:
@@ -508,6 +543,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads (shards) a query is searched with")
     parser.add_argument("--exact-queries", type=int, default=50,
                         help="strangers timed on exact search (~0.3 s each at 10^7)")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the ab stage")
     parser.add_argument("--small-size", type=int, default=1_000_000, help="the smaller gallery of the report's curves")
     parser.add_argument("--captures", type=int, default=20, help="captures served on each gallery")
     parser.add_argument("--factory", default=CHOSEN[0], help="the galleries' index")
@@ -517,7 +553,7 @@ def main() -> None:
     STAGES[args.stage](args)
 
 
-STAGES = {"data": stage_data, "index": stage_index, "sweep": stage_sweep, "exact": stage_exact,
+STAGES = {"data": stage_data, "index": stage_index, "sweep": stage_sweep, "exact": stage_exact, "ab": stage_ab,
           "gallery": stage_gallery, "serve": stage_serve, "serve-child": stage_serve_child, "report": stage_report}
 
 

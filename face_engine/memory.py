@@ -25,10 +25,12 @@ IVF_ID_BYTES = 8
 HNSW_OTHER_BYTES = 16
 # A kiosk PC's memory when the build is not told (index-builder build --kiosk-memory).
 KIOSK_MEMORY_BYTES = 16 * 2**30
-# What the kiosk's serving process holds beside its galleries' indexes: the models, Qt, the worker,
-# and per gallery its per-face arrays, keys and the shards' copy of a re-rank's first stage
-# (measured at 10^7 faces through a hot swap: benchmarks/results/scale_10m_cpu.json).
-SERVING_BYTES = 2 * 2**30
+# What the kiosk's serving process holds beside its galleries' indexes, measured at 10^7 faces
+# through a hot swap (benchmarks/results/scale_10m_cpu.json): the interpreter, models and worker
+# (0.35 GB there; Qt's screens come on top), and per face the person keys the worker keeps
+# (73 bytes) and each gallery's per-face arrays (hubness, quality: 22 bytes each).
+SERVING_BYTES = 2**30
+SERVING_BYTES_PER_FACE = 128
 
 
 def bytes_per_vector(factory: str, dim: int) -> float:
@@ -63,11 +65,12 @@ def expected_rss_bytes(bytes_per_face: float, count: int) -> int:
     return int(bytes_per_face * count) + GALLERY_OVERHEAD_BYTES
 
 
-def kiosk_index_budget(kiosk_memory_bytes: float) -> float:
-    """Index bytes one gallery may take on a kiosk PC of `kiosk_memory_bytes`: the serving process
-    keeps to half of the PC's memory (the rest is the system's, the display's and the page cache's),
-    less SERVING_BYTES, and a hot swap holds two galleries at once."""
-    return max(0.0, (kiosk_memory_bytes / 2 - SERVING_BYTES) / 2)
+def kiosk_index_budget(kiosk_memory_bytes: float, faces: int) -> float:
+    """Index bytes one gallery of `faces` may take on a kiosk PC of `kiosk_memory_bytes`: the serving
+    process keeps to half of the PC's memory (the rest is the system's, the display's and the page
+    cache's), less what it holds beside its indexes, and a hot swap holds two galleries at once."""
+    beside = SERVING_BYTES + SERVING_BYTES_PER_FACE * faces
+    return max(0.0, (kiosk_memory_bytes / 2 - beside) / 2)
 
 
 def available_bytes() -> int:

@@ -300,7 +300,7 @@ def choose_index(xb: np.ndarray | Vectors, xq_strangers: np.ndarray, budget_ms: 
     exact_queries: time exact search on only that many queries (a 10^7 scan takes ~0.2 s each)."""
     vectors = Vectors.of(xb)
     size = gallery_size or len(vectors)
-    memory_budget_bytes = min(memory_budget_bytes, kiosk_index_budget(kiosk_memory_bytes))
+    memory_budget_bytes = min(memory_budget_bytes, kiosk_index_budget(kiosk_memory_bytes, size))
     exact_fits = bytes_per_vector("Flat", vectors.dim) * size <= memory_budget_bytes
     exact, truth, exact_measured = _measure_exact(vectors, xq_strangers, k, exact_queries)
     records = [_exact_record(exact_measured)]

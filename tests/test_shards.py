@@ -94,15 +94,20 @@ def test_a_gallery_is_split_on_the_cpu_by_the_same_path_with_a_gpu(monkeypatch, 
 
 
 def test_a_kiosk_holds_two_galleries_in_half_its_memory():
-    assert memory.kiosk_index_budget(16 * 2**30) == (8 * 2**30 - memory.SERVING_BYTES) / 2
-    assert memory.kiosk_index_budget(2 * 2**30) == 0.0
+    beside_10m = memory.SERVING_BYTES + memory.SERVING_BYTES_PER_FACE * 10**7
+    assert memory.kiosk_index_budget(16 * 2**30, 10**7) == (8 * 2**30 - beside_10m) / 2
+    assert memory.kiosk_index_budget(2 * 2**30, 10**7) == 0.0
+    per_face = indexes.bytes_per_vector("PQ64x4fs,Refine(SQfp16)", 128)  # what a 10^7 gallery serves with
+    assert per_face * 10**7 <= memory.kiosk_index_budget(16 * 2**30, 10**7)
+    assert indexes.bytes_per_vector("PQ64x4fs,RFlat", 128) * 10**7 > memory.kiosk_index_budget(16 * 2**30, 10**7)
     assert BuildOptions(corpus=".", out=".").kiosk_memory_bytes == 16 * 2**30
 
 
 def test_the_kiosk_memory_rules_candidates_out():
     xb, xq = stranger_split(3000)
     fp16 = indexes.bytes_per_vector("SQfp16", 32) * len(xb)
-    kiosk = 2 * (2 * fp16 * 1.01 + memory.SERVING_BYTES)  # room for two fp16 galleries, not two float ones
+    beside = memory.SERVING_BYTES + memory.SERVING_BYTES_PER_FACE * len(xb)
+    kiosk = 2 * (2 * fp16 * 1.01 + beside)  # room for two fp16 galleries, not two float ones
     choice = choose_index(xb, xq, budget_ms=0.0, use_gpu=False, kiosk_memory_bytes=kiosk)
     ruled_out = [m["factory"] for m in choice.measurements if "ruled_out" in m]
     assert "PQ16x4fs,RFlat" in ruled_out and "SQfp16" not in ruled_out
