@@ -1,7 +1,9 @@
 """Face detectors: an image in, boxes, scores and the 5 landmarks ArcFace-style alignment needs.
 
-Both take an 8-bit BGR image and letterbox it into a 640x640 input; both run on a session made by
-face_engine.providers, never on one they create themselves.
+Both take an 8-bit BGR image scaled so its longer side is 640 pixels: YuNet on the photo's own shape
+(its graph's input size is freed at load, face_engine.graphs.make_size_free), SCRFD letterboxed into
+640x640 by insightface; both run on a session made by face_engine.providers, never on one they
+create themselves.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from face_engine.providers import Session
 
 INPUT_SIZE = 640
 NMS_THRESHOLD = 0.4
+LARGEST_STRIDE = 32  # a detector input's sides are multiples of its coarsest feature map's stride
 
 
 class Detections(NamedTuple):
@@ -43,14 +46,17 @@ class Detector(Protocol):
 
 
 def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, float]:
-    """The image scaled to fit a size x size canvas at the top-left, and the scale used."""
+    """The image scaled so its longer side is `size`, at the top-left of a canvas whose sides are
+    the next multiples of LARGEST_STRIDE (640x384 for a 720p frame, not 640x640: detection costs
+    what the canvas holds), and the scale used."""
     height, width = image.shape[:2]
     scale = size / max(height, width)
     # Area averaging matters only where more than two source pixels fall on one: down to half size,
     # linear sampling reads them all anyway, at 0.5 ms against 6 ms for a 1137x910 camera frame.
     resized = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
                          interpolation=cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR)
-    canvas = np.zeros((size, size, 3), np.uint8)
+    rows, columns = (-(-side // LARGEST_STRIDE) * LARGEST_STRIDE for side in resized.shape[:2])
+    canvas = np.zeros((rows, columns, 3), np.uint8)
     canvas[: resized.shape[0], : resized.shape[1]] = resized
     return canvas, scale
 
@@ -73,8 +79,8 @@ class YuNetDetector:
         outputs = dict(zip(self.output_names, found, strict=True))
         boxes, scores, landmarks = [], [], []
         for stride in self.STRIDES:
-            cells = INPUT_SIZE // stride
-            rows, cols = np.divmod(np.arange(cells * cells), cells)
+            across = canvas.shape[1] // stride
+            rows, cols = np.divmod(np.arange(canvas.shape[0] // stride * across), across)
             anchor = np.stack([cols, rows], axis=1).astype(np.float32)
             cls = np.clip(outputs[f"cls_{stride}"].reshape(-1), 0, 1)
             obj = np.clip(outputs[f"obj_{stride}"].reshape(-1), 0, 1)

@@ -41,9 +41,11 @@ class FaceDetector:
     """The pack's detector on one device, with the engine's one detection policy."""
 
     def __init__(self, pack: ModelPack, device: str = "auto", threads: int = 0, spin: bool = True) -> None:
-        session = create_session(_load_graph(pack.detector_path, batch_dynamic=False), device, threads, spin)
+        yunet = pack.detector_kind == "yunet"
+        session = create_session(_load_graph(pack.detector_path, batch_dynamic=False, size_free=yunet), device,
+                                 threads, spin)
         self.providers = list(session.get_providers())
-        self.detector: Detector = YuNetDetector(session) if pack.detector_kind == "yunet" else ScrfdDetector(session)
+        self.detector: Detector = YuNetDetector(session) if yunet else ScrfdDetector(session)
 
     def detect(self, image: np.ndarray) -> Detections:
         found = self.detector.detect(image)
@@ -137,13 +139,15 @@ class FaceEngine:
         ]
 
 
-def _load_graph(path: os.PathLike[str], batch_dynamic: bool) -> bytes:
+def _load_graph(path: os.PathLike[str], batch_dynamic: bool, size_free: bool = False) -> bytes:
     """The model's bytes after the load-time repairs of face_engine.graphs (files stay untouched)."""
     model = onnx.load(str(path))
     graphs.drop_unused_inputs(model)
     graphs.fold_constant_dequantize(model)
     if batch_dynamic:
         graphs.make_batch_dynamic(model)
+    if size_free:
+        graphs.make_size_free(model)
     return model.SerializeToString()
 
 

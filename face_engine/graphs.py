@@ -78,3 +78,19 @@ def make_batch_dynamic(model: onnx.ModelProto) -> None:
             dims[0].Clear()
             dims[0].dim_param = "batch"
     del model.graph.value_info[:]
+
+
+def make_size_free(model: onnx.ModelProto) -> None:
+    """Mark the height and width of an image graph's input (N, C, H, W), and every output axis past
+    the first, as free: a fully convolutional detector then runs on the photo's own shape, not on a
+    square whose rows past a landscape photo (a quarter to nearly half of it) are zeros."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in ((2, "height"), (3, "width")):
+        dims[axis].Clear()
+        dims[axis].dim_param = name
+    for value in model.graph.output:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis:
+                dim.Clear()
+                dim.dim_param = f"{value.name}_{axis}"
+    del model.graph.value_info[:]

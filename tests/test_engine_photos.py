@@ -67,3 +67,21 @@ def test_the_six_people_at_the_table_are_told_apart(people):
     assert len(table) == 6
     similarity = table @ table.T
     assert similarity[np.triu_indices(6, 1)].max() < SAME_PERSON_FLOOR
+
+
+def test_yunet_detects_on_the_photos_own_shape_as_it_did_on_a_square(engine, photos):
+    from face_engine.detectors import letterbox
+    from face_engine.imaging import read_image
+
+    if engine.pack.detector_kind != "yunet":
+        pytest.skip("SCRFD is letterboxed into 640x640 by insightface")
+    frame = read_image(photos / "fr_two_people.jpg")
+    canvas, scale = letterbox(frame)
+    assert max(canvas.shape[:2]) == 640 and canvas.shape[0] % 32 == 0 == canvas.shape[1] % 32
+    assert min(canvas.shape[:2]) < 640 or frame.shape[0] == frame.shape[1], "a landscape photo costs less than a square"
+    square = np.zeros((640, 640, 3), np.uint8)
+    square[:canvas.shape[0], :canvas.shape[1]] = canvas  # the square every frame was letterboxed into before
+    own, padded = engine.detect(frame), engine.detect(square)
+    assert len(own.boxes) == len(padded.boxes) == 2
+    assert np.abs(own.boxes * scale - padded.boxes).max() < 0.5, "in the canvas's pixels"
+    assert np.abs(own.landmarks * scale - padded.landmarks).max() < 0.5
