@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from face_engine.gallery import Gallery, GalleryError, read_picture
 
 HERE = Path(__file__).resolve().parent
-TILE = 220  # pixels of each portrait on the sheet
+TILE = 180  # pixels of each portrait on the sheet
 COLUMNS = 3  # pairs per row
 CAPTION = 44  # pixels under each pair for the names
 GAP = 16
