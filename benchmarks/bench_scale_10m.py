@@ -44,13 +44,21 @@ import numpy as np
 
 from face_engine.fairness import EXACT
 from face_engine.gallery import apply_search_params, one_thread
-from face_engine.memory import KIOSK_MEMORY_BYTES, bytes_per_vector, kiosk_index_budget, status_bytes
+from face_engine.memory import (
+    KIOSK_MEMORY_BYTES,
+    SERVING_BYTES,
+    SERVING_BYTES_PER_FACE,
+    bytes_per_vector,
+    kiosk_index_budget,
+    status_bytes,
+)
 from face_engine.shards import ShardedIndex, boundaries, search_threads, sharded
 from index_builder.bench.common import gallery_arrays, write_result
 from index_builder.bench.scale import STRANGER_QUERIES, fit, generate, synthetic_gallery
 from index_builder.indexes import Vectors, exact_truth, percentiles, recall_at, train_and_add
 
 HERE = Path(__file__).resolve().parent
+STARTED = time.monotonic()
 K = 10
 PHOTOS = HERE.parents[1] / "shared" / "data" / "photos"
 VISITORS = ("fr_obama.jpg", "fr_lin_manuel_miranda.png", "astronaut.png", "mtcnn_ivan.jpg")
@@ -236,8 +244,11 @@ def stage_exact(args: argparse.Namespace) -> None:
     rows.append({"factory": "Flat", "threads": args.threads, **measured(both, {}, queries, I_exact[:len(queries)])})
     print_row({**rows[-1], "settings": {}})
     load.append(os.getloadavg())
-    save(folder_of(args.work, args.size) / "exact.json", {"rows": rows, "queries": len(queries), "load_average": load,
-                                                         "bytes_per_face": 4 * xb.dim})
+    # OMP_NUM_THREADS=1: the shards' threads start no OpenMP threads of their own (faiss's default does)
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    save(folder_of(args.work, args.size) / f"exact{'-omp' + omp if omp else ''}.json",
+         {"rows": rows, "queries": len(queries), "load_average": load, "bytes_per_face": 4 * xb.dim,
+          "OMP_NUM_THREADS": omp or "unset"})
 
 
 def stage_gallery(args: argparse.Namespace) -> None:
@@ -321,7 +332,9 @@ def stage_serve(args: argparse.Namespace) -> None:
         raise SystemExit(f"serve-child failed ({child.returncode})")
     result = json.loads(child.stdout.strip().splitlines()[-1])
     load.append(os.getloadavg())
-    save(folder_of(args.work, args.size) / "serve.json", {**result, "load_average": load})
+    folder = folder_of(args.work, args.size)
+    runs = len(list(folder.glob("serve*.json")))  # the first run is the headline; later ones are kept beside it
+    save(folder / ("serve.json" if runs == 0 else f"serve-{runs + 1}.json"), {**result, "load_average": load})
     print(json.dumps({key: value for key, value in result.items() if key != "captures"}, indent=1))
 
 
@@ -383,7 +396,8 @@ def point(link: Path, target: Path) -> None:
 
 
 def memory_step(what: str) -> dict[str, Any]:
-    return {"step": what, **status_bytes("VmHWM", "VmRSS", "RssAnon", "RssFile")}
+    """Memory now (bytes), and the seconds since the process started."""
+    return {"step": what, "seconds": time.monotonic() - STARTED, **status_bytes("VmHWM", "VmRSS", "RssAnon", "RssFile")}
 
 
 def serve(worker: Any, frames: list[np.ndarray], outcomes: list[Any], captures: int, xq: np.ndarray,
@@ -432,6 +446,9 @@ def stage_report(args: argparse.Namespace) -> None:
             f"hubness/quality arrays; the rows and pictures are those of {PICTURES} real LFW faces repeated, "
             "each face with its own id, identity and content key; hubness 0 (the exact policy's order)"),
         "serving_process": serve_run,
+        "serving_runs": [serve_summary(json.loads(path.read_text()))
+                         for path in sorted(big.glob("serve*.json"), key=lambda path: path.stat().st_mtime)],
+        "whole_against_split": json.loads((big / "ab.json").read_text()) if (big / "ab.json").exists() else {},
         "sweep": sweeps,
         "plain_faiss_exact": {size: exact_of(folder_of(args.work, size)) for size in (args.small_size, args.size)},
         "pack_512d_on_paper": on_paper(512, args.size),
@@ -446,6 +463,12 @@ def stage_report(args: argparse.Namespace) -> None:
           f"peak RSS {result['peak_rss_gb']:.2f} GB", flush=True)
 
 
+def serve_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """One serving run: its peak memory, its strangers' search on each gallery and the load around it."""
+    return {"peak_rss_gb": run["peak_rss_gb"], "load_average": run["load_average"],
+            **{f"gallery_{name}_ms": served["stranger_search_ms"] for name, served in run["served"].items()}}
+
+
 def sweeps_of(folder: Path) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(folder.glob("*.sweep.json")):
@@ -457,9 +480,8 @@ def sweeps_of(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def exact_of(folder: Path) -> dict[str, Any]:
-    path = folder / "exact.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+def exact_of(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("exact*.json"))]
 
 
 def on_paper(dim: int, faces: int) -> list[dict[str, Any]]:
@@ -471,9 +493,10 @@ def on_paper(dim: int, faces: int) -> list[dict[str, Any]]:
                     f"PQ{dim // 2}x4fs,Refine(SQ8)", f"PQ{dim // 4}x4fs,Refine(SQ8)", "Flat", "SQfp16",
                     "PCA128,PQ64x4fs,Refine(SQfp16)"):
         per_face = bytes_per_vector(factory, dim)
+        beside = SERVING_BYTES + SERVING_BYTES_PER_FACE * faces
         rows.append({"factory": factory, "bytes_per_face": per_face, "index_gb": per_face * faces / 2**30,
                      "fits_16gb_kiosk_swap": per_face * faces <= budget,
-                     "most_faces_on_16gb_kiosk": int(budget // per_face)})
+                     "kiosk_memory_needed_gib": 2 * (2 * per_face * faces + beside) / 2**30})
     return rows
 
 
@@ -485,16 +508,18 @@ def plot(result_path: Path) -> None:
 
     result = json.loads(result_path.read_text())
     figure, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    colours = iter(plt.get_cmap("tab20").colors)
     for size, rows in result["sweep"].items():
+        marker = "o" if int(size) < result["faces"] else "s"
         for (factory, threads), group in groupby_rows(rows):
             style = "-" if threads > 1 else ":"
             label = f"{int(size):,} {factory} x{threads}"
-            axes[0].plot([r["latency_ms"]["p99"] for r in group], [r["recall@5"] for r in group], style, marker="o",
-                         label=label)
+            axes[0].plot([r["latency_ms"]["p99"] for r in group], [r["recall@5"] for r in group], style, marker=marker,
+                         label=label, color=next(colours))
             if threads > 1:
                 axes[1].plot([r["bytes_per_face"] for r in group], [r["recall@5"] for r in group], marker="o",
                              label=label)
-        for row in result["plain_faiss_exact"].get(size, {}).get("rows", []):
+        for row in [row for run in result["plain_faiss_exact"].get(size, [])[:1] for row in run["rows"]]:
             axes[0].plot(row["latency_ms"]["p99"], 1.0, marker="s", color="black", linestyle="none")
             axes[0].annotate(f"exact {int(size):,} x{row['threads']}", (row["latency_ms"]["p99"], 1.0), fontsize=7,
                              rotation=30)

@@ -7,8 +7,9 @@ two threads halve the scan, which is what a 10^7 gallery's search time is (bench
 The split is made when the gallery is opened, from the one index file the builder wrote, so a gallery
 serves any number of threads and the file format stays faiss's own.
 
-Split: flat codes (IndexFlat, IndexScalarQuantizer), 4-bit PQ fast-scan (IndexPQFastScan), and the
-first stage of a re-rank of these (IndexRefine). Other types (IVF, HNSW, GPU indexes) are searched whole.
+Split for a gallery: 4-bit PQ fast-scan (IndexPQFastScan), alone or as the first stage of a re-rank
+(IndexRefine). `split` also cuts flat codes (IndexFlat, IndexScalarQuantizer: the benchmarks' exact
+search), which Gallery searches whole (see `splittable`), as it does IVF, HNSW and GPU indexes.
 """
 from __future__ import annotations
 
@@ -72,15 +73,16 @@ def search_threads() -> int:
 
 
 def splittable(index: faiss.Index) -> bool:
-    """Whether `sharded` can split this index (a re-rank: its first stage) copying at most
-    MOST_COPIED_BYTES."""
+    """Whether `sharded` splits this index (a re-rank: its first stage): 4-bit PQ fast-scan codes,
+    copying at most MOST_COPIED_BYTES."""
     kind: Any = faiss.downcast_index(index)  # faiss's type stubs know neither codes nor bbs
     if isinstance(kind, faiss.IndexRefine):
         return splittable(kind.base_index)
-    if isinstance(kind, faiss.IndexPQFastScan) and BLOCK % kind.bbs:
-        return False
-    kinds = faiss.IndexPQFastScan | faiss.IndexScalarQuantizer | faiss.IndexFlat
-    return isinstance(kind, kinds) and int(kind.codes.size()) <= MOST_COPIED_BYTES
+    # flat and SQ codes split too (split), but their shards' threads each start OpenMP threads of
+    # their own: two shards of a 10^6 Flat index took 65 ms a query against 35 ms whole
+    # (benchmarks/results/scale_10m_cpu.json), so only fast-scan scans are split for Gallery
+    return (isinstance(kind, faiss.IndexPQFastScan) and not BLOCK % kind.bbs
+            and int(kind.codes.size()) <= MOST_COPIED_BYTES)
 
 
 def sharded(index: faiss.Index, threads: int | None = None, release: bool = False) -> faiss.Index:

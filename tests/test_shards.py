@@ -23,13 +23,13 @@ def small_galleries_split(monkeypatch):
 
 
 @pytest.mark.parametrize("factory", ["Flat", "SQ8", "PQ16x4fs"])
-def test_split_codes_answer_as_the_whole_index(factory, small_galleries_split):
+def test_split_codes_answer_as_the_whole_index(factory):
     xb, _ = face_like(5000)
     xq, _ = face_like(40, seed=1)
     whole = train_and_add(factory, xb, use_gpu=False)
     D, I = whole.search(xq, 10)
-    split = shards.sharded(whole, 3)
-    assert isinstance(split, shards.ShardedIndex) and [s.ntotal for s in split.shards] == [1664, 1664, 1672]
+    split = shards.ShardedIndex(shards.split(whole, shards.boundaries(len(xb), 3)))
+    assert [s.ntotal for s in split.shards] == [1664, 1664, 1672]
     D_split, I_split = split.search(xq, 10)
     np.testing.assert_array_equal(I_split, I)
     np.testing.assert_allclose(D_split, D, rtol=1e-6)
@@ -56,14 +56,16 @@ def test_a_rerank_splits_its_scan_and_shares_its_second_stage(small_galleries_sp
 
 def test_small_or_unsplittable_indexes_are_searched_whole(monkeypatch):
     xb, _ = face_like(2000)
-    flat = train_and_add("Flat", xb, use_gpu=False)
-    assert shards.sharded(flat, 2) is flat  # below SHARD_FROM: a second thread costs more than it saves
+    scan = train_and_add("PQ16x4fs", xb, use_gpu=False)
+    assert shards.sharded(scan, 2) is scan  # below SHARD_FROM: a second thread costs more than it saves
     monkeypatch.setattr(shards, "SHARD_FROM", 0)
-    assert shards.sharded(flat, 1) is flat
-    hnsw = train_and_add("HNSW8", xb, use_gpu=False)
-    assert shards.sharded(hnsw, 2) is hnsw
+    assert shards.sharded(scan, 1) is scan
+    assert isinstance(shards.sharded(scan, 2), shards.ShardedIndex)
+    for factory in ("Flat", "SQ8", "HNSW8", "IVF16,PQ16x4fs"):  # their shards would start OpenMP threads of their own
+        index = train_and_add(factory, xb, use_gpu=False)
+        assert shards.sharded(index, 2) is index
     monkeypatch.setattr(shards, "MOST_COPIED_BYTES", 1000)  # the copy would cost more memory than it is worth
-    assert shards.sharded(flat, 2) is flat
+    assert shards.sharded(scan, 2) is scan
 
 
 def test_the_search_threads_are_the_cores_unless_told(monkeypatch):
@@ -80,16 +82,21 @@ def test_a_gallery_is_split_on_the_cpu_by_the_same_path_with_a_gpu(monkeypatch, 
 
     xb, names = face_like(3000)
     folder = synthetic_gallery(tmp_path / "g", xb, names)
+    whole = train_and_add("PQ16x4fs,Refine(SQfp16)", xb, use_gpu=False)
+    apply_search_params(whole, {"k_factor_rf": 100})  # stored in the file: a shortlist of 500 for 5
+    faiss.write_index(whole, str(folder / "index.faiss"))
     gallery = Gallery(folder)
-    assert isinstance(gallery.index, shards.ShardedIndex) and gallery.count == 3000
-    xq, _ = face_like(20, seed=2)
-    D, I = gallery.search(xq[:1], 5)  # one query, as the kiosk asks: both shards, merged
-    np.testing.assert_array_equal(I[0], brute_force(xq[:1], xb, 5)[0])
-    np.testing.assert_array_equal(gallery.search(xq, 5)[1], brute_force(xq, xb, 5))
+    refine = faiss.downcast_index(gallery.index)
+    assert isinstance(faiss.downcast_index(refine.base_index), faiss.IndexShards) and gallery.count == 3000
+    xq, _ = face_like(30, seed=2)
+    one_by_one = np.array([gallery.search(q[None], 5)[1][0] for q in xq])  # one query, as the kiosk asks
+    assert recall_at(one_by_one, whole.search(xq, 5)[1], 5) >= 0.95
+    assert recall_at(one_by_one, brute_force(xq, xb, 5), 5) >= 0.9
+    np.testing.assert_allclose(gallery.index.reconstruct(11), xb[11], atol=1e-3)
     gallery.close()
     gpus = FakeGpus(monkeypatch)  # one path: a GPU index is no type sharded splits; the fake keeps a CPU one
     on_gpu = Gallery(folder)
-    assert gpus.moves == ["to_gpu"] and isinstance(on_gpu.index, shards.ShardedIndex)
+    assert gpus.moves == ["to_gpu"] and isinstance(faiss.downcast_index(on_gpu.index), faiss.IndexRefine)
     on_gpu.close()
 
 
