@@ -428,7 +428,7 @@ def candidates(n: int, dim: int = 128, use_gpu: bool = False) -> list[Candidate]
     return [
         Candidate(f"PQ{m}x4fs,RFlat", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
         # the re-rank on fp16 codes: half the float vectors' memory, and strangers' near-ties kept
-        # (an SQ8 re-rank reorders them: recall@5 0.979 at most, benchmarks/results/scale_10m_cpu.json)
+        # (an SQ8 re-rank reorders them: recall@5 0.965 at most at 10^6, benchmarks/results/scale_10m_cpu.json)
         Candidate(f"PQ{m}x4fs,Refine(SQfp16)", [{"k_factor_rf": kf} for kf in shortlist_factors(n, at_million=64)]),
         Candidate(f"PQ{m}x4fs,Refine(SQ8),RFlat", [{"k_factor_rf": 4, "inner_k_factor": kf}
                                                    for kf in shortlist_factors(n, at_million=32)]),
