@@ -239,6 +239,7 @@ class InferenceWorker(QObject):
                 return [[(found.face, match) for found in mine if (match := decoded[found.face.id]) is not None]
                         for mine in chosen]
             broken += newly
+
     @Slot()
     def report_exposure(self) -> None:
         if self.ledger is None or self.gallery is None:
