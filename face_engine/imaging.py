@@ -177,9 +177,12 @@ SMALLEST = 1.2  # the smallest square, in face sizes: a forehead and a chin, nev
 SHIFTS = 9  # positions tried along each axis for each size
 
 
-def border_fill(image: np.ndarray) -> np.ndarray | None:
-    """Where `image` (BGR) holds border fill: black pixels joined to its edge through black pixels.
-    None when no edge pixel is black (most photos: the test costs four lines of pixels)."""
+def border_fill(image: np.ndarray, own: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+    """Where `image` (BGR) holds border fill: black pixels joined to its edge through black pixels,
+    less any such patch that reaches into `own` (x1, y1, x2, y2: the face and a little around it),
+    which is the photo's own black (a stage's dark backdrop, black hair), not a border: a warped
+    corpus's wedges lie at its edges, away from the face it was centred on. None when no edge pixel
+    is black (most photos: the test costs four lines of pixels)."""
     edges = (image[0], image[-1], image[:, 0], image[:, -1])
     if not any((edge.max(axis=1) <= BORDER_BLACK).any() for edge in edges):
         return None
@@ -187,6 +190,8 @@ def border_fill(image: np.ndarray) -> np.ndarray | None:
     count, labels = cv2.connectedComponents(black, connectivity=8)
     touching = np.zeros(count, bool)
     touching[np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]]] = True
+    if own is not None:
+        touching[labels[max(own[1], 0):max(own[3], 0), max(own[0], 0):max(own[2], 0)].ravel()] = False
     touching[0] = False  # the label of every pixel that is not black
     fringe = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * BORDER_FRINGE + 1,) * 2)
     filled: np.ndarray = cv2.dilate(touching[labels].view(np.uint8), fringe).view(bool)
@@ -203,7 +208,8 @@ def inside_square(image: np.ndarray, box: np.ndarray, margin: float, lift: float
     x1, y1, x2, y2 = (float(v) for v in box)
     face = max(x2 - x1, y2 - y1, 1.0)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * lift
-    fill = border_fill(image)
+    near = face * SMALLEST / 2
+    fill = border_fill(image, (int(cx - near), int(cy - near), int(np.ceil(cx + near)), int(np.ceil(cy + near))))
     area = None if fill is None else cv2.integral(fill.astype(np.uint8))
     largest = max(1, min(round(face * margin), width, height))
     smallest = max(1, min(round(face * SMALLEST), largest))
