@@ -440,6 +440,8 @@ def stage_report(args: argparse.Namespace) -> None:
         "meets": {"recall_at_5>=0.98": served["recall@5"] >= 0.98,
                   "p99_ms<=20": served["stranger_search_ms"]["p99"] <= 20,
                   "peak_rss_gb<=8": peak_bytes(serve_run) / 1e9 <= 8},
+        "headline_is": ("the first serving run (serve.json): gallery A's strangers through the kiosk's own "
+                        "Gallery.search; every run, with the load average around it, is in serving_runs"),
         "what_the_galleries_hold": (
             f"two gallery folders of {args.size:,} synthetic faces each (bench scale's faces fitted to {args.fit}, "
             "seeds 0 and 1), each with its own index file, manifest, metadata.sqlite of one row per face and "
