@@ -75,7 +75,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check)
 stamp=".venv/.other-me-setup"
 want="$variant ray=$ray $(sha256sum pyproject.toml | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  extras="test"
+  extras="test,sound"
   [ "$variant" = gpu ] && extras="$extras,gpu"
   [ "$ray" = yes ] && extras="$extras,ray"
   echo "==> installing the project and its dependencies ($extras)"
@@ -104,8 +104,9 @@ else
 fi
 
 # What a real PySide6 window needs on Debian/Ubuntu (without them Qt aborts with "could not load
-# the Qt platform plugin xcb"), a font that renders Chinese, and Xvfb for screens without a display.
-window_packages=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 fonts-wqy-microhei xvfb)
+# the Qt platform plugin xcb"), a font that renders Chinese, Xvfb for screens without a display, and
+# PulseAudio's client library, through which Qt Multimedia plays the countdown's sound cue.
+window_packages=(libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 fonts-wqy-microhei xvfb libpulse0)
 if [ "$system" = yes ] && command -v dpkg-query >/dev/null 2>&1; then
   missing=()
   for package in "${window_packages[@]}"; do

@@ -213,18 +213,20 @@ def test_the_demo_gallery_is_built_from_packaged_photos(tmp_path, monkeypatch, c
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    # a demo visitor: her face is not in the demo gallery (insightface's group photo), so her best
+    # match is an honest stranger's, not herself
     astronaut = str(resources.files("skimage").joinpath("data/astronaut.png"))
     assert kiosk_main(["--demo", "--headless", "--image", astronaut, "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    best = result["matches"][0]
-    assert best["name"] == best["identity"] == "Eileen Collins" and best["score"] > 0.9
+    matches = json.loads(capsys.readouterr().out)["matches"]
+    assert matches and matches[0]["score"] < 0.95
+    assert all(match["caption"] == "insightface sample photo" for match in matches)
     manifest = tmp_path / "other-me" / "demo" / "gallery" / "manifest.json"
     assert manifest.is_file()
 
     built = manifest.resolve()  # a demo gallery cached by an older version is made again, not refused
     built.write_text(built.read_text().replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 1'))
     assert kiosk_main(["--demo", "--headless", "--image", astronaut, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["matches"][0]["identity"] == "Eileen Collins"
+    assert json.loads(capsys.readouterr().out)["matches"][0]["score"] == matches[0]["score"]
 
 
 def test_a_video_file_camera_delivers_frames_and_loops(qtbot, tmp_path, photos):
