@@ -210,8 +210,10 @@ def stage_ab(args: argparse.Namespace) -> None:
                                                  for name, t in times.items()}})
         print(json.dumps(rounds[-1]), flush=True)
     recall = {name: recall_at(index.search(xq, K)[1], I_exact, 5) for name, index in forms.items()}
-    save(folder / "ab.json", {"factory": args.factory, "settings": dict(args.param), "queries": len(xq),
-                              "recall@5": recall, "rounds": rounds})
+    runs = len(list(folder.glob("ab*.json")))  # each run kept: the machine's load differs from run to run
+    save(folder / ("ab.json" if runs == 0 else f"ab-{runs + 1}.json"),
+         {"factory": args.factory, "settings": dict(args.param), "queries": len(xq),
+          "recall@5": recall, "rounds": rounds})
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -450,7 +452,8 @@ def stage_report(args: argparse.Namespace) -> None:
         "serving_process": serve_run,
         "serving_runs": [serve_summary(json.loads(path.read_text()))
                          for path in sorted(big.glob("serve*.json"), key=lambda path: path.stat().st_mtime)],
-        "whole_against_split": json.loads((big / "ab.json").read_text()) if (big / "ab.json").exists() else {},
+        "whole_against_split": [json.loads(path.read_text())
+                                for path in sorted(big.glob("ab*.json"), key=lambda path: path.stat().st_mtime)],
         "sweep": sweeps,
         "plain_faiss_exact": {size: exact_of(folder_of(args.work, size)) for size in (args.small_size, args.size)},
         "pack_512d_on_paper": on_paper(512, args.size),
