@@ -56,6 +56,7 @@ from index_builder.indexes import (
 )
 from index_builder.lock import build_lock
 from index_builder.options import BuildOptions
+from index_builder.pairs import RULE as PAIRS_RULE
 from index_builder.pairs import mine_pairs, same_person_cosine
 from index_builder.publish import cannot_write, gallery_home, publish
 from index_builder.state import BuildState, FaceRow
@@ -246,7 +247,7 @@ def _content_id(settings: dict[str, str], collected: Collected, options: BuildOp
     index = (options.index, options.index_params, options.budget_ms, options.memory_budget_bytes, options.min_quality,
              options.kiosk_memory_bytes)
     # the format too: a gallery of an older format is rebuilt (its content gains what the new one adds)
-    return hashlib.sha1(repr((settings, where, texts, index, FORMAT_VERSION)).encode()).hexdigest()
+    return hashlib.sha1(repr((settings, where, texts, index, FORMAT_VERSION, PAIRS_RULE)).encode()).hexdigest()
 
 
 def _report(collected: Collected, embedding: Embedding, options: BuildOptions, content_id: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ The rule, in order:
    the gallery's median quality, and turned no more than halfway to a three-quarter view), so both
    faces of a pair are seen well and alike.
 2. Not the same person twice: a pair scores below the score at which the gallery calls two faces
-   the same person (same_person_cosine: where its likeness table reaches 99, the score only one
-   stranger in a hundred reaches with their best match: a search's 1% false-identification rate).
+   the same person (same_person_cosine: where its likeness table reaches SAME_PERSON_LIKENESS, a
+   score only one stranger in fifty reaches with their best match; above it on LFW: identical
+   twins, brothers, and photos of one person under two names).
    A face nearer another person's centre (the mean of their faces) than its own is left out (LFW's
    "Pat Cox" photo, cut around the largest face, shows Berlusconi); so is a pair where one face is
    as near the other person's centre as that person's own least typical photos are (LFW's one
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import faiss
 import numpy as np
 
-from face_engine.likeness import Calibration
+from face_engine.likeness import LEVELS, Calibration
 
 MAX_PAIRS = 60  # stored: the kiosk shows a few per loop, rotating through them
 MAX_PEOPLE = 10_000  # people considered at most; larger galleries are sampled
@@ -38,14 +39,17 @@ RANDOM_PAIRS = 200_000  # cross-person pairs sampled to place that quantile
 MIN_FRONTAL = 0.5  # face_engine.quality's frontal part: 0.5 is halfway to a three-quarter view
 QUALITY, FRONTAL = 0, 2  # columns of face_engine.quality.COLUMNS
 ATYPICAL = 0.1  # a person's own photos this far down their nearness to the person's centre: the least typical
+SAME_PERSON_LIKENESS = 98  # face_engine.likeness: two faces this alike may be one person
+# What the pairs depend on besides the gallery: a build with another rule is a new gallery
+RULE = (MAX_PAIRS, MAX_PEOPLE, NEIGHBOURS, TOP_SHARE, MIN_PEOPLE_FOR_SHARE, MIN_FRONTAL, ATYPICAL, SAME_PERSON_LIKENESS)
 
 
 def same_person_cosine(likeness: Calibration) -> float:
     """The score at which a gallery calls two faces the same person: where its likeness table
-    (face_engine.likeness; the gallery's own, or its pack's) reaches 99. A pack's 1:1 verification
-    threshold (sface's 0.363) is no such line in a gallery: a stranger's best match there scores
-    0.42 (the table's 50), so two strangers scoring 0.5 are no mislabelled photo."""
-    return float(likeness.cosines[-1])
+    (face_engine.likeness; the gallery's own, or its pack's) reaches SAME_PERSON_LIKENESS. A pack's
+    1:1 verification threshold (sface's 0.363) is no such line in a gallery: a stranger's best
+    match there scores 0.42 (the table's 50), so two strangers scoring 0.5 are no mislabelled photo."""
+    return float(likeness.cosines[LEVELS.index(SAME_PERSON_LIKENESS)])
 
 
 def mine_pairs(xb: np.ndarray, persons: np.ndarray, quality: np.ndarray, same_person: float,
