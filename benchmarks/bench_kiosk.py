@@ -238,7 +238,8 @@ def compared(before_file: Path, result: dict[str, Any]) -> dict[str, Any]:
 
     before = json.loads(before_file.read_text(encoding="utf-8"))
     now, then = result["frame_to_results_drawn_ms"], before["frame_to_results_drawn_ms"]
-    return {"file": str(before_file), "code": before.get("code", ""), "date": before.get("date", ""),
+    return {"file": str(before_file), "code": before.get("code", ""), "gallery": before.get("gallery", ""),
+            "date": before.get("date", ""),
             "frame_to_results_drawn_ms": then, "load_average_1_5_15": before.get("load_average_1_5_15"),
             "ratio_p50": round(now["p50"] / then["p50"], 3), "ratio_p95": round(now["p95"] / then["p95"], 3),
             "stages_ms": before.get("stages_ms", {})}

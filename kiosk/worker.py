@@ -77,8 +77,9 @@ class InferenceWorker(QObject):
         self.gallery: Gallery | None = None
         self._pending: Gallery | None = None
         self._previous_centre: np.ndarray | None = None
-        # the last frame the live view analysed and its faces: a capture of that frame reuses them
-        self._analysed: tuple[np.ndarray, Detections] | None = None
+        # the last frame the live view analysed, its faces, and while someone stands still at the kiosk
+        # their embeddings (None otherwise): a capture of that frame reuses them
+        self._analysed: tuple[np.ndarray, Detections, np.ndarray | None] | None = None
         self.display_side = PORTRAIT_SIZE  # pixels of the results screen's big tile (set_display_side)
         self._rng = np.random.default_rng()
         self._attract_hid: np.ndarray | None = None  # the hidden faces when the attract set was chosen
@@ -128,25 +129,33 @@ class InferenceWorker(QObject):
         analysis, found = Analysis(faces=0), None
         try:
             found = self.engine.detect(frame)
-            self._analysed = (frame, found)
+            self._analysed = (frame, found, None)
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             analysis, self._previous_centre = analyse(gray, found, self._previous_centre)
         except Exception:  # one bad frame must not leave the window waiting for an answer forever
             log.exception("analysis of a frame failed")
         self.analysed.emit(replace(analysis, analyse_ms=(time.perf_counter() - start) * 1e3))
-        if not (analysis.near and analysis.steady):
+        if found is None or not (analysis.near and analysis.steady):
             self._foresee_due = True
-        elif found is not None and self._foresee_due:
-            self._foresee(frame, found)
+        else:
+            self._embed_ahead(frame, found)
 
-    def _foresee(self, frame: np.ndarray, found: Detections) -> None:
-        """Someone stands still at the kiosk (near; once, until they move): their lookalikes'
-        portraits are decoded now, on the picture threads, so the capture to come (a touch, or the
-        countdown's end seconds later) finds them ready. Their embedding is dropped here; only the
-        gallery's portraits are kept (Portraits)."""
-        engine, wanted, self._foresee_due = self.engine, visitors(found, frame.shape), False
-        assert engine is not None
-        self._decode_ahead(lambda: visitor_faces(engine, frame, Stopwatch(), found, lambda _: wanted)[1])
+    def _embed_ahead(self, frame: np.ndarray, found: Detections) -> None:
+        """Someone stands still at the kiosk (near): their faces are embedded now, once the live view
+        has its answer, so a capture of this frame (a touch, or the countdown's end) only searches.
+        The first time since they moved, their lookalikes' portraits are decoded too (Portraits). The
+        embeddings are replaced at the next frame, and dropped when the visitor goes."""
+        assert self.engine is not None
+        wanted = visitors(found, frame.shape)
+        try:
+            xq = visitor_faces(self.engine, frame, Stopwatch(), found, lambda _: wanted)[1]
+        except Exception:  # the capture embeds them itself
+            log.exception("embedding a still visitor ahead of a capture failed")
+            return
+        self._analysed = (frame, found, xq)
+        if self._foresee_due:
+            self._foresee_due = False
+            self._decode_ahead(lambda: xq)
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
@@ -185,16 +194,19 @@ class InferenceWorker(QObject):
         assert self.engine is not None
         watch = Stopwatch()
         watch.ms["capture_to_worker"] = round((time.perf_counter() - frame_time) * 1e3, 2)
-        detections = self._analysed[1] if self._analysed is not None and self._analysed[0] is frame else None
-        if detections is None:
+        known = self._analysed if self._analysed is not None and self._analysed[0] is frame else None
+        if known is None:
             detections = self.engine.detect(frame)
             watch.lap("detect")
         else:
-            watch.ms["detect"] = 0.0  # reused from the live view's analysis
+            detections, watch.ms["detect"] = known[1], 0.0  # reused from the live view's analysis
         wanted = visitors(detections, frame.shape)
         crops = [self.portraits.pool.submit(visitor_picture, frame, detections.boxes, face, self.display_side)
                  for face in range(wanted)]
-        xq = visitor_faces(self.engine, frame, watch, detections, lambda _: wanted)[1]
+        if known is not None and known[2] is not None and len(known[2]) == wanted:
+            xq, watch.ms["align"], watch.ms["embed"] = known[2], 0.0, 0.0  # embedded as the live view analysed it
+        else:
+            xq = visitor_faces(self.engine, frame, watch, detections, lambda _: wanted)[1]
         self.lookalikes = k
         shown = self._shown(xq, k, watch)
         watch.lap("portraits")
@@ -297,31 +309,10 @@ class InferenceWorker(QObject):
         return True
 
     def _forget_in_ledger(self) -> None:
-        """Drop the counts of the people the gallery's forget list names (index-builder forget), and
-        of the people and faces the gallery no longer holds."""
+        """The exposure ledger without the people and faces this gallery no longer shows."""
         assert self.gallery is not None
-        if self.ledger is None:
-            return
-        home = home_of(self.gallery.root)
-        try:
-            if home is not None:
-                forget = read_forget_list(home)
-                self.ledger.forget(forget.identities, forget.faces)  # written at once, before anything else
-        except ListError as error:
-            log.warning("%s: the exposure ledger keeps its counts", error)
-        self._prune_ledger()
-
-    def _prune_ledger(self) -> None:
-        """Keep only the counts of this gallery's people and faces: the ledger never outgrows it."""
-        assert self.gallery is not None and self.ledger is not None
-        try:
-            self._keys = self.gallery.person_keys()  # the staff panel's summary reads them too
-            dropped = self.ledger.keep_only(self._keys, self.gallery.content_keys())
-        except GalleryError as error:  # a damaged row: the ledger keeps its counts, the kiosk serves
-            log.warning("%s: the exposure ledger keeps its counts", error)
-            return
-        if dropped:
-            log.info("exposure ledger: %d entries of people and faces no longer in the gallery dropped", dropped)
+        if self.ledger is not None:
+            self._keys = forget_in_ledger(self.gallery, self.ledger) or self._keys
 
     def _emit_attract(self) -> None:
         """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
@@ -333,6 +324,28 @@ class InferenceWorker(QObject):
             log.warning("no gallery faces for the attract loop: %s", error)
             return
         self.attract.emit(chosen)
+
+
+def forget_in_ledger(gallery: Gallery, ledger: Ledger) -> list[str] | None:
+    """Drop the counts of the people the gallery's forget list names (index-builder forget), and
+    of the people and faces the gallery no longer holds (the ledger never outgrows it); the
+    gallery's person keys, read for that (the staff panel's summary reads them too), or None."""
+    home = home_of(gallery.root)
+    try:
+        if home is not None:
+            forget = read_forget_list(home)
+            ledger.forget(forget.identities, forget.faces)  # written at once, before anything else
+    except ListError as error:
+        log.warning("%s: the exposure ledger keeps its counts", error)
+    try:
+        keys = gallery.person_keys()
+        dropped = ledger.keep_only(keys, gallery.content_keys())
+    except GalleryError as error:  # a damaged row: the ledger keeps its counts, the kiosk serves
+        log.warning("%s: the exposure ledger keeps its counts", error)
+        return None
+    if dropped:
+        log.info("exposure ledger: %d entries of people and faces no longer in the gallery dropped", dropped)
+    return keys
 
 
 class Portraits:

@@ -282,3 +282,17 @@ def test_a_retrys_portraits_are_decoded_while_the_results_are_on_screen(built, t
     assert again.pairs and decoded == [], "the retry found every portrait ready"
     worker.between_visitors()
     assert worker._retry_query is None, "the visitor's embedding is not kept after they leave"
+
+
+def test_a_capture_of_a_still_visitors_frame_is_not_embedded_again(worker, built, monkeypatch):
+    frame = read_image(photo_of(built[0], "Zico"))
+    fresh = search(worker, frame.copy())
+    worker.analyse(frame)
+    worker.analyse(frame)  # near and still: embedded as it was analysed
+    embedded: list[np.ndarray] = []
+    monkeypatch.setattr(worker.engine.recognizer, "embed", lambda crops: embedded.append(crops))
+    reused = search(worker, frame)
+    assert embedded == [] and reused.timings_ms["embed"] == 0.0
+    assert [m.name for m in reused.pairs[0].matches] == [m.name for m in fresh.pairs[0].matches]
+    worker.between_visitors()
+    assert worker._analysed is None, "the visitor's embedding goes with them"

@@ -368,7 +368,9 @@ def test_the_staff_panel_shows_the_timings_the_answers_carried(qtbot, tmp_path, 
     qtbot.waitUntil(lambda: window.flow.state is State.RESULTS, timeout=WAIT_MS)
     outcome = window.results.outcome
     assert outcome.timings_ms["detect"] == 0.0, "the capture reuses the live view's analysis of its frame"
-    assert outcome.timings_ms["embed"] > 0 and window.tally.stage_ms["search_embed"] == outcome.timings_ms["embed"]
+    assert outcome.timings_ms["embed"] == 0.0, "a still visitor's frame was embedded as the live view analysed it"
+    assert window.tally.stage_ms["search_embed"] == outcome.timings_ms["embed"]
+    assert window.tally.stage_ms["search_search"] == outcome.timings_ms["search"] > 0
     assert window.tally.stage_ms["analyse"] > 0
     assert not hasattr(window.link.worker, "latency_ms"), "no thread reads the worker's own state"
     window.staff_panel.open()
