@@ -3,6 +3,7 @@ the reason when it is absent (a user's fresh clone has none)."""
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import os
@@ -69,6 +70,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", f"not marked slow, yet over {FAST_TEST_SECONDS:g} s")
         for seconds, name in over:
             terminalreporter.write_line(f"{seconds:6.1f}s {name}")
+
+
+@pytest.fixture(autouse=True)
+def qt_garbage_collected_on_this_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Cycles holding a QObject (a closed window's WorkerLink) are collected here, on the GUI thread.
+    Left to the cyclic collector, they may be freed on whatever thread allocates next, such as the
+    next test's inference thread; there the QObject's destructor holds Qt's connection lock while it
+    waits for the GIL, which the GUI thread holds while it waits for that lock: a deadlock."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    gc.collect()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

@@ -280,7 +280,7 @@ def huge_jpeg(path: Path, side: int = 12_000) -> Path:
 def test_a_144_megapixel_portrait_is_refused_undecoded_and_the_kiosk_replaces_that_face(
         gallery_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
     from face_engine.query import Lookalike
-    from kiosk.worker import _match
+    from kiosk.worker import _match, _portrait
 
     gallery = Gallery(gallery_copy)
     face = gallery.faces([0])[0]
@@ -288,7 +288,7 @@ def test_a_144_megapixel_portrait_is_refused_undecoded_and_the_kiosk_replaces_th
     with pytest.raises(ImageError, match="12000x12000 pixels; a gallery picture may have at most"):
         read_picture(face.portrait)
     with caplog.at_level(logging.WARNING):
-        assert _match(Lookalike(0.5, face, 0.5, 50), 456) is None
+        assert _match(Lookalike(0.5, face, 0.5, 50), _portrait(face, 456)) is None
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) == 1 and "face 0 replaced in the results" in warned[0], warned
 
