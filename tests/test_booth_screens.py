@@ -287,13 +287,13 @@ def frontal(box: tuple[float, float, float, float]) -> Detections:
     return Detections(np.array([box], np.float32), np.ones(1, np.float32), np.array([marks], np.float32))
 
 
-def live_page(qtbot) -> LivePage:
+def live_page(qtbot, grey: int = 90) -> LivePage:
     page = LivePage()
     qtbot.addWidget(page)
     page.resize(1920, 1080)
     page.retranslate("en")
     page.show()
-    page.show_frame(np.full((720, 1280, 3), 90, np.uint8))
+    page.show_frame(np.full((720, 1280, 3), grey, np.uint8))
     return page
 
 
@@ -352,12 +352,7 @@ def test_the_hint_moves_over_the_guide_when_it_is_low(qtbot):
 
 
 def test_the_live_view_says_any_height_will_do_with_its_pictogram(qtbot):
-    page = LivePage()
-    qtbot.addWidget(page)
-    page.resize(1920, 1080)
-    page.retranslate("en")
-    page.show()
-    page.show_frame(np.full((720, 1280, 3), 60, np.uint8))
+    page = live_page(qtbot, grey=60)
     corner = (slice(int(1080 * 0.9), int(1080 * 0.975)), slice(40, 140))
     light = np.array([217, 220, 234])
     assert (np.abs(pixels(page)[corner] - light).sum(axis=-1) < 60).sum() > 150
