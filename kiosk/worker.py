@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -155,7 +154,7 @@ class InferenceWorker(QObject):
         self._analysed = (frame, found, xq)
         if self._foresee_due:
             self._foresee_due = False
-            self._decode_ahead(lambda: xq)
+            self._decode_ahead(xq)
 
     @Slot(object, int, float)
     def search(self, frame: np.ndarray, k: int, frame_time: float) -> None:
@@ -177,12 +176,12 @@ class InferenceWorker(QObject):
         this visit's showings, so the fair policy chooses others). The visitor's embedding goes."""
         xq, self._retry_query = self._retry_query, None
         if xq is not None:
-            self._decode_ahead(lambda: xq)
+            self._decode_ahead(xq)
 
-    def _decode_ahead(self, query: Callable[[], np.ndarray]) -> None:
-        """Start decoding the portraits the policy would now choose for the embeddings `query` gives."""
+    def _decode_ahead(self, xq: np.ndarray) -> None:
+        """Start decoding the portraits the policy would now choose for the embeddings `xq`."""
         try:
-            chosen = self._chosen(query(), self.lookalikes, [])
+            chosen = self._chosen(xq, self.lookalikes, [])
             self.portraits.foresee([lookalike.face for mine in chosen for lookalike in mine], self.display_side)
         except Exception:  # the capture decodes them itself
             log.exception("decoding portraits ahead of a capture failed")
