@@ -76,8 +76,8 @@ def splittable(index: faiss.Index) -> bool:
     """Whether `sharded` splits this index (a re-rank: its first stage): 4-bit PQ fast-scan codes,
     copying at most MOST_COPIED_BYTES."""
     kind: Any = faiss.downcast_index(index)  # faiss's type stubs know neither codes nor bbs
-    if isinstance(kind, faiss.IndexRefine):
-        return splittable(kind.base_index)
+    if isinstance(kind, faiss.IndexRefine):  # one re-rank: `sharded` splits a re-rank's first stage only
+        return not isinstance(faiss.downcast_index(kind.base_index), faiss.IndexRefine) and splittable(kind.base_index)
     # flat and SQ codes split too (split), but their shards' threads each start OpenMP threads of
     # their own: two shards of a 10^6 Flat index took 65 ms a query against 35 ms whole
     # (benchmarks/results/scale_10m_cpu.json), so only fast-scan scans are split for Gallery

@@ -64,6 +64,8 @@ def test_small_or_unsplittable_indexes_are_searched_whole(monkeypatch):
     for factory in ("Flat", "SQ8", "HNSW8", "IVF16,PQ16x4fs"):  # their shards would start OpenMP threads of their own
         index = train_and_add(factory, xb, use_gpu=False)
         assert shards.sharded(index, 2) is index
+    nested = train_and_add("PQ16x4fs,Refine(SQ8),RFlat", xb, use_gpu=False)  # a build candidate: a re-rank re-ranked
+    assert shards.sharded(nested, 2) is nested
     monkeypatch.setattr(shards, "MOST_COPIED_BYTES", 1000)  # the copy would cost more memory than it is worth
     assert shards.sharded(scan, 2) is scan
 
