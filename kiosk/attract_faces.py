@@ -57,9 +57,13 @@ def attract_set(gallery: Gallery, counts: Counts | None, rng: np.random.Generato
 
 def _least_shown(gallery: Gallery, ids: np.ndarray, counts: Counts | None) -> np.ndarray:
     """`ids` least shown first (by the ledger's counts of each face), equal counts in their order."""
-    _, keys = gallery.people(ids.tolist())
-    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
-    return ids[np.argsort(shown, kind="stable")]
+    return ids[np.argsort(_times_shown(gallery, ids.tolist(), counts), kind="stable")]
+
+
+def _times_shown(gallery: Gallery, ids: list[int], counts: Counts | None) -> np.ndarray:
+    """The ledger's count of each face of `ids` (none shown yet without a ledger)."""
+    _, keys = gallery.people(ids)
+    return np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64)
 
 
 def _one_face_each(gallery: Gallery, ids: np.ndarray, wanted: int) -> list[int]:
@@ -87,17 +91,13 @@ def stored_pairs(gallery: Gallery, counts: Counts | None, rng: np.random.Generat
     if len(stored) == 0 or pairs <= 0:
         return []
     stored = stored[rng.permutation(len(stored))]
-    _, keys = gallery.people(stored.ravel().tolist())
-    shown = np.asarray(counts(keys) if counts else np.zeros(len(keys)), dtype=np.int64).reshape(-1, 2).sum(axis=1)
+    shown = _times_shown(gallery, stored.ravel().tolist(), counts).reshape(-1, 2).sum(axis=1)
     ordered = stored[np.argsort(shown, kind="stable")].tolist()
     records = {face.id: face for face in gallery.faces(sorted({i for pair in ordered for i in pair}))}
     out: list[tuple[np.ndarray, np.ndarray, str]] = []
     for a, b in ordered:
-        one, other = records.get(a), records.get(b)
-        first = _portrait(one) if one is not None else None
-        second = _portrait(other) if other is not None else None
-        if one is not None and other is not None and first is not None and second is not None:
-            out.append((first, second, f"{_name(one)} · {_name(other)}"))
+        if a in records and b in records and (pair := _pair_shown(records[a], records[b])) is not None:
+            out.append(pair)
         if len(out) == pairs:
             break
     return out
@@ -126,11 +126,11 @@ def lookalike_pairs(gallery: Gallery, candidates: np.ndarray, pairs: int) -> lis
         people = {person_of(one), person_of(other)}
         if len(people) < 2 or people & used:  # two different people, neither in a pair already
             continue
-        first, second = _portrait(one), _portrait(other)
-        if first is None or second is None:
+        pair = _pair_shown(one, other)
+        if pair is None:
             continue
         used |= people
-        out.append((first, second, f"{_name(one)} · {_name(other)}"))
+        out.append(pair)
         if len(out) == pairs:
             break
     return out
@@ -150,6 +150,14 @@ def _vectors(gallery: Gallery, ids: np.ndarray) -> np.ndarray | None:
         log.info("no lookalike pairs for the attract loop: the %s index cannot give vectors back (%s)",
                  gallery.manifest.index.factory, str(error).strip().splitlines()[-1][:120])
         return None
+
+
+def _pair_shown(one: FaceRecord, other: FaceRecord) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The two portraits of a pair and its caption; None where either portrait is unusable."""
+    first, second = _portrait(one), _portrait(other)
+    if first is None or second is None:
+        return None
+    return first, second, f"{_name(one)} · {_name(other)}"
 
 
 def _name(face: FaceRecord) -> str:
