@@ -55,7 +55,7 @@ from face_engine.memory import (
 from face_engine.shards import ShardedIndex, boundaries, search_threads, sharded
 from index_builder.bench.common import gallery_arrays, write_result
 from index_builder.bench.scale import STRANGER_QUERIES, fit, generate, synthetic_gallery
-from index_builder.indexes import Vectors, exact_truth, percentiles, recall_at, train_and_add
+from index_builder.indexes import Vectors, exact_truth, percentiles, query_times_ms, recall_at, train_and_add
 
 HERE = Path(__file__).resolve().parent
 STARTED = time.monotonic()
@@ -143,12 +143,7 @@ def truth(work: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
 def latency_ms(index: faiss.Index, xq: np.ndarray) -> dict[str, float]:
     """Single queries, as the kiosk searches (Gallery.search: the calling thread's OpenMP at 1; a
     split index runs its shards on threads of its own)."""
-    times = []
-    with one_thread():
-        for q in xq:
-            start = time.perf_counter()
-            index.search(q[None], K)
-            times.append((time.perf_counter() - start) * 1e3)
+    times = query_times_ms(index, xq, K)
     return {**percentiles(times, (50, 95, 99)), "mean": float(np.mean(times)), "max": float(np.max(times))}
 
 

@@ -71,14 +71,20 @@ def single_query_latency_ms(index: faiss.Index, xq: np.ndarray, k: int) -> dict[
     """Percentiles of one query at a time, as the kiosk searches (not batch throughput): the calling
     thread's OpenMP at one, and a large index split across this machine's cores as Gallery splits it
     (face_engine.shards)."""
-    index = sharded(index)
+    times = query_times_ms(sharded(index), xq, k)
+    return {**percentiles(times, (50, 95, 99)), "mean": float(np.mean(times))}
+
+
+def query_times_ms(index: faiss.Index, xq: np.ndarray, k: int) -> list[float]:
+    """Milliseconds of each query of xq searched alone on `index` as given (whole or already split),
+    the calling thread's OpenMP at one."""
     times = []
     with one_thread():
         for q in xq:
             start = time.perf_counter()
             index.search(q[None], k)
             times.append((time.perf_counter() - start) * 1e3)
-    return {**percentiles(times, (50, 95, 99)), "mean": float(np.mean(times))}
+    return times
 
 
 class Vectors:
