@@ -311,7 +311,7 @@ class InferenceWorker(QObject):
         """The exposure ledger without the people and faces this gallery no longer shows."""
         assert self.gallery is not None
         if self.ledger is not None:
-            self._keys = forget_in_ledger(self.gallery, self.ledger) or self._keys
+            self._keys = forget_in_ledger(self.gallery, self.ledger)
 
     def _emit_attract(self) -> None:
         """The attract loop's faces from the current gallery: least shown first, with lookalike pairs."""
