@@ -21,7 +21,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractButton, QBoxLayout, QHBoxLayout, QLabel, QSizePolicy, QSpacerItem, QWidget
 
-from kiosk.i18n import tr
+from kiosk.i18n import LANGUAGES, tr
 
 MIDDLE_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 TOP_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
@@ -290,7 +290,7 @@ class CameraOn(QWidget):
         in the wider language, so it keeps its place when the language changes (pages leave it room)."""
         metrics = QFontMetrics(cls.font_for(font, window_height))
         height = round(window_height * 0.06)
-        return max(metrics.horizontalAdvance(tr(lang, "camera_on")) for lang in ("zh", "en")) + height * 2, height
+        return max(metrics.horizontalAdvance(tr(lang, "camera_on")) for lang in LANGUAGES) + height * 2, height
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
