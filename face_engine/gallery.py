@@ -18,7 +18,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, astuple, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -486,7 +486,7 @@ def write_gallery(folder: Path, manifest: Manifest, index: faiss.Index, faces: l
     with db:
         db.execute(f"CREATE TABLE faces ({', '.join(columns)})")
         db.executemany(f"INSERT INTO faces VALUES ({', '.join('?' * len(columns))})",
-                       (astuple(face)[:len(METADATA_COLUMNS)] for face in faces))
+                       ([getattr(face, name) for name in METADATA_COLUMNS] for face in faces))
     db.close()
     if pictures is not None:
         _write_pictures(folder, faces, pictures)
