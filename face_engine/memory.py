@@ -88,11 +88,7 @@ def peak_rss_mb() -> float:
 
 
 def rss_bytes() -> int:
-    with open(f"/proc/{os.getpid()}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return status_bytes("VmRSS")["VmRSS"]
 
 
 def status_bytes(*names: str) -> dict[str, int]:
