@@ -137,8 +137,8 @@ class KioskWindow(QMainWindow):
     def show_windowed(self, share: float = 0.9) -> None:
         """A window `share` of the screen's free area, centred on it."""
         area = self.screen().availableGeometry()
-        self.setGeometry(area.adjusted(*(round(side * (1 - share) / 2) * sign for side, sign in (
-            (area.width(), 1), (area.height(), 1), (area.width(), -1), (area.height(), -1)))))
+        across, down = round(area.width() * (1 - share) / 2), round(area.height() * (1 - share) / 2)
+        self.setGeometry(area.adjusted(across, down, -across, -down))
         self.show()
 
     # start-up -------------------------------------------------------------------------------
