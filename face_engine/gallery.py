@@ -653,10 +653,7 @@ class Gallery:
         if not path.is_file():
             log.log(absent_level, "%s has no %s: %s", self.name, path.name, absent_means)
             return None
-        try:
-            scores: np.ndarray = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            raise self._damaged(f"{path.name} is damaged (not a NumPy array file)") from None
+        scores = self._read_array(name)
         if scores.shape != shape or scores.dtype != np.float32 or not np.isfinite(scores).all():
             raise self._damaged(f"{path.name} is damaged (not {self.count} {shape_says})")
         return scores
