@@ -83,7 +83,6 @@ class InferenceWorker(QObject):
         self._rng = np.random.default_rng()
         self._attract_hid: np.ndarray | None = None  # the hidden faces when the attract set was chosen
         self.portraits = Portraits()
-        self._foresee_due = True  # someone stands still at the kiosk for the first time since they moved
         self.lookalikes = MAX_LOOKALIKES  # how many a capture asks for (as the last one did)
         self._retry_query: np.ndarray | None = None  # the last capture's embeddings, till its retry's portraits
 
@@ -126,6 +125,9 @@ class InferenceWorker(QObject):
         assert self.engine is not None
         start = time.perf_counter()
         analysis, found = Analysis(faces=0), None
+        # the last frame was embedded ahead: this still visitor's portraits were decoded then
+        still_before = self._analysed is not None and self._analysed[2] is not None
+        self._analysed = None
         try:
             found = self.engine.detect(frame)
             self._analysed = (frame, found, None)
@@ -134,16 +136,14 @@ class InferenceWorker(QObject):
         except Exception:  # one bad frame must not leave the window waiting for an answer forever
             log.exception("analysis of a frame failed")
         self.analysed.emit(replace(analysis, analyse_ms=(time.perf_counter() - start) * 1e3))
-        if found is None or not (analysis.near and analysis.steady):
-            self._foresee_due = True
-        else:
-            self._embed_ahead(frame, found)
+        if found is not None and analysis.near and analysis.steady:
+            self._embed_ahead(frame, found, foresee=not still_before)
 
-    def _embed_ahead(self, frame: np.ndarray, found: Detections) -> None:
+    def _embed_ahead(self, frame: np.ndarray, found: Detections, foresee: bool) -> None:
         """Someone stands still at the kiosk (near): their faces are embedded now, once the live view
         has its answer, so a capture of this frame (a touch, or the countdown's end) only searches.
-        The first time since they moved, their lookalikes' portraits are decoded too (Portraits). The
-        embeddings are replaced at the next frame, and dropped when the visitor goes."""
+        With `foresee` (the first time since they moved), their lookalikes' portraits are decoded too
+        (Portraits). The embeddings are replaced at the next frame, and dropped when the visitor goes."""
         assert self.engine is not None
         wanted = visitors(found, frame.shape)
         try:
@@ -152,8 +152,7 @@ class InferenceWorker(QObject):
             log.exception("embedding a still visitor ahead of a capture failed")
             return
         self._analysed = (frame, found, xq)
-        if self._foresee_due:
-            self._foresee_due = False
+        if foresee:
             self._decode_ahead(xq)
 
     @Slot(object, int, float)
