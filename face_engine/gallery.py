@@ -55,6 +55,9 @@ PORTRAITS = "portraits"
 # The results screen's big tile is 42% of its height, 453 px at 1080p: a portrait that size is
 # never upscaled. 456, whole 8-pixel JPEG blocks, measured no larger a file than 453.
 PORTRAIT_SIZE = 456
+# a portrait's square: this many times the face box's longer side, centred on the box and lifted by
+# PORTRAIT_LIFT of its height, room for hair and chin (the visitor's own square in the kiosk is framed alike)
+PORTRAIT_MARGIN, PORTRAIT_LIFT = 1.6, 0.05
 # A picture the builder wrote is PORTRAIT_SIZE square: one far larger was put there by someone else.
 MAX_PICTURE_PIXELS = 16 * 10**6
 
@@ -404,7 +407,7 @@ class ManifestError(ValueError):
 
 def portrait_crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The square BGR crop the results screen shows large, with room for hair and chin: made at
-    build time for each gallery face and from the camera for the visitor, so the two look alike."""
+    build time for each gallery face."""
     return portrait_and_side(image, box)[0]
 
 
@@ -412,7 +415,7 @@ def portrait_and_side(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, i
     """portrait_crop, and the photo pixels across it (FaceRecord.source_side). The square lies inside
     the photo and off any corpus border (face_engine.imaging.inside_square): no black wedge, no
     smeared edge, at the price of a tighter frame where the photo leaves no room."""
-    x, y, side = inside_square(image, box, margin=1.6, lift=0.05)
+    x, y, side = inside_square(image, box, margin=PORTRAIT_MARGIN, lift=PORTRAIT_LIFT)
     square = image[y:y + side, x:x + side]
     shrink = cv2.INTER_AREA if side > PORTRAIT_SIZE else cv2.INTER_CUBIC
     return cv2.resize(square, (PORTRAIT_SIZE, PORTRAIT_SIZE), interpolation=shrink), side

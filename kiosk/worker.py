@@ -28,7 +28,15 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from face_engine.detectors import Detections
 from face_engine.engine import FaceEngine
 from face_engine.fairness import EXACT, MatchPolicy
-from face_engine.gallery import PORTRAIT_SIZE, FaceRecord, Gallery, GalleryError, read_picture
+from face_engine.gallery import (
+    PORTRAIT_LIFT,
+    PORTRAIT_MARGIN,
+    PORTRAIT_SIZE,
+    FaceRecord,
+    Gallery,
+    GalleryError,
+    read_picture,
+)
 from face_engine.imaging import ImageError
 from face_engine.memory import swap_refusal
 from face_engine.query import Lookalike, Stopwatch, candidates, displayed, open_for_query, visitor_faces
@@ -50,8 +58,9 @@ DETECTOR_THREADS, RECOGNIZER_THREADS = 1, 2
 PICTURE_THREADS = 2
 RETRY_FORESEEN_MS = 300  # after a capture's answer, its retry's portraits are decoded (the results drawn by then)
 KEPT_PORTRAITS = 48       # decoded portraits kept at the screen's size (48 MB at 576 pixels): a retry's, a duo's
-VISITOR_MARGIN = 1.6      # the visitor's square, times the face box's longer side: as the gallery's portraits
-TIGHTEST_MARGIN = 1.15    # ... narrowed down to this where a wider square would take in a bystander's face
+# the visitor's square, framed as a gallery portrait (PORTRAIT_MARGIN), narrowed down to this where a
+# wider square would take in a bystander's face
+TIGHTEST_MARGIN = 1.15
 BYSTANDER_SHARE = 0.1     # the share of another face's box a visitor's square may take in
 
 
@@ -416,15 +425,15 @@ def visitor_picture(frame: np.ndarray, boxes: np.ndarray, face: int, side: int) 
 
 def visitor_square(shape: tuple[int, ...], boxes: np.ndarray, face: int) -> tuple[int, int, int]:
     """(x, y, side) in the frame of the square the results show of face number `face`: centred on
-    its box and lifted a little, VISITOR_MARGIN times the box's longer side, as the gallery's
+    its box and lifted a little, PORTRAIT_MARGIN times the box's longer side, as the gallery's
     portraits are cut; narrower, down to TIGHTEST_MARGIN, where a wider square would take in more
     than BYSTANDER_SHARE of another face's box; moved inside the frame, never padded."""
     height, width = shape[:2]
     x1, y1, x2, y2 = (float(v) for v in boxes[face])
     longer = max(x2 - x1, y2 - y1, 1.0)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * 0.05
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 - (y2 - y1) * PORTRAIT_LIFT
     others = np.delete(boxes, face, axis=0)
-    for margin in np.linspace(VISITOR_MARGIN, TIGHTEST_MARGIN, 10):
+    for margin in np.linspace(PORTRAIT_MARGIN, TIGHTEST_MARGIN, 10):
         side = int(min(round(longer * margin), width, height))
         x = int(min(max(round(cx - side / 2), 0), width - side))
         y = int(min(max(round(cy - side / 2), 0), height - side))

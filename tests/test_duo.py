@@ -12,13 +12,13 @@ import pytest
 
 from conftest import copy_lfw_people, search
 from face_engine.fairness import policy_named
-from face_engine.gallery import Gallery
+from face_engine.gallery import PORTRAIT_MARGIN, Gallery
 from face_engine.imaging import read_image
 from index_builder.build import build
 from index_builder.options import BuildOptions
 from kiosk.attract_faces import AttractSet, attract_set
 from kiosk.ledger import Ledger
-from kiosk.worker import BYSTANDER_SHARE, VISITOR_MARGIN, InferenceWorker, _taken_in, visitor_square
+from kiosk.worker import BYSTANDER_SHARE, InferenceWorker, _taken_in, visitor_square
 
 PEOPLE = {"Tony_Blair": 3, "Colin_Powell": 3, "Zico": 2, "Hugo_Chavez": 2, "Gerhard_Schroeder": 2}
 
@@ -211,10 +211,10 @@ def test_what_a_visitor_sees_is_in_score_order_with_its_likeness(worker, built):
 def test_the_visitors_crop_is_their_own_face_not_a_bystanders():
     alone = np.array([[300, 200, 400, 320]], np.float32)
     x, y, side = visitor_square((720, 1280, 3), alone, 0)
-    assert side == round(120 * VISITOR_MARGIN), "alone, the visitor is framed as the gallery's portraits are"
+    assert side == round(120 * PORTRAIT_MARGIN), "alone, the visitor is framed as the gallery's portraits are"
     beside = np.vstack([alone, [[430, 210, 530, 330]]]).astype(np.float32)  # a bystander's face close by
     x, y, side = visitor_square((720, 1280, 3), beside, 0)
-    assert side < round(120 * VISITOR_MARGIN) and x <= 300 and x + side >= 400 and y <= 200 and y + side >= 320
+    assert side < round(120 * PORTRAIT_MARGIN) and x <= 300 and x + side >= 400 and y <= 200 and y + side >= 320
     assert _taken_in(beside[1:], x, y, side) <= BYSTANDER_SHARE, "at most a sliver of the bystander's face"
     x, y, side = visitor_square((480, 640, 3), np.array([[560, 380, 640, 480]], np.float32), 0)
     assert 0 <= x and x + side <= 640 and 0 <= y and y + side <= 480, "inside the frame, never padded"
